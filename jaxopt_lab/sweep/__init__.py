@@ -1,0 +1,43 @@
+"""Sweeps: search spaces, the vectorized runner, and results tables.
+
+    from jaxopt_lab import sweep
+    space = sweep.grid({"lr": [1e-3, 1e-2, 1e-1]}) * sweep.seeds(8)
+    result = sweep.run(train_fn, space)          # train_fn(key, hparams) -> pytree
+    rows = result.table()
+"""
+
+from jaxopt_lab.sweep.runner import SweepResult, run, use_cpu_cores
+from jaxopt_lab.sweep.space import (
+    Space,
+    choice,
+    concat,
+    from_config,
+    grid,
+    int_loguniform,
+    loguniform,
+    product,
+    randint,
+    random,
+    seeds,
+    single,
+    uniform,
+)
+
+__all__ = [
+    "Space",
+    "SweepResult",
+    "choice",
+    "concat",
+    "from_config",
+    "grid",
+    "int_loguniform",
+    "loguniform",
+    "product",
+    "randint",
+    "random",
+    "run",
+    "seeds",
+    "single",
+    "uniform",
+    "use_cpu_cores",
+]

@@ -1,0 +1,76 @@
+"""`jaxopt-lab train`: one run of a config, written to a folder.
+
+The folder holds `metrics.json` (the final metrics, SPEC section 5's names),
+`history.csv` (one row per epoch), `model.ckpt` (the final parameters and
+batch-norm statistics, in the safe checkpoint format) and `loss.png`. It is
+written into a temporary folder first and moved into place complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxopt_lab.config import Config
+from jaxopt_lab.train import HISTORY_KEYS, Trainer, make_train
+
+
+def build(cfg: Config) -> Trainer:
+    return make_train(cfg)
+
+
+def _plain(v: Any) -> Any:
+    v = np.asarray(v).item()
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def train_and_write(trainer: Trainer, out: str | os.PathLike, *, seed: int = 0) -> dict[str, Any]:
+    """Train one run with `seed` and write its folder; returns the metrics row."""
+    from jaxopt_lab import checkpoint
+
+    run = jax.jit(trainer)
+    result = jax.device_get(run(jax.random.PRNGKey(seed), None))
+    metrics = {k: _plain(v) for k, v in result.metrics.items()}
+    metrics["diverged"] = bool(metrics["diverged"])
+    row = {"run": 0, "seed": seed, **metrics}
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        (tmp / "metrics.json").write_text(json.dumps(row, indent=2) + "\n")
+        epochs = int(metrics["epochs_run"])
+        with open(tmp / "history.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["epoch", *HISTORY_KEYS])
+            for e in range(epochs):
+                w.writerow([e + 1, *(_cell(result.history[k][e]) for k in HISTORY_KEYS)])
+        checkpoint.save(
+            tmp / "model.ckpt",
+            {"params": result.params, "model_state": result.model_state},
+            {"seed": seed, "metrics": row},
+        )
+        from jaxopt_lab import plots
+
+        plots.history_figure({"run": result.history}, tmp / "loss.png", epochs_run={"run": epochs})
+        out.mkdir(parents=True, exist_ok=True)
+        for item in tmp.iterdir():
+            os.replace(item, out / item.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return row
+
+
+def _cell(v: Any) -> str:
+    v = float(v)
+    return "" if math.isnan(v) else repr(v)

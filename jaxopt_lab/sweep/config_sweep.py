@@ -1,0 +1,331 @@
+"""Sweeps of a config file: the space of `[sweep]`, one training engine per group, the results folder.
+
+The runs of a config sweep are split into groups by every key that changes the
+compiled program (optimizer name, activation, data set, batch size, epochs,
+hidden sizes, ...: anything that is not a numeric hyperparameter the training
+engine takes as a traced value). Within a group every traceable value, swept or
+not, is passed in as an array, so the compiled program depends on the
+structure alone and is reused by later sweeps of the same structure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jaxopt_lab import config as config_mod
+from jaxopt_lab.config import Config, ConfigError
+from jaxopt_lab.sweep import runner
+from jaxopt_lab.sweep import space as space_mod
+from jaxopt_lab.train import TRACEABLE_KEYS, Trainer, make_train
+
+METRIC_COLUMNS = (
+    "final_train_loss",
+    "final_train_accuracy",
+    "final_val_loss",
+    "final_val_accuracy",
+    "best_val_loss",
+    "best_epoch",
+    "epochs_run",
+    "diverged",
+)
+
+
+def space_of(cfg: Config) -> space_mod.Space:
+    """The runs of `cfg`'s `[sweep]` section (seed 0 alone without one), keys checked."""
+    if not cfg.sweep:
+        return space_mod.seeds([0])
+    try:
+        sp = space_mod.from_config(cfg.sweep, other_keys=("chunk_size",))
+    except ValueError as e:
+        raise ConfigError(f"sweep: {e}") from None
+    sweepable = sweepable_keys(cfg)
+    for key in sp.keys:
+        if key == "seed":
+            continue
+        section = key.split(".", 1)[0]
+        if key not in sweepable and not (section == "optimizer" and key.count(".") == 1):
+            valid = sorted(sweepable)
+            raise ConfigError(
+                f"sweep key {key!r} is not a config key{config_mod.closest(key, valid)}; valid keys: "
+                + ", ".join(valid)
+            )
+    return sp
+
+
+def sweepable_keys(cfg: Config) -> set[str]:
+    keys = set()
+    for section in ("data", "model", "train"):
+        for f in dataclasses.fields(getattr(cfg, section)):
+            keys.add(f"{section}.{f.name}")
+    keys.add("optimizer.name")
+    keys |= {f"optimizer.{k}" for k in cfg.optimizer.kwargs}
+    keys |= {f"optimizer.plateau.{f.name}" for f in dataclasses.fields(config_mod.PlateauConfig)}
+    if cfg.optimizer.schedule is not None:
+        keys |= {f"optimizer.schedule.{k}" for k in cfg.optimizer.schedule.kwargs}
+        keys.add("optimizer.schedule.name")
+    return keys
+
+
+def _is_traceable(key: str) -> bool:
+    if key in TRACEABLE_KEYS:
+        return True
+    parts = key.split(".")
+    return parts[0] == "optimizer" and parts[-1] != "name"
+
+
+def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
+    """`cfg` with dotted keys set to new values (types checked like the TOML input)."""
+    raw = to_dict(cfg)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = raw
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = list(value) if isinstance(value, tuple) else value
+    return config_mod.from_dict(raw)
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """A config as the TOML-shaped mapping it came from (round-trips through `from_dict`)."""
+    out: dict[str, Any] = {}
+    for section in ("data", "model", "train"):
+        d = dataclasses.asdict(getattr(cfg, section))
+        if section == "model":
+            d["hidden"] = list(d["hidden"])
+        out[section] = {k: v for k, v in d.items() if v is not None}
+    o = cfg.optimizer
+    opt: dict[str, Any] = {"name": o.name, **dict(o.kwargs)}
+    if o.schedule is not None:
+        opt["schedule"] = {"name": o.schedule.name, **dict(o.schedule.kwargs)}
+    if o.plateau is not None:
+        opt["plateau"] = dataclasses.asdict(o.plateau)
+    out["optimizer"] = opt
+    if cfg.sweep:
+        out["sweep"] = dict(cfg.sweep)
+    return out
+
+
+_TRAINERS: dict[str, Trainer] = {}
+
+
+def _structure_key(cfg: Config, hp_keys: Sequence[str]) -> str:
+    raw = to_dict(cfg.replace(sweep={}))
+    for key in hp_keys:
+        parts = key.split(".")
+        node = raw
+        for p in parts[:-1]:
+            node = node.get(p, {})
+        if parts[-1] in node:
+            node[parts[-1]] = "<traced>"
+    return json.dumps({"config": raw, "hp": sorted(hp_keys)}, sort_keys=True, default=str)
+
+
+def _summarize(trainer: Trainer):
+    def fn(seed, hp):
+        result = trainer(jax.random.PRNGKey(seed), hp)
+        return {"metrics": result.metrics, "history": result.history}
+
+    return fn
+
+
+@dataclasses.dataclass
+class ConfigSweep:
+    """A config sweep, planned: its runs, groups and per-group trainers."""
+
+    config: Config
+    space: space_mod.Space
+    points: list[dict[str, Any]]
+    groups: list[runner.Group]
+    swept_keys: list[str]
+
+
+def plan(cfg: Config) -> ConfigSweep:
+    """Expand and check every run of `cfg`'s sweep before anything is compiled."""
+    sp = space_of(cfg)
+    points = [dict(p) for p in sp.points()]
+    for p in points:
+        p.setdefault("seed", 0)
+    swept = [k for k in sp.keys if k != "seed"]
+    structural = [
+        k for k in swept if not _is_traceable(k) or not all(runner._is_number(p[k]) for p in points)
+    ]
+    by_structure: dict[str, tuple[dict, list[int]]] = {}
+    for i, p in enumerate(points):
+        label = {k: p[k] for k in structural}
+        by_structure.setdefault(json.dumps(label, sort_keys=True, default=str), (label, []))[1].append(i)
+    groups = []
+    for label, idx in by_structure.values():
+        gcfg = apply_overrides(cfg, label) if label else cfg
+        try:
+            config_mod.validate(gcfg)
+        except ConfigError as e:
+            where = ", ".join(f"{k}={v!r}" for k, v in label.items())
+            raise ConfigError(f"{e} (in the sweep's group {where})" if where else str(e)) from None
+        numeric_swept = [k for k in swept if k not in label]
+        probe = _trainer_for(gcfg, None)
+        valid = set(probe.traceable_keys())
+        for k in numeric_swept:
+            if k not in valid:
+                raise ConfigError(
+                    f"sweep key {k!r} is not a numeric hyperparameter of optimizer {gcfg.optimizer.name!r}"
+                    f"{config_mod.closest(k, valid)}; valid keys: {', '.join(sorted(valid))}"
+                )
+        hp_keys = sorted(set(numeric_swept) | {k for k, v in probe.defaults.items() if v != 0 or not _switch(k)})
+        trainer = _trainer_for(gcfg, hp_keys)
+        hp = {}
+        for k in hp_keys:
+            if k in numeric_swept:
+                hp[k] = np.asarray([points[i][k] for i in idx], np.float64)
+            else:
+                hp[k] = np.full(len(idx), probe.defaults[k], np.float64)
+        groups.append(runner.Group(
+            fn=_summarize(trainer), indices=np.asarray(idx), seeds=np.asarray([int(points[i]["seed"]) for i in idx]),
+            hparams=hp, label=label, cache_key=_structure_key(gcfg, hp_keys),
+        ))
+    return ConfigSweep(config=cfg, space=sp, points=points, groups=groups, swept_keys=swept)
+
+
+def _switch(key: str) -> bool:
+    from jaxopt_lab.train import _SWITCHABLE
+
+    return key in _SWITCHABLE
+
+
+def _trainer_for(cfg: Config, hp_keys: Sequence[str] | None) -> Trainer:
+    """One Trainer per structure: configs differing only in traced values share it."""
+    key = _structure_key(cfg, hp_keys or [])
+    if hp_keys is None:
+        return make_train(cfg)
+    trainer = _TRAINERS.get(key)
+    if trainer is None:
+        trainer = _TRAINERS[key] = make_train(cfg)
+    return trainer
+
+
+@dataclasses.dataclass
+class ConfigSweepResult:
+    plan: ConfigSweep
+    rows: list[dict[str, Any]]
+    histories: dict[str, np.ndarray]
+    stats: runner.ExecutionStats
+
+
+def run_sweep(
+    cfg: Config,
+    *,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+    execution: str = "auto",
+    chunk_size: int | None = None,
+    devices: Sequence[Any] | None = None,
+    map_batch_size: int = 1,
+    sweep_plan: ConfigSweep | None = None,
+) -> ConfigSweepResult:
+    """Run every run of `cfg`'s sweep; rows follow SPEC section 5's `runs.csv` columns."""
+    sp = sweep_plan or plan(cfg)
+    chunk = chunk_size if chunk_size is not None else cfg.sweep.get("chunk_size")
+    outputs, stats = runner.execute(
+        sp.groups, len(sp.points), chunk_size=chunk, execution=execution, map_batch_size=map_batch_size,
+        devices=devices, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
+        fingerprint_extra=to_dict(cfg),
+    )
+    stacked = runner.stack_outputs(outputs)
+    rows = []
+    for i, p in enumerate(sp.points):
+        row: dict[str, Any] = {"run": i}
+        for k in sp.swept_keys:
+            row[k] = p[k]
+        row["seed"] = p["seed"]
+        for name, arr in stacked["metrics"].items():
+            row[name] = _cell(name, arr[i])
+        rows.append(row)
+    return ConfigSweepResult(plan=sp, rows=rows, histories=dict(stacked["history"]), stats=stats)
+
+
+def _cell(name: str, value: Any) -> Any:
+    v = np.asarray(value).item()
+    if name == "diverged":
+        return bool(v)
+    if name in ("best_epoch", "epochs_run"):
+        return int(v)
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def best_row(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The best non-diverged run: lowest best validation loss, else lowest final training loss."""
+    ok = [r for r in rows if not r.get("diverged")]
+    for metric in ("best_val_loss", "final_train_loss"):
+        cands = [r for r in ok if r.get(metric) is not None]
+        if cands:
+            return min(cands, key=lambda r: r[metric])
+    return None
+
+
+def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: bool = True) -> Path:
+    """Write runs.csv, summary.json, histories.npz (and the report) atomically into `out`.
+
+    Everything is written into a temporary folder beside `out` first and moved
+    in only when complete, so a crash never leaves half-written results.
+    """
+    from jaxopt_lab.sweep import results as results_mod
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        results_mod.write_runs_csv(tmp / "runs.csv", result.rows, result.plan.swept_keys)
+        np.savez(tmp / "histories.npz", run=np.arange(len(result.rows)), **result.histories)
+        summary = summary_of(result)
+        results_mod.write_summary_json(tmp / "summary.json", summary)
+        if report:
+            from jaxopt_lab import report as report_mod
+
+            report_mod.sweep_report(tmp, result)
+        out.mkdir(parents=True, exist_ok=True)
+        for item in tmp.iterdir():
+            target = out / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def summary_of(result: ConfigSweepResult) -> dict[str, Any]:
+    st = result.stats
+    best = best_row(result.rows)
+    best_cfg = None
+    if best is not None:
+        overrides = {k: best[k] for k in result.plan.swept_keys}
+        best_cfg = to_dict(apply_overrides(result.plan.config.replace(sweep={}), overrides))
+        best_cfg["seed"] = best["seed"]
+    return {
+        "runs": len(result.rows),
+        "devices": st.devices,
+        "execution": st.execution,
+        "wall_seconds": st.wall_seconds,
+        "compile_seconds": st.compile_seconds,
+        "runs_per_second": st.runs_per_second,
+        "compilations": st.compilations,
+        "chunks": st.chunks,
+        "chunks_resumed": st.chunks_resumed,
+        "groups": [g.label for g in result.plan.groups],
+        "diverged": sum(bool(r["diverged"]) for r in result.rows),
+        "swept_keys": result.plan.swept_keys,
+        "best": None if best is None else {"run": best["run"], "config": best_cfg,
+                                           "metrics": {k: best.get(k) for k in METRIC_COLUMNS}},
+    }

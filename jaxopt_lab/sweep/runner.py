@@ -1,0 +1,460 @@
+"""The vectorized sweep runner: chunks of runs, compiled once per group, sharded over devices.
+
+A sweep is a list of *groups*: runs that share one compiled program (the same
+categorical choices) and differ only in numeric hyperparameters and seeds. Each
+group runs in chunks of equal shape (so one compilation serves every chunk, the
+last one padded), and every chunk is sharded over all local devices along a
+`runs` mesh axis with `shard_map`.
+
+Inside a device's shard the runs execute either
+
+* ``"map"``: one after another inside one program (`lax.map`), which on a CPU
+  beats batching: XLA's batched small matrix products are slower there than the
+  runs in sequence, and each run's arithmetic is then exactly its own
+  (`../PERF_NOTES`: 150-160 runs/s against 55-67 for `jit(vmap)` on 2 cores);
+* ``"vmap"``: batched (`jax.vmap`), which pays on GPUs and TPUs where a tiny
+  model alone leaves the device idle.
+
+``execution="auto"`` picks ``"map"`` on CPU and ``"vmap"`` elsewhere.
+
+After each chunk its outputs come to the host and, when a checkpoint folder is
+given, are saved atomically; a resumed sweep loads finished chunks instead of
+running them, so it ends with the same outputs as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, PartitionSpec
+
+RunFn = Callable[[jax.Array, Mapping[str, jax.Array]], Any]
+
+#: Default memory budget for one chunk's live data, in bytes (inputs, outputs and
+#: the per-run working set of the runs that execute at once).
+DEFAULT_CHUNK_BUDGET = 1 << 30
+
+
+@dataclass
+class Group:
+    """Runs sharing one compiled function.
+
+    Attributes:
+      fn: `fn(seed, hparams) -> pytree`: one run, pure and traceable; `seed` is an int32 scalar.
+      indices: the runs' positions in the whole sweep.
+      seeds: int seeds, one per run.
+      hparams: numeric hyperparameters, one array per key, one value per run.
+      label: the group's categorical values, for progress lines and reports.
+    """
+
+    fn: RunFn
+    indices: np.ndarray
+    seeds: np.ndarray
+    hparams: dict[str, np.ndarray]
+    label: dict[str, Any] = field(default_factory=dict)
+    cache_key: Any = None
+
+
+@dataclass
+class ExecutionStats:
+    runs: int = 0
+    devices: int = 1
+    execution: str = "map"
+    wall_seconds: float = 0.0
+    compile_seconds: float = 0.0
+    chunks: int = 0
+    chunks_resumed: int = 0
+    compilations: int = 0
+
+    @property
+    def runs_per_second(self) -> float:
+        run_time = self.wall_seconds - self.compile_seconds
+        return self.runs / run_time if run_time > 0 else float("nan")
+
+
+class SweepInterrupted(Exception):
+    """Raised after Ctrl-C once the finished chunks are saved."""
+
+
+# Compiled chunk programs, reused by later sweeps in this process: a second sweep of
+# the same shapes with new values does not recompile.
+_COMPILED: dict[Any, Any] = {}
+
+
+def default_execution() -> str:
+    return "map" if jax.default_backend() == "cpu" else "vmap"
+
+
+def chunk_plan(n_runs: int, n_devices: int, chunk_size: int | None, bytes_per_run: int | None = None,
+               budget: int = DEFAULT_CHUNK_BUDGET) -> tuple[int, int]:
+    """(chunk shape, number of chunks) for a group of `n_runs`.
+
+    The chunk holds a multiple of the device count; chunks are balanced so the
+    padding of the last one is below one device row per chunk.
+    """
+    if chunk_size is None:
+        per_run = max(bytes_per_run or 0, 1)
+        chunk_size = max(n_devices, min(4096, budget // per_run))
+    chunk_size = max(1, int(chunk_size))
+    n_chunks = max(1, math.ceil(n_runs / chunk_size))
+    per_chunk = math.ceil(n_runs / n_chunks)
+    per_chunk = math.ceil(per_chunk / n_devices) * n_devices
+    return per_chunk, n_chunks
+
+
+def _program(fn: RunFn, keys: Sequence[str], mesh: Mesh, execution: str, map_batch_size: int):
+    """jit(shard_map(map-or-vmap(fn))) over (seeds, hparams) arrays."""
+
+    def one(seed, hp):
+        return fn(seed, hp)
+
+    def shard(seeds, hp):
+        if execution == "vmap":
+            return jax.vmap(one)(seeds, hp)
+        return jax.lax.map(lambda a: one(*a), (seeds, hp), batch_size=map_batch_size)
+
+    spec = PartitionSpec("runs")
+    sharded = jax.shard_map(
+        shard, mesh=mesh, in_specs=(spec, {k: spec for k in keys}), out_specs=spec, check_vma=False
+    )
+    return jax.jit(sharded)
+
+
+def _fingerprint(groups: Sequence[Group], extra: Any) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(extra, sort_keys=True, default=str).encode())
+    for g in groups:
+        h.update(np.asarray(g.indices, np.int64).tobytes())
+        h.update(np.asarray(g.seeds, np.int64).tobytes())
+        for k in sorted(g.hparams):
+            h.update(k.encode())
+            h.update(np.asarray(g.hparams[k], np.float64).tobytes())
+        h.update(json.dumps(g.label, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+class Progress:
+    """Runs done, runs/s and ETA: a bar on a terminal, plain lines otherwise (stderr)."""
+
+    def __init__(self, total: int, enabled: bool | None = None, stream=None):
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.enabled = True if enabled is None else enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.done = 0
+        self.t0 = time.perf_counter()
+        self.run_time = 0.0
+        self.ran = 0
+
+    def update(self, n: int, ran: bool, seconds: float, label: str = "") -> None:
+        self.done += n
+        if ran:
+            self.ran += n
+            self.run_time += seconds
+        if not self.enabled:
+            return
+        rate = self.ran / self.run_time if self.run_time > 0 else float("nan")
+        left = self.total - self.done
+        eta = left / rate if rate and rate == rate and rate > 0 else float("nan")
+        eta_s = f"{eta:5.0f}s" if eta == eta else "    ?"
+        if self.tty:
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r[{bar}] {self.done}/{self.total} runs  {rate:7.1f} runs/s  ETA {eta_s} {label}")
+            if self.done >= self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(
+                f"sweep: {self.done}/{self.total} runs done, {rate:.1f} runs/s, ETA {eta_s.strip()} {label}\n"
+            )
+        self.stream.flush()
+
+
+def execute(
+    groups: Sequence[Group],
+    n_runs: int,
+    *,
+    chunk_size: int | None = None,
+    execution: str = "auto",
+    map_batch_size: int = 1,
+    devices: Sequence[Any] | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    fingerprint_extra: Any = None,
+    progress: bool | None = None,
+    chunk_budget: int = DEFAULT_CHUNK_BUDGET,
+) -> tuple[list[Any], ExecutionStats]:
+    """Run every group in chunks; returns (per-run outputs as host numpy pytrees, stats)."""
+    if execution == "auto":
+        execution = default_execution()
+    if execution not in ("map", "vmap"):
+        raise ValueError(f"execution={execution!r} is not a valid choice; valid choices: auto, map, vmap")
+    if map_batch_size < 1:
+        raise ValueError(f"map_batch_size={map_batch_size!r} is out of range: valid range is [1, inf)")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size!r} is out of range: valid range is [1, inf)")
+    devices = list(devices) if devices is not None else jax.local_devices()
+    mesh = Mesh(np.array(devices), ("runs",))
+    n_dev = len(devices)
+    stats = ExecutionStats(runs=n_runs, devices=n_dev, execution=execution)
+    outputs: list[Any] = [None] * n_runs
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    fp = _fingerprint(groups, fingerprint_extra)
+    if ckpt is not None:
+        _prepare_checkpoints(ckpt, fp, resume)
+    prog = Progress(n_runs, progress)
+    t_start = time.perf_counter()
+    try:
+        for gi, g in enumerate(groups):
+            keys = sorted(g.hparams)
+            n = len(g.indices)
+            out_shape = jax.eval_shape(
+                g.fn, jax.ShapeDtypeStruct((), jnp.int32),
+                {k: jax.ShapeDtypeStruct((), _float_dtype()) for k in keys},
+            )
+            per_run = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(out_shape))
+            # In vmap mode every run of the chunk is live at once; in map mode only map_batch_size
+            # per device, so the budget then only bounds the chunk's outputs.
+            per_run_live = per_run * (8 if execution == "vmap" else 2)
+            size, n_chunks = chunk_plan(n, n_dev, chunk_size, per_run_live, chunk_budget)
+            if execution == "map":
+                size = math.ceil(size / (n_dev * map_batch_size)) * n_dev * map_batch_size
+            program = None
+            for ci in range(n_chunks):
+                lo, hi = ci * size, min((ci + 1) * size, n)
+                if lo >= n:
+                    break
+                idx = g.indices[lo:hi]
+                path = ckpt / f"group{gi:03d}_chunk{ci:05d}.ckpt" if ckpt is not None else None
+                t0 = time.perf_counter()
+                if path is not None and resume and path.exists():
+                    from jaxopt_lab import checkpoint
+
+                    tree, meta = checkpoint.load(path)
+                    if meta.get("fingerprint") != fp or list(meta.get("indices", [])) != [int(i) for i in idx]:
+                        raise ValueError(f"checkpoint {path} belongs to a different sweep; remove it or drop --resume")
+                    chunk_out = jax.tree.map(np.asarray, tree)
+                    _scatter(outputs, idx, chunk_out, out_shape)
+                    stats.chunks_resumed += 1
+                    prog.update(len(idx), False, time.perf_counter() - t0, _label(g.label))
+                    continue
+                seeds = _pad(np.asarray(g.seeds[lo:hi], np.int32), size)
+                hp = {k: _pad(np.asarray(g.hparams[k][lo:hi], _float_dtype()), size) for k in keys}
+                if program is None:
+                    cache_key = (
+                        g.cache_key if g.cache_key is not None else id(g.fn),
+                        tuple(keys), size, execution, map_batch_size, tuple(str(d) for d in devices),
+                        str(_float_dtype()),
+                    )
+                    program = _COMPILED.get(cache_key)
+                    if program is None:
+                        tc = time.perf_counter()
+                        jitted = _program(g.fn, keys, mesh, execution, map_batch_size)
+                        program = jitted.lower(seeds, hp).compile()
+                        stats.compile_seconds += time.perf_counter() - tc
+                        stats.compilations += 1
+                        _COMPILED[cache_key] = (program, g.fn)
+                    else:
+                        program = program[0]
+                    t0 = time.perf_counter()
+                result = program(seeds, hp)
+                chunk_out = jax.tree.map(lambda a, m=hi - lo: np.asarray(a)[:m], jax.device_get(result))
+                if path is not None:
+                    from jaxopt_lab import checkpoint
+
+                    checkpoint.save(path, chunk_out, {"fingerprint": fp, "indices": [int(i) for i in idx]})
+                _scatter(outputs, idx, chunk_out, out_shape)
+                stats.chunks += 1
+                prog.update(len(idx), True, time.perf_counter() - t0, _label(g.label))
+    except KeyboardInterrupt:
+        raise SweepInterrupted(
+            "sweep interrupted: finished chunks are saved" + (f" in {ckpt}; rerun with --resume" if ckpt else "")
+        ) from None
+    stats.wall_seconds = time.perf_counter() - t_start
+    return outputs, stats
+
+
+def _float_dtype():
+    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+
+def _label(label: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in label.items())
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    """Pad the run axis to `size` by repeating the last run (its results are dropped)."""
+    if len(a) == size:
+        return a
+    return np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)])
+
+
+def _scatter(outputs: list[Any], idx: np.ndarray, chunk_out: Any, out_shape: Any) -> None:
+    leaves, treedef = jax.tree.flatten(chunk_out)
+    for j, i in enumerate(idx):
+        outputs[int(i)] = jax.tree.unflatten(treedef, [leaf[j] for leaf in leaves])
+
+
+def _prepare_checkpoints(ckpt: Path, fp: str, resume: bool) -> None:
+    manifest = ckpt / "sweep.json"
+    if ckpt.exists() and any(ckpt.iterdir()):
+        if not resume:
+            raise ValueError(
+                f"{ckpt} holds checkpoints of an earlier sweep: pass --resume to continue it, or remove it"
+            )
+        if manifest.exists():
+            old = json.loads(manifest.read_text()).get("fingerprint")
+            if old != fp:
+                raise ValueError(
+                    f"--resume: the checkpoints in {ckpt} belong to a different sweep (config or space changed)"
+                )
+    ckpt.mkdir(parents=True, exist_ok=True)
+    tmp = manifest.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"fingerprint": fp}))
+    os.replace(tmp, manifest)
+
+
+def stack_outputs(outputs: Sequence[Any]) -> Any:
+    """Per-run outputs -> one pytree of arrays with a leading run axis."""
+    return jax.tree.map(lambda *xs: np.stack(xs), *outputs)
+
+
+@dataclass
+class SweepResult:
+    """What `run` returns.
+
+    Attributes:
+      points: the space's points, in run order (each with its "seed").
+      outputs: the train function's outputs stacked over runs (numpy, leading run axis).
+      stats: timing and execution details.
+      keys: the swept keys (the space's keys, "seed" included).
+    """
+
+    points: list[dict[str, Any]]
+    outputs: Any
+    stats: ExecutionStats
+    keys: tuple[str, ...]
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per run: `run`, the point's values, and every scalar output (by its key path)."""
+        flat, _ = jax.tree_util.tree_flatten_with_path(self.outputs)
+        scalars = [(jax.tree_util.keystr(p, simple=True, separator="."), a) for p, a in flat if a.ndim == 1]
+        rows = []
+        for i, point in enumerate(self.points):
+            row: dict[str, Any] = {"run": i, **point}
+            for name, arr in scalars:
+                row[name.rsplit(".", 1)[-1] if name.startswith("metrics.") else name] = arr[i].item()
+            rows.append(row)
+        return rows
+
+
+def _points(space: Any) -> list[dict[str, Any]]:
+    pts = space.points() if hasattr(space, "points") else list(space)
+    out = []
+    for p in pts:
+        p = dict(p)
+        p.setdefault("seed", 0)
+        out.append(p)
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def group_points(
+    points: Sequence[Mapping[str, Any]], categorical: set[str] = frozenset()
+) -> list[tuple[dict, list[int]]]:
+    """Split runs into groups by the values of their categorical keys (first-appearance order).
+
+    A key is categorical when it is named in `categorical` or any of its values is
+    not a number (strings, booleans, lists).
+    """
+    keys = [k for k in (points[0] if points else {}) if k != "seed"]
+    cat = [k for k in keys if k in categorical or not all(_is_number(p.get(k)) for p in points)]
+    groups: dict[tuple, tuple[dict, list[int]]] = {}
+    for i, p in enumerate(points):
+        label = {k: p[k] for k in cat}
+        sig = json.dumps(label, sort_keys=True, default=str)
+        groups.setdefault(sig, (label, []))[1].append(i)
+    return list(groups.values())
+
+
+def run(
+    train_fn: Callable[[jax.Array, Mapping[str, Any]], Any],
+    space: Any,
+    *,
+    categorical: Sequence[str] = (),
+    chunk_size: int | None = None,
+    execution: str = "auto",
+    map_batch_size: int = 1,
+    devices: Sequence[Any] | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> SweepResult:
+    """Run `train_fn(key, hparams) -> pytree` once per point of `space`.
+
+    `hparams` is a dict keyed like the space (without "seed"): numeric values
+    arrive as traced scalars, so one compiled program serves every run of a
+    group; categorical values (strings, booleans, and keys listed in
+    `categorical`) arrive as Python values, one compiled program per
+    combination. `key` is `jax.random.PRNGKey(seed)` of the point's "seed"
+    (default 0).
+
+    Runs go in chunks (`chunk_size` runs, or sized from a memory budget), each
+    sharded over `devices` (default: all local devices). With `out`, finished
+    chunks are checkpointed under `out/checkpoints/` and `resume=True` skips
+    them. Outputs come back stacked over runs, in the space's order.
+    """
+    points = _points(space)
+    if not points:
+        raise ValueError("space is empty: it has no points to run")
+    groups = []
+    for label, idx in group_points(points, set(categorical)):
+        num_keys = [k for k in points[idx[0]] if k != "seed" and k not in label]
+        hp = {k: np.asarray([points[i][k] for i in idx], np.float64) for k in num_keys}
+
+        def fn(seed, h, label=label):
+            return train_fn(jax.random.PRNGKey(seed), {**h, **label})
+
+        groups.append(Group(
+            fn=fn, indices=np.asarray(idx), seeds=np.asarray([int(points[i]["seed"]) for i in idx]), hparams=hp,
+            label=label, cache_key=(id(train_fn), json.dumps(label, sort_keys=True, default=str)),
+        ))
+    ckpt = Path(out) / "checkpoints" if out is not None else None
+    outputs, stats = execute(
+        groups, len(points), chunk_size=chunk_size, execution=execution, map_batch_size=map_batch_size,
+        devices=devices, checkpoint_dir=ckpt, resume=resume, progress=progress,
+        fingerprint_extra={"fn": getattr(train_fn, "__qualname__", str(train_fn))},
+    )
+    keys = tuple(points[0])
+    return SweepResult(points=points, outputs=stack_outputs(outputs), stats=stats, keys=keys)
+
+
+def use_cpu_cores(n: int | None = None) -> int:
+    """Expose `n` (default: all) CPU cores as separate JAX host devices, so sweeps use every core.
+
+    XLA runs one small-op program on about one core; sharding runs over host
+    devices uses them all. This only works before JAX initializes its backend
+    (the first computation); afterwards it is a no-op. Returns the device count.
+    """
+    n = n or os.cpu_count() or 1
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:
+        pass  # backend already initialized: keep what it has
+    return len(jax.local_devices())

@@ -1,0 +1,738 @@
+"""Search spaces: the finite, ordered list of runs a sweep makes.
+
+A `Space` is a list of points; a point maps keys to Python values. Keys address
+config fields with dots (``"optimizer.learning_rate"``, ``"model.activation"``,
+``"train.batch_size"``) plus the special key ``"seed"``; the Python API may use
+any non-empty string. Values are scalars (``bool``, ``int``, ``float``, ``str``;
+numpy scalars are converted) or flat tuples of scalars, which is how a value of
+``model.hidden`` such as ``[20, 20]`` is written. NaN and ``None`` are rejected:
+a run's hyperparameters must be comparable to group and aggregate them.
+
+Spaces are built from grids, random draws and seed lists and combined with
+`product` (``a * b``, the first space varying slowest, like nested loops) and
+`concat` (``a + b``). This is the outer loop of lecture 001's "nested loop":
+grid search enumerates every configuration, random search draws a fixed budget
+of configurations from distributions (Bergstra & Bengio, "Random Search for
+Hyper-Parameter Optimization", JMLR 2012).
+
+Random spaces are reproducible: `random` reads the raw 64-bit words of
+``numpy.random.Generator(numpy.random.PCG64(seed))``'s bit generator, trial by
+trial and, within a trial, key by key in the order the distributions are
+given, and maps them to values with the formulas in each distribution's
+docstring rather than with `Generator`'s methods, whose algorithms NumPy may
+change between versions (its compatibility policy promises the same stream
+only on the same build). PCG64 seeded through `SeedSequence` is a fixed
+algorithm, so the same seed gives the same points in every process, on every
+machine and NumPy version -- bit for bit for uniform, integer and choice draws;
+log-uniform draws go through the platform's ``exp``/``log``, which may differ in
+the last bit. Drawing trial by trial also means the first ``t`` trials of a
+larger space are exactly the ``t``-trial space: a random search can be extended
+without changing the runs already made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import math
+import numbers
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Space",
+    "Distribution",
+    "uniform",
+    "loguniform",
+    "choice",
+    "randint",
+    "int_loguniform",
+    "DISTRIBUTIONS",
+    "grid",
+    "random",
+    "seeds",
+    "single",
+    "product",
+    "concat",
+    "from_config",
+    "config_parts",
+    "validate_keys",
+    "split_numeric_categorical",
+    "stack_numeric",
+    "SEED_KEY",
+]
+
+SEED_KEY = "seed"
+Scalar = bool | int | float | str
+Value = Scalar | tuple
+
+
+def _closest(name: str, choices: Collection[str]) -> str:
+    match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _scalar(key: str, value: Any) -> Scalar:
+    """`value` as a plain Python scalar, or ValueError naming `key`."""
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        value = value.item()
+    if isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if math.isnan(value):
+            raise ValueError(f"{key}: NaN is not a valid value")
+        return value
+    raise ValueError(f"{key}={value!r} is not a scalar: values must be bool, int, float or str")
+
+
+def _value(key: str, value: Any) -> Value:
+    """A scalar, or a flat list/tuple of scalars (stored as a tuple, e.g. model.hidden)."""
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        items = list(value)
+        if any(isinstance(v, (list, tuple, Mapping, np.ndarray)) and np.ndim(v) != 0 for v in items):
+            raise ValueError(f"{key}={value!r} is not a scalar or a flat list of scalars")
+        return tuple(_scalar(key, v) for v in items)
+    return _scalar(key, value)
+
+
+def _check_key(key: Any) -> str:
+    if not isinstance(key, str) or not key or key != key.strip():
+        raise ValueError(
+            f"{key!r} is not a valid key: keys are non-empty strings such as 'optimizer.learning_rate'"
+        )
+    return key
+
+
+class Space:
+    """An ordered, finite, non-empty list of points sharing the same keys.
+
+    Build one with `grid`, `random`, `seeds`, `single`, `Space.empty`,
+    `product` / ``*`` and `concat` / ``+``, or directly from a list of dicts
+    (all with the same keys; the key order is the first point's). A space is
+    immutable: `points()` and iteration return fresh dicts.
+    """
+
+    __slots__ = ("_keys", "_rows")
+
+    def __init__(self, points: Sequence[Mapping[str, Any]]):
+        points = list(points)
+        if not points:
+            raise ValueError("a space needs at least one point")
+        keys = tuple(_check_key(k) for k in points[0])
+        rows = []
+        for i, p in enumerate(points):
+            if set(p) != set(keys):
+                missing = sorted(set(keys) - set(p))
+                extra = sorted(set(p) - set(keys))
+                raise ValueError(
+                    f"point {i} has different keys from point 0 (missing: {missing}, extra: {extra}); "
+                    "every point of a space has the same keys"
+                )
+            rows.append(tuple(_value(k, p[k]) for k in keys))
+        self._keys = keys
+        self._rows = tuple(rows)
+
+    @classmethod
+    def _from_rows(cls, keys: tuple[str, ...], rows: Sequence[tuple]) -> Space:
+        # Trusted constructor for already-validated rows.
+        space = cls.__new__(cls)
+        space._keys = keys
+        space._rows = tuple(rows)
+        return space
+
+    @classmethod
+    def empty(cls) -> Space:
+        """One point with no keys: the identity of `product`."""
+        return cls._from_rows((), [()])
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The keys of every point, in order."""
+        return self._keys
+
+    def points(self) -> list[dict[str, Value]]:
+        """The points, in run order, as new dicts."""
+        return [dict(zip(self._keys, row, strict=True)) for row in self._rows]
+
+    def values(self, key: str) -> list[Value]:
+        """The value of `key` in every point, in run order."""
+        if key not in self._keys:
+            hint = _closest(key, self._keys)
+            raise KeyError(f"{key!r} is not a key of this space{hint}; keys: {self._keys}")
+        j = self._keys.index(key)
+        return [row[j] for row in self._rows]
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> Iterator[dict[str, Value]]:
+        for row in self._rows:
+            yield dict(zip(self._keys, row, strict=True))
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            rows = self._rows[index]
+            if not rows:
+                raise ValueError(f"slice {index} of a space of {len(self)} points is empty")
+            return Space._from_rows(self._keys, rows)
+        return dict(zip(self._keys, self._rows[index], strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Space):
+            return NotImplemented
+        return self._keys == other._keys and self._rows == other._rows
+
+    def __hash__(self) -> int:
+        return hash((self._keys, self._rows))
+
+    def __mul__(self, other: Space) -> Space:
+        if not isinstance(other, Space):
+            return NotImplemented
+        return product(self, other)
+
+    def __add__(self, other: Space) -> Space:
+        if not isinstance(other, Space):
+            return NotImplemented
+        return concat(self, other)
+
+    def __repr__(self) -> str:
+        return f"Space({len(self)} points, keys={list(self._keys)})"
+
+
+# ----------------------------------------------------------------------------- distributions
+
+
+def _finite_number(what: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{what}={value!r} must be a finite number")
+    return float(value)
+
+
+def _integer(what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{what}={value!r} must be an integer")
+    return int(value)
+
+
+_TWO64 = 1 << 64
+
+
+def _word(bits: np.random.BitGenerator) -> int:
+    return int(bits.random_raw())
+
+
+def _uniform(bits: np.random.BitGenerator, low: float, high: float) -> float:
+    u = (_word(bits) >> 11) * 2.0**-53
+    return low + (high - low) * u
+
+
+def _below(bits: np.random.BitGenerator, m: int) -> int:
+    """Uniform integer in ``[0, m)`` from raw words, by rejection (no modulo bias)."""
+    if m > _TWO64:
+        raise ValueError(f"a range of {m} integers is wider than 2**64")
+    limit = _TWO64 - _TWO64 % m
+    while True:
+        w = _word(bits)
+        if w < limit:
+            return w % m
+
+
+@dataclasses.dataclass(frozen=True)
+class Distribution:
+    """A one-dimensional distribution that `random` draws a scalar from.
+
+    Attributes:
+      name: one of `DISTRIBUTIONS` (also the TOML table key, e.g. ``{ uniform = [a, b] }``).
+      args: its parameters, already checked: ``(low, high)`` or, for ``choice``, the values.
+    """
+
+    name: str
+    args: tuple
+
+    def sample(self, bits: np.random.BitGenerator) -> Scalar:
+        """One draw from the raw words of `bits` (the exact formula is in the factory's docstring)."""
+        if self.name == "uniform":
+            low, high = self.args
+            return _uniform(bits, low, high)
+        if self.name == "loguniform":
+            low, high = self.args
+            return math.exp(_uniform(bits, math.log(low), math.log(high)))
+        if self.name == "choice":
+            return self.args[_below(bits, len(self.args))]
+        if self.name == "randint":
+            low, high = self.args
+            return low + _below(bits, high - low + 1)
+        if self.name == "int_loguniform":
+            low, high = self.args
+            x = math.exp(_uniform(bits, math.log(low), math.log(high + 1)))
+            # exp(log(high + 1)) is never reached by uniform's [a, b) but rounding may land on it.
+            return min(int(math.floor(x)), high)
+        raise ValueError(f"unknown distribution {self.name!r}")
+
+
+def uniform(low: float, high: float) -> Distribution:
+    """Uniform on ``[low, high)``: ``low + (high - low) * u`` with ``u = (w >> 11) * 2**-53``.
+
+    ``w`` is the next raw 64-bit word; ``u`` is uniform on ``[0, 1)`` with 53
+    random bits. ``low == high`` gives ``low``.
+    """
+    lo, hi = _finite_number("uniform low", low), _finite_number("uniform high", high)
+    if lo > hi:
+        raise ValueError(f"uniform low={low!r} > high={high!r}: low must be <= high")
+    return Distribution("uniform", (lo, hi))
+
+
+def loguniform(low: float, high: float) -> Distribution:
+    """Log-uniform on ``[low, high)``: ``exp(uniform(log(low), log(high)))``; needs ``0 < low <= high``.
+
+    The usual prior for learning rates and weight decays, whose effect scales
+    with their order of magnitude (Bergstra & Bengio 2012).
+    """
+    lo, hi = _finite_number("loguniform low", low), _finite_number("loguniform high", high)
+    if lo <= 0:
+        raise ValueError(f"loguniform low={low!r} is out of range: valid range is (0, inf)")
+    if lo > hi:
+        raise ValueError(f"loguniform low={low!r} > high={high!r}: low must be <= high")
+    return Distribution("loguniform", (lo, hi))
+
+
+def choice(values: Sequence[Any]) -> Distribution:
+    """One of `values`, each equally likely: ``values[below(len(values))]``.
+
+    ``below(m)`` takes the next raw word ``w`` until ``w < 2**64 - 2**64 % m``
+    (rejection keeps it unbiased) and returns ``w % m``.
+
+    Repeating a value weights it.
+    """
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) == 0:
+        raise ValueError(f"choice values={values!r} must be a non-empty list")
+    return Distribution("choice", tuple(_value("choice value", v) for v in values))
+
+
+def randint(low: int, high: int) -> Distribution:
+    """An integer in ``[low, high]``, both ends included: ``low + below(high - low + 1)`` (see `choice`).
+
+    Inclusive like Python's `random.randint`, so ``{ int = [16, 128] }`` can give 128.
+    """
+    lo, hi = _integer("randint low", low), _integer("randint high", high)
+    if lo > hi:
+        raise ValueError(f"randint low={low!r} > high={high!r}: low must be <= high")
+    return Distribution("randint", (lo, hi))
+
+
+def int_loguniform(low: int, high: int) -> Distribution:
+    """An integer in ``[low, high]`` spread evenly over orders of magnitude; needs ``1 <= low <= high``.
+
+    ``floor(exp(uniform(log(low), log(high + 1))))``, so each integer ``n``
+    gets probability ``log((n + 1) / n) / log((high + 1) / low)``. For sizes
+    such as hidden widths or batch sizes.
+    """
+    lo, hi = _integer("int_loguniform low", low), _integer("int_loguniform high", high)
+    if lo < 1:
+        raise ValueError(f"int_loguniform low={low!r} is out of range: valid range is [1, inf)")
+    if lo > hi:
+        raise ValueError(f"int_loguniform low={low!r} > high={high!r}: low must be <= high")
+    return Distribution("int_loguniform", (lo, hi))
+
+
+DISTRIBUTIONS = {
+    "uniform": uniform,
+    "loguniform": loguniform,
+    "choice": choice,
+    "randint": randint,
+    "int": randint,
+    "int_loguniform": int_loguniform,
+}
+"""TOML names of the distributions: ``{ name = [args] }``; ``int`` is an alias of ``randint``."""
+
+
+# ----------------------------------------------------------------------------- constructors
+
+
+def grid(axes: Mapping[str, Sequence[Any]]) -> Space:
+    """Every combination of the axes' values, the last key varying fastest.
+
+    ``grid({"a": [1, 2], "b": ["x", "y"]})`` gives ``a=1,b=x; a=1,b=y; a=2,b=x;
+    a=2,b=y`` -- the order of nested ``for`` loops over the keys as written. No
+    axes gives `Space.empty`. An empty axis, a repeated value in an axis or a
+    value that is not a scalar raise `ValueError` naming the key.
+    """
+    if not isinstance(axes, Mapping):
+        raise ValueError(f"grid axes must be a mapping of key -> list of values, not {axes!r}")
+    keys = tuple(_check_key(k) for k in axes)
+    columns = []
+    for key in keys:
+        values = axes[key]
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (Sequence, np.ndarray)):
+            raise ValueError(f"{key}: a grid axis must be a list of values, not {values!r}")
+        if len(values) == 0:
+            raise ValueError(f"{key}: a grid axis must have at least one value")
+        column = [_value(key, v) for v in values]
+        for i, v in enumerate(column):
+            if v in column[:i]:
+                raise ValueError(f"{key}: value {v!r} appears twice in the grid axis")
+        columns.append(column)
+    return Space._from_rows(keys, list(itertools.product(*columns)))
+
+
+def random(trials: int, seed: int, dists: Mapping[str, Distribution]) -> Space:
+    """`trials` points drawn from `dists` with the raw words of ``Generator(PCG64(seed))``.
+
+    Trial by trial, and within a trial key by key in the order of `dists` (see
+    the module docstring for why the points never change for a given seed).
+    """
+    trials = _integer("trials", trials)
+    if trials < 1:
+        raise ValueError(f"trials={trials!r} is out of range: valid range is [1, inf)")
+    seed = _integer("seed", seed)
+    if seed < 0:
+        raise ValueError(f"seed={seed!r} is out of range: valid range is [0, inf)")
+    if not isinstance(dists, Mapping) or not dists:
+        raise ValueError("random search needs at least one distribution: a mapping of key -> Distribution")
+    keys = tuple(_check_key(k) for k in dists)
+    for key in keys:
+        if not isinstance(dists[key], Distribution):
+            raise ValueError(
+                f"{key}={dists[key]!r} is not a Distribution; use one of {', '.join(sorted(DISTRIBUTIONS))}"
+            )
+    bits = np.random.Generator(np.random.PCG64(seed)).bit_generator
+    rows = [tuple(dists[k].sample(bits) for k in keys) for _ in range(trials)]
+    return Space._from_rows(keys, rows)
+
+
+def seeds(n_or_list: int | Sequence[int]) -> Space:
+    """The ``seed`` key: ``n`` gives ``0..n-1``; a list gives those seeds (distinct, >= 0) in order."""
+    if isinstance(n_or_list, numbers.Integral) and not isinstance(n_or_list, bool):
+        n = int(n_or_list)
+        if n < 1:
+            raise ValueError(f"seeds={n!r} is out of range: valid range is [1, inf)")
+        values = list(range(n))
+    elif isinstance(n_or_list, (Sequence, np.ndarray)) and not isinstance(n_or_list, (str, bytes)):
+        if len(n_or_list) == 0:
+            raise ValueError("seeds: the list of seeds is empty")
+        values = [_integer("seeds", s) for s in n_or_list]
+        for i, s in enumerate(values):
+            if s < 0:
+                raise ValueError(f"seeds: seed {s!r} is out of range: valid range is [0, inf)")
+            if s in values[:i]:
+                raise ValueError(f"seeds: seed {s!r} appears twice")
+    else:
+        raise ValueError(f"seeds={n_or_list!r} must be a positive integer or a list of integers")
+    return Space._from_rows((SEED_KEY,), [(s,) for s in values])
+
+
+def single(point: Mapping[str, Any]) -> Space:
+    """A space of exactly one point."""
+    if not isinstance(point, Mapping):
+        raise ValueError(f"single() takes a mapping of key -> value, not {point!r}")
+    if not point:
+        return Space.empty()
+    return Space([point])
+
+
+def product(*spaces: Space) -> Space:
+    """Every combination of one point of each space, the first space varying slowest.
+
+    Keys are concatenated in order; a key in two spaces raises `ValueError`.
+    `product()` is `Space.empty()`.
+    """
+    keys: tuple[str, ...] = ()
+    for s in spaces:
+        if not isinstance(s, Space):
+            raise ValueError(f"product() takes spaces, not {s!r}")
+        dup = [k for k in s.keys if k in keys]
+        if dup:
+            raise ValueError(f"key {dup[0]!r} is in two spaces of a product: each key may be swept only once")
+        keys += s.keys
+    rows = [sum(parts, ()) for parts in itertools.product(*(s._rows for s in spaces))]
+    return Space._from_rows(keys, rows)
+
+
+def concat(*spaces: Space) -> Space:
+    """The points of every space, one space after the other.
+
+    All spaces must have the same keys (in any order; the first space's order is
+    kept), since every run needs a value for every swept key.
+    """
+    if not spaces:
+        raise ValueError("concat() needs at least one space")
+    first = spaces[0]
+    rows = []
+    for i, s in enumerate(spaces):
+        if not isinstance(s, Space):
+            raise ValueError(f"concat() takes spaces, not {s!r}")
+        if set(s.keys) != set(first.keys):
+            missing = sorted(set(first.keys) - set(s.keys))
+            extra = sorted(set(s.keys) - set(first.keys))
+            raise ValueError(
+                f"concat(): space {i} has different keys from space 0 (missing: {missing}, extra: {extra}); "
+                "concatenated spaces must sweep the same keys"
+            )
+        order = [s.keys.index(k) for k in first.keys]
+        rows.extend(tuple(row[j] for j in order) for row in s._rows)
+    return Space._from_rows(first.keys, rows)
+
+
+# ----------------------------------------------------------------------------- config
+
+
+SPACE_CONFIG_KEYS = ("grid", "random", "seeds")
+
+
+def _grid_axes(table: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for name, value in table.items():
+        key = f"{prefix}.{name}"
+        if isinstance(value, Mapping):
+            _grid_axes(value, key, out)
+        elif isinstance(value, list):
+            out[key[len("sweep.grid.") :]] = value
+        else:
+            raise ValueError(f"{key} = {value!r}: a grid axis must be a list of values, e.g. [0.01, 0.1]")
+
+
+def _random_dists(table: Mapping[str, Any], prefix: str, out: dict[str, Distribution]) -> None:
+    for name, value in table.items():
+        key = f"{prefix}.{name}"
+        is_section = isinstance(value, Mapping) and (
+            prefix == "sweep.random" or any(isinstance(v, Mapping) for v in value.values())
+        )
+        if is_section:
+            _random_dists(value, key, out)
+        elif isinstance(value, Mapping):
+            out[key[len("sweep.random.") :]] = _distribution_from_config(key, value)
+        else:
+            raise ValueError(
+                f"{key} = {value!r}: write a distribution as a table, e.g. {{ loguniform = [1e-4, 1.0] }}; "
+                f"valid distributions: {', '.join(DISTRIBUTIONS)}"
+            )
+
+
+def _distribution_from_config(key: str, spec: Mapping[str, Any]) -> Distribution:
+    if len(spec) != 1:
+        raise ValueError(
+            f"{key} = {dict(spec)!r}: a distribution is one entry such as {{ uniform = [0.0, 0.99] }}; "
+            f"valid distributions: {', '.join(DISTRIBUTIONS)}"
+        )
+    ((name, args),) = spec.items()
+    if name not in DISTRIBUTIONS:
+        raise ValueError(
+            f"{key}: unknown distribution {name!r}{_closest(name, DISTRIBUTIONS)}; "
+            f"valid distributions: {', '.join(DISTRIBUTIONS)}"
+        )
+    if not isinstance(args, list):
+        raise ValueError(f"{key}: {name} takes a list, e.g. {{ {name} = [...] }}, not {args!r}")
+    try:
+        if name == "choice":
+            return choice(args)
+        if len(args) != 2:
+            raise ValueError(f"{name} takes [low, high], got {args!r}")
+        return DISTRIBUTIONS[name](*args)
+    except ValueError as e:
+        raise ValueError(f"{key}: {e}") from None
+
+
+def config_parts(sweep: Mapping[str, Any], other_keys: Collection[str] | None = None) -> dict[str, Space]:
+    """The spaces a ``[sweep]`` table describes, by name: ``grid``, ``random``, ``seeds``.
+
+    Only the parts the table has are returned, except ``seeds``, which is seed 0
+    alone when absent (unless the grid sweeps ``seed`` itself). See `from_config`
+    for the syntax and how the parts combine.
+    """
+    if not isinstance(sweep, Mapping):
+        raise ValueError(f"[sweep] must be a table, not {sweep!r}")
+    if other_keys is not None:
+        valid = [*SPACE_CONFIG_KEYS, *other_keys]
+        for key in sweep:
+            if key not in valid:
+                hint = _closest(key, valid)
+                raise ValueError(f"unknown key sweep.{key}{hint}; valid keys of [sweep]: {', '.join(valid)}")
+    parts: dict[str, Space] = {}
+    if "grid" in sweep:
+        table = sweep["grid"]
+        if not isinstance(table, Mapping):
+            raise ValueError(
+                f"sweep.grid must be a table of sections, e.g. [sweep.grid.optimizer], not {table!r}"
+            )
+        axes: dict[str, Any] = {}
+        _grid_axes(table, "sweep.grid", axes)
+        try:
+            parts["grid"] = grid(axes)
+        except ValueError as e:
+            raise ValueError(f"sweep.grid.{e}") from None
+    if "random" in sweep:
+        table = sweep["random"]
+        if not isinstance(table, Mapping):
+            raise ValueError(f"sweep.random must be a table with trials, seed and sections, not {table!r}")
+        table = dict(table)
+        if "trials" not in table:
+            raise ValueError("sweep.random.trials is required: the number of random configurations")
+        trials = table.pop("trials")
+        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+            raise ValueError(f"sweep.random.trials={trials!r} is out of range: valid range is [1, inf)")
+        rseed = table.pop("seed", 0)
+        if isinstance(rseed, bool) or not isinstance(rseed, int) or rseed < 0:
+            raise ValueError(f"sweep.random.seed={rseed!r} must be an integer >= 0")
+        for name, value in table.items():
+            if not isinstance(value, Mapping):
+                raise ValueError(
+                    f"sweep.random.{name} = {value!r}: distributions go in section tables such as "
+                    "[sweep.random.optimizer]; the other keys of [sweep.random] are trials and seed"
+                )
+        dists: dict[str, Distribution] = {}
+        _random_dists(table, "sweep.random", dists)
+        if not dists:
+            raise ValueError("sweep.random has no distributions: add e.g. [sweep.random.optimizer]")
+        parts["random"] = random(trials, rseed, dists)
+    if "seeds" in sweep:
+        try:
+            parts["seeds"] = seeds(sweep["seeds"])
+        except ValueError as e:
+            raise ValueError(f"sweep.{e}") from None
+    elif SEED_KEY not in parts.get("grid", Space.empty()).keys:
+        parts["seeds"] = seeds(1)
+    return parts
+
+
+def from_config(sweep: Mapping[str, Any], other_keys: Collection[str] | None = None) -> Space:
+    """The space of a config's ``[sweep]`` table (SPEC section 4).
+
+    ``[sweep.grid.<section>]`` lists become grid axes keyed ``section.key``
+    (nested tables nest the key); ``[sweep.random]`` (``trials``, ``seed`` --
+    default 0 -- and ``[sweep.random.<section>]`` distributions written
+    ``{ loguniform = [a, b] }``, ``{ uniform = [a, b] }``, ``{ choice = [...] }``,
+    ``{ int = [a, b] }`` / ``{ randint = [a, b] }`` or ``{ int_loguniform = [a, b] }``)
+    is a random search; ``seeds = n`` or ``seeds = [..]`` gives the seeds (seed 0
+    alone when absent). An empty table is one run with seed 0.
+
+    Grid and random search combine by their keys:
+
+    - disjoint keys: ``product(grid, random, seeds)`` -- e.g. a grid over
+      ``optimizer.name`` with a random learning rate for each;
+    - the same keys (as in SPEC's example, where both search the learning rate
+      and momentum): ``product(concat(grid, random), seeds)`` -- the grid's
+      configurations, then the random ones, so both searches are in one table
+      and can be compared at equal budgets (`config_parts` gives each part's size);
+    - some keys shared, others not: `ValueError`, as neither reading is clearly meant.
+
+    Run order: grid configurations first, then random trials, seeds fastest.
+    The runs of one configuration are adjacent (runs ``c*S .. c*S+S-1`` for
+    configuration ``c`` and ``S`` seeds), so per-config aggregation reads
+    contiguous blocks and a partly finished sweep holds complete
+    configurations rather than one seed of everything.
+
+    Keys of ``[sweep]`` other than grid, random and seeds belong to the runner
+    (``chunk_size``, ...) and are ignored; pass `other_keys` to reject any key
+    outside ``SPACE_CONFIG_KEYS + other_keys`` instead.
+    """
+    parts = config_parts(sweep, other_keys)
+    configs = []
+    if "grid" in parts and "random" in parts:
+        g, r = parts["grid"], parts["random"]
+        shared = [k for k in g.keys if k in r.keys]
+        if not shared:
+            configs = [product(g, r)]
+        elif set(g.keys) == set(r.keys):
+            configs = [concat(g, r)]
+        else:
+            raise ValueError(
+                f"sweep.grid and sweep.random both sweep {shared} but not the same keys: sweep disjoint keys "
+                "(every grid point gets every random trial) or the same keys (the grid's runs, then the "
+                "random ones)"
+            )
+    else:
+        configs = [parts[name] for name in ("grid", "random") if name in parts]
+    try:
+        return product(*configs, parts.get("seeds", Space.empty()))
+    except ValueError as e:
+        raise ValueError(f"sweep: {e}") from None
+
+
+def validate_keys(space: Space, allowed: Mapping[str, Collection[str]]) -> None:
+    """Raise `ValueError` naming the first key of `space` that is not ``section.key`` of `allowed`.
+
+    `allowed` maps a section to its valid keys (``{"optimizer": {"learning_rate", ...}}``);
+    the message suggests the closest valid key. ``seed`` is always allowed.
+    """
+    full = [f"{s}.{k}" for s, ks in allowed.items() for k in ks]
+    for key in space.keys:
+        if key == SEED_KEY:
+            continue
+        section, _, rest = key.partition(".")
+        if section not in allowed:
+            raise ValueError(
+                f"unknown key {key!r}: no section {section!r}{_closest(section, allowed)}; "
+                f"valid sections: {', '.join(allowed)}"
+            )
+        if rest not in allowed[section]:
+            hint = _closest(key, full)
+            valid = ", ".join(sorted(f"{section}.{k}" for k in allowed[section]))
+            raise ValueError(f"unknown key {key!r}{hint}; valid keys of [{section}]: {valid}")
+
+
+# ----------------------------------------------------------------------------- for the runner
+
+
+def _is_categorical_value(v: Value) -> bool:
+    return isinstance(v, (str, bool, tuple))
+
+
+def split_numeric_categorical(
+    space: Space, categorical_keys: Collection[str]
+) -> list[tuple[dict[str, Value], np.ndarray]]:
+    """Group runs by the values of their categorical keys, for one compiled function per group.
+
+    A key is categorical when it is in `categorical_keys` (those that change the
+    code or the shapes: ``optimizer.name``, ``train.batch_size``, ...) or when any
+    of its values is a string, a boolean or a tuple, which cannot be stacked
+    into a numeric array. Returns ``(group, indices)`` pairs in order of first
+    appearance: `group` maps the categorical keys (in space order) to their
+    values, `indices` (int64, ascending) are the run indices of the group. With
+    no categorical key there is one group ``({}, arange(len(space)))``.
+    """
+    cat = [
+        j
+        for j, k in enumerate(space.keys)
+        if k in categorical_keys or any(_is_categorical_value(row[j]) for row in space._rows)
+    ]
+    groups: dict[tuple, list[int]] = {}
+    for i, row in enumerate(space._rows):
+        groups.setdefault(tuple(row[j] for j in cat), []).append(i)
+    names = [space.keys[j] for j in cat]
+    return [
+        (dict(zip(names, values, strict=True)), np.asarray(idx, dtype=np.int64))
+        for values, idx in groups.items()
+    ]
+
+
+def stack_numeric(
+    points: Space | Sequence[Mapping[str, Any]],
+    keys: Sequence[str],
+    dtype: Any = np.float32,
+) -> dict[str, np.ndarray]:
+    """``{key: array of that key's value in every point}``, ready to `vmap` over.
+
+    `dtype` is one dtype for all keys or a mapping key -> dtype (e.g. an integer
+    dtype for ``seed``). Strings, booleans and tuples raise `ValueError`: they
+    are categorical (see `split_numeric_categorical`).
+    """
+    pts = points.points() if isinstance(points, Space) else list(points)
+    out = {}
+    for key in keys:
+        dt = dtype[key] if isinstance(dtype, Mapping) else dtype
+        column = []
+        for i, p in enumerate(pts):
+            if key not in p:
+                raise ValueError(f"point {i} has no key {key!r}{_closest(key, p)}")
+            v = p[key]
+            categorical = isinstance(v, (str, bool, np.bool_, tuple, list))
+            if categorical or not isinstance(v, (numbers.Real, np.generic)):
+                raise ValueError(f"{key}={v!r} (point {i}) is not numeric: split categorical keys first")
+            column.append(v)
+        out[key] = np.asarray(column, dtype=dt)
+    return out
