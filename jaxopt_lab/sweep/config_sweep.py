@@ -166,7 +166,7 @@ def plan(cfg: Config) -> ConfigSweep:
         by_structure.setdefault(json.dumps(label, sort_keys=True, default=str), (label, []))[1].append(i)
     groups = []
     for label, idx in by_structure.values():
-        gcfg = apply_overrides(cfg, label) if label else cfg
+        gcfg = apply_overrides(_base_for(cfg, label), label) if label else cfg
         try:
             config_mod.validate(gcfg)
         except ConfigError as e:
@@ -194,6 +194,25 @@ def plan(cfg: Config) -> ConfigSweep:
             hparams=hp, label=label, cache_key=_structure_key(gcfg, hp_keys),
         ))
     return ConfigSweep(config=cfg, space=sp, points=points, groups=groups, swept_keys=swept)
+
+
+def _base_for(cfg: Config, label: Mapping[str, Any]) -> Config:
+    """The base config for a group: when the optimizer's name is swept, the base config's
+    optimizer keywords that this group's optimizer does not take are dropped (they belong to
+    another optimizer); swept keywords are still checked against it."""
+    name = label.get("optimizer.name")
+    if name is None:
+        return cfg
+    from jaxopt_lab import registry
+
+    factory = registry.optimizers().get(name)
+    if factory is None:
+        return cfg
+    import inspect
+
+    accepted = inspect.signature(factory).parameters
+    kwargs = {k: v for k, v in cfg.optimizer.kwargs.items() if k in accepted}
+    return cfg.replace(optimizer=dataclasses.replace(cfg.optimizer, kwargs=kwargs))
 
 
 def _switch(key: str) -> bool:

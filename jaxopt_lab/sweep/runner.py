@@ -328,8 +328,25 @@ def _prepare_checkpoints(ckpt: Path, fp: str, resume: bool) -> None:
 
 
 def stack_outputs(outputs: Sequence[Any]) -> Any:
-    """Per-run outputs -> one pytree of arrays with a leading run axis."""
-    return jax.tree.map(lambda *xs: np.stack(xs), *outputs)
+    """Per-run outputs -> one pytree of arrays with a leading run axis.
+
+    Groups may give arrays of different lengths (histories of 3 and of 5
+    epochs); shorter ones are padded at the end with NaN (0 for non-floats).
+    """
+
+    def stack(*xs):
+        shapes = {np.shape(x) for x in xs}
+        if len(shapes) == 1:
+            return np.stack(xs)
+        target = tuple(max(d) for d in zip(*shapes, strict=True))
+        fill = np.nan if np.issubdtype(np.asarray(xs[0]).dtype, np.floating) else 0
+        return np.stack([
+            np.pad(np.asarray(x), [(0, t - d) for d, t in zip(np.shape(x), target, strict=True)],
+                   constant_values=fill)
+            for x in xs
+        ])
+
+    return jax.tree.map(stack, *outputs)
 
 
 @dataclass
