@@ -124,3 +124,16 @@ def test_schedule_and_plateau_sections(tmp_path):
             transition_steps = 10
             decay = 0.5
         """)
+
+
+def test_example_configs_load_and_plan():
+    from pathlib import Path
+
+    from jaxopt_lab.sweep import config_sweep
+
+    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
+    assert len(examples) >= 3
+    for path in examples:
+        cfg = C.load(path)
+        plan = config_sweep.plan(cfg)
+        assert len(plan.points) >= 1 and plan.groups

@@ -54,7 +54,8 @@ def test_same_config_same_results():
 
 def test_categorical_keys_make_groups_and_numeric_ones_do_not():
     cfg = _sweep(
-        {"optimizer": {"name": ["sgd", "adam"], "learning_rate": [0.01, 0.1]}, "model": {"activation": ["relu", "tanh"]}},
+        {"optimizer": {"name": ["sgd", "adam"], "learning_rate": [0.01, 0.1]},
+         "model": {"activation": ["relu", "tanh"]}},
         seeds=1,
     )
     plan = config_sweep.plan(cfg)
