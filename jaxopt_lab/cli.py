@@ -163,6 +163,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     import jax
 
     if args.coordinator:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(
             coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
         )

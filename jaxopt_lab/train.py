@@ -109,7 +109,8 @@ class TrainState(NamedTuple):
       stopped: early stopping triggered.
       diverged: a non-finite loss, gradient or parameter was met.
       order_key: key for the mini-batch order, dropout and input noise.
-      history: per-epoch arrays (see module docstring).
+      history: `(epochs, len(HISTORY_KEYS))` array, one column per history key
+        (one array so an epoch's record is one write).
     """
 
     params: PyTree
@@ -126,7 +127,7 @@ class TrainState(NamedTuple):
     stopped: Array
     diverged: Array
     order_key: Array
-    history: dict[str, Array]
+    history: Array
 
 
 class TrainResult(NamedTuple):
@@ -419,7 +420,6 @@ class Trainer:
         opt, _ = self._optimizer(hp)
         plateau = self._plateau(hp)
         epochs = self.config.train.epochs
-        nan = jnp.full((epochs,), jnp.nan, self.dtype)
         return TrainState(
             params=params,
             opt_state=opt.init(params),
@@ -435,7 +435,7 @@ class Trainer:
             stopped=jnp.array(False),
             diverged=jnp.array(False),
             order_key=order_key,
-            history={k: nan for k in HISTORY_KEYS},
+            history=jnp.full((epochs, len(HISTORY_KEYS)), jnp.nan, self.dtype),
         )
 
     def _epoch(self, state: TrainState, hp: Mapping[str, Any]) -> TrainState:
@@ -450,13 +450,13 @@ class Trainer:
         opt, lr_fn = self._optimizer(hp)
         plateau = self._plateau(hp)
         scale = state.plateau_state.scale if plateau is not None else jnp.asarray(1.0, dt)
-        epoch_key = jax.random.fold_in(state.order_key, state.epoch)
         if cfg.batch_size == 0:
             idx = mask = None
             n_batches = 1
         else:
             idx, mask = batching.epoch_batches(
-                jax.random.fold_in(epoch_key, 0), n, cfg.batch_size, shuffle=True, drop_last=cfg.drop_last
+                jax.random.fold_in(state.order_key, state.epoch), n, cfg.batch_size, shuffle=True,
+                drop_last=cfg.drop_last,
             )
             n_batches = idx.shape[0]
 
@@ -467,8 +467,12 @@ class Trainer:
             else:
                 bidx, mb = batch
                 xb, yb = x_tr[bidx], y_tr[bidx]
-            skey = jax.random.fold_in(jax.random.fold_in(state.order_key, 1_000_003), step_i)
-            dkey, nkey = jax.random.split(skey)
+            dkey = nkey = None
+            if "model.dropout" in on or "train.input_noise" in on:
+                # Per-update keys, derived only when something random happens in the step:
+                # on tiny models the hashing would otherwise cost as much as the step.
+                skey = jax.random.fold_in(jax.random.fold_in(state.order_key, 1_000_003), step_i)
+                dkey, nkey = jax.random.split(skey)
             if "train.input_noise" in on:
                 xb = xb + hp["train.input_noise"] * jax.random.normal(nkey, xb.shape, dt)
 
@@ -569,7 +573,8 @@ class Trainer:
             "learning_rate": sums[4],
             "grad_norm": grad_norm,
         }
-        history = {k: state.history[k].at[e].set(jnp.asarray(values[k], dt)) for k in HISTORY_KEYS}
+        record = jnp.stack([jnp.asarray(values[k], dt) for k in HISTORY_KEYS])
+        history = jax.lax.dynamic_update_slice(state.history, record[None, :], (e, jnp.zeros((), e.dtype)))
         return TrainState(
             params=params, opt_state=opt_state, model_state=model_state, plateau_state=plateau_state,
             epoch=epoch, step=step_i, best_params=best_params, best_model_state=best_model_state,
@@ -617,7 +622,7 @@ class Trainer:
         metrics.update(best_epoch=state.best_epoch, epochs_run=state.epoch, diverged=state.diverged)
         return TrainResult(
             params=params, best_params=state.best_params, model_state=model_state,
-            history=state.history, metrics=metrics,
+            history={k: state.history[:, i] for i, k in enumerate(HISTORY_KEYS)}, metrics=metrics,
         )
 
     def __call__(self, key: Array, hparams: Mapping[str, Any] | None = None) -> TrainResult:

@@ -177,3 +177,29 @@ def test_train_writes_a_run_folder(tmp_path):
     assert tree["params"]["dense_0"]["w"].shape == (2, 8)
     assert meta["seed"] == 0
     assert Path(out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_two_processes_on_loopback_give_the_same_runs_csv(tmp_path):
+    """SPEC section 3: a sweep across 2 processes (jax.distributed, CPU collectives) equals one process."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = _write(tmp_path, SWEEP.format(epochs=15, chunk=12))
+    env = dict(os.environ, JAXOPT_LAB_CACHE_DIR="")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jaxopt_lab", "sweep", str(cfg), "--out", str(tmp_path / f"p{i}"), "--no-report",
+             "--devices", "1", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    single = _cli("sweep", cfg, "--out", tmp_path / "single", "--no-report", "--devices", "1")
+    assert single.returncode == 0, single.stderr
+    assert json.loads((tmp_path / "p0" / "summary.json").read_text())["devices"] == 2
+    assert (tmp_path / "p0" / "runs.csv").read_text() == (tmp_path / "single" / "runs.csv").read_text()
+    assert not (tmp_path / "p1").exists()  # only process 0 writes

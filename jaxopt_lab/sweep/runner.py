@@ -206,16 +206,22 @@ def execute(
         raise ValueError(f"map_batch_size={map_batch_size!r} is out of range: valid range is [1, inf)")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size!r} is out of range: valid range is [1, inf)")
-    devices = list(devices) if devices is not None else jax.local_devices()
+    multi = jax.process_count() > 1
+    if devices is None:
+        devices = jax.devices() if multi else jax.local_devices()
+    devices = list(devices)
     mesh = Mesh(np.array(devices), ("runs",))
+    # Several processes (jax.distributed): every process runs this same loop over the same
+    # chunks; each computes the shards of its own devices, and the outputs are gathered to all.
+    writer = jax.process_index() == 0
     n_dev = len(devices)
     stats = ExecutionStats(runs=n_runs, devices=n_dev, execution=execution)
     outputs: list[Any] = [None] * n_runs
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     fp = _fingerprint(groups, fingerprint_extra)
-    if ckpt is not None:
+    if ckpt is not None and writer:
         _prepare_checkpoints(ckpt, fp, resume)
-    prog = Progress(n_runs, progress)
+    prog = Progress(n_runs, progress if writer else False)
     t_start = time.perf_counter()
     try:
         for gi, g in enumerate(groups):
@@ -253,6 +259,8 @@ def execute(
                     continue
                 seeds = _pad(np.asarray(g.seeds[lo:hi], np.int32), size)
                 hp = {k: _pad(np.asarray(g.hparams[k][lo:hi], _float_dtype()), size) for k in keys}
+                if multi:
+                    seeds, hp = _global(seeds, mesh), {k: _global(v, mesh) for k, v in hp.items()}
                 if program is None:
                     cache_key = (
                         g.cache_key if g.cache_key is not None else id(g.fn),
@@ -271,8 +279,12 @@ def execute(
                         program = program[0]
                     t0 = time.perf_counter()
                 result = program(seeds, hp)
+                if multi:
+                    from jax.experimental import multihost_utils
+
+                    result = multihost_utils.process_allgather(result, tiled=True)
                 chunk_out = jax.tree.map(lambda a, m=hi - lo: np.asarray(a)[:m], jax.device_get(result))
-                if path is not None:
+                if path is not None and writer:
                     from jaxopt_lab import checkpoint
 
                     checkpoint.save(path, chunk_out, {"fingerprint": fp, "indices": [int(i) for i in idx]})
@@ -285,6 +297,12 @@ def execute(
         ) from None
     stats.wall_seconds = time.perf_counter() - t_start
     return outputs, stats
+
+
+def _global(a: np.ndarray, mesh: Mesh) -> jax.Array:
+    """A host array (the same on every process) as a global array sharded over the runs axis."""
+    sharding = jax.sharding.NamedSharding(mesh, PartitionSpec("runs"))
+    return jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
 
 
 def _float_dtype():
