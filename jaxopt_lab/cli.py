@@ -199,6 +199,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     out = _check_out(args.out) or Path("jaxopt-lab-report")
+    if out.is_dir() and any(out.iterdir()) and not (out / "index.html").exists():
+        raise BadInput(f"--out {str(out)!r} is a non-empty folder that is not an earlier report; choose another")
     _setup_jax(None, x64=True)
     from jaxopt_lab import demo
 

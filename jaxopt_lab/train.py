@@ -101,8 +101,9 @@ class TrainState(NamedTuple):
       plateau_state: `reduce_on_plateau`'s state, or `()` without it.
       epoch: epochs completed (int32).
       step: updates applied or attempted (int32); the dropout/noise key index.
-      best_params: parameters at the best monitored loss so far.
-      best_model_state: model_state at that epoch.
+      best_params: parameters at the best monitored loss so far; `()` when early stopping
+        is off and not swept (not tracked: copying them every epoch is not free).
+      best_model_state: model_state at that epoch (likewise).
       best_loss: best monitored loss (validation, else training), +inf at start.
       best_epoch: 1-based epoch of best_loss (0 before any).
       wait: epochs since the last improvement (early-stopping counter).
@@ -135,7 +136,8 @@ class TrainResult(NamedTuple):
 
     Fields:
       params: final parameters (the best epoch's when early stopping restored them).
-      best_params: parameters at the best monitored loss.
+      best_params: parameters at the best monitored loss (None when early stopping is off
+        and not swept: then only `best_epoch` and `best_val_loss` are tracked).
       model_state: batch-norm statistics matching `params`.
       history: per-epoch metrics, `(epochs,)` arrays, NaN after the run stopped.
       metrics: scalars: final_{train,val,test}_{loss,accuracy}, best_val_loss,
@@ -427,8 +429,8 @@ class Trainer:
             plateau_state=plateau.init(params) if plateau is not None else (),
             epoch=jnp.array(0, jnp.int32),
             step=jnp.array(0, jnp.int32),
-            best_params=params,
-            best_model_state=model_state,
+            best_params=params if _tracks_best(hp) else (),
+            best_model_state=model_state if _tracks_best(hp) else (),
             best_loss=jnp.array(jnp.inf, self.dtype),
             best_epoch=jnp.array(0, jnp.int32),
             wait=jnp.array(0, jnp.int32),
@@ -553,8 +555,10 @@ class Trainer:
         improved = monitor_ok & (monitor < state.best_loss - hp["train.min_delta"])
         best_loss = jnp.where(improved, monitor, state.best_loss)
         best_epoch = jnp.where(improved, epoch, state.best_epoch)
-        best_params = _tree_where(improved, params, state.best_params)
-        best_model_state = _tree_where(improved, model_state, state.best_model_state)
+        best_params, best_model_state = state.best_params, state.best_model_state
+        if _tracks_best(hp):
+            best_params = _tree_where(improved, params, best_params)
+            best_model_state = _tree_where(improved, model_state, best_model_state)
         wait = jnp.where(improved, 0, state.wait + 1)
         patience = hp["train.early_stopping_patience"]
         stopped = (patience > 0) & (wait >= patience)
@@ -604,8 +608,10 @@ class Trainer:
         hp = self.resolve(hparams)
         nan = jnp.asarray(jnp.nan, self.dtype)
         restore = (hp["train.early_stopping_patience"] > 0) & self.config.train.restore_best & (state.best_epoch > 0)
-        params = _tree_where(restore, state.best_params, state.params)
-        model_state = _tree_where(restore, state.best_model_state, state.model_state)
+        params, model_state = state.params, state.model_state
+        if _tracks_best(hp):
+            params = _tree_where(restore, state.best_params, params)
+            model_state = _tree_where(restore, state.best_model_state, model_state)
         tr_loss, tr_acc = self._evaluate(params, model_state, self.data.x_train, self.data.y_train, hp)
         metrics = {"final_train_loss": tr_loss, "final_train_accuracy": tr_acc}
         if self.has_val:
@@ -621,7 +627,7 @@ class Trainer:
             metrics.update(final_test_loss=te_loss, final_test_accuracy=te_acc)
         metrics.update(best_epoch=state.best_epoch, epochs_run=state.epoch, diverged=state.diverged)
         return TrainResult(
-            params=params, best_params=state.best_params, model_state=model_state,
+            params=params, best_params=state.best_params if _tracks_best(hp) else None, model_state=model_state,
             history={k: state.history[:, i] for i, k in enumerate(HISTORY_KEYS)}, metrics=metrics,
         )
 
@@ -678,7 +684,12 @@ def _as_raw_key(key: Any) -> Array:
 
 _ON = "__enabled__"
 _SWITCHABLE = (
-    "train.input_noise", "train.l1", "train.l2", "train.clip_norm", "train.weight_decay", "model.dropout"
+    "train.input_noise", "train.l1", "train.l2", "train.clip_norm", "train.weight_decay", "model.dropout",
+    "train.early_stopping_patience",
 )
+def _tracks_best(hp: Mapping[str, Any]) -> bool:
+    return "train.early_stopping_patience" in hp[_ON]
+
+
 _NON_NUMERIC_KEYWORDS = {"mask", "mu_dtype", "accumulator_dtype", "nesterov"}
 _LR_SLOTS = registry._LR_SLOTS

@@ -95,3 +95,22 @@ def test_random_search_section():
     res = config_sweep.run_sweep(cfg, progress=False)
     lrs = [r["optimizer.learning_rate"] for r in res.rows]
     assert len(set(lrs)) == 5 and all(1e-3 <= v <= 1.0 for v in lrs)
+
+
+def test_epochs_to_target_and_aggregate_table(tmp_path):
+    import csv
+    import math
+
+    cfg = _sweep({"optimizer": {"learning_rate": [0.05, 0.5]}}, target_metric="val_accuracy", target_value=0.8)
+    res = config_sweep.run_sweep(cfg, progress=False)
+    for row, h in zip(res.rows, res.histories["val_accuracy"], strict=True):
+        hit = np.nonzero(h >= 0.8)[0]
+        assert row["epochs_to_target"] == (hit[0] + 1 if len(hit) else math.inf)
+    config_sweep.write_results(tmp_path / "out", res, report=False)
+    with open(tmp_path / "out" / "aggregate.csv") as f:
+        agg = list(csv.DictReader(f))
+    assert len(agg) == 2 and agg[0]["n"] == "2"
+    mean = np.mean([r["final_val_loss"] for r in res.rows[:2]])
+    assert float(agg[0]["final_val_loss_mean"]) == pytest.approx(mean, rel=1e-12)
+    with pytest.raises(ConfigError, match="sweep.target_metric"):
+        config_sweep.plan(_sweep({"optimizer": {"learning_rate": [0.1]}}, target_metric="val_acc", target_value=0.8))

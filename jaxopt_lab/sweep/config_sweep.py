@@ -41,12 +41,29 @@ METRIC_COLUMNS = (
 )
 
 
+#: Keys of `[sweep]` besides the space: the chunk size, and a target for steps-to-target
+#: (`target_metric` one of val_accuracy, val_loss, train_accuracy, train_loss; `target_value`).
+SWEEP_OPTIONS = ("chunk_size", "target_metric", "target_value")
+TARGET_METRICS = {"val_accuracy": "max", "train_accuracy": "max", "val_loss": "min", "train_loss": "min"}
+
+
+def _target(cfg: Config) -> tuple[str, float, str] | None:
+    metric, value = cfg.sweep.get("target_metric"), cfg.sweep.get("target_value")
+    if metric is None and value is None:
+        return None
+    if metric not in TARGET_METRICS:
+        raise config_mod.choices_error("sweep.target_metric", metric, TARGET_METRICS)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"sweep.target_value = {value!r} must be a number (with sweep.target_metric)")
+    return metric, float(value), TARGET_METRICS[metric]
+
+
 def space_of(cfg: Config) -> space_mod.Space:
     """The runs of `cfg`'s `[sweep]` section (seed 0 alone without one), keys checked."""
     if not cfg.sweep:
         return space_mod.seeds([0])
     try:
-        sp = space_mod.from_config(cfg.sweep, other_keys=("chunk_size",))
+        sp = space_mod.from_config(cfg.sweep, other_keys=SWEEP_OPTIONS)
     except ValueError as e:
         raise ConfigError(f"sweep: {e}") from None
     sweepable = sweepable_keys(cfg)
@@ -153,6 +170,10 @@ class ConfigSweep:
 def plan(cfg: Config) -> ConfigSweep:
     """Expand and check every run of `cfg`'s sweep before anything is compiled."""
     sp = space_of(cfg)
+    _target(cfg)
+    chunk = cfg.sweep.get("chunk_size")
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ConfigError(f"sweep.chunk_size = {chunk!r} must be a positive integer")
     points = [dict(p) for p in sp.points()]
     for p in points:
         p.setdefault("seed", 0)
@@ -270,6 +291,14 @@ def run_sweep(
         for name, arr in stacked["metrics"].items():
             row[name] = _cell(name, arr[i])
         rows.append(row)
+    target = _target(cfg)
+    if target is not None:
+        from jaxopt_lab.sweep import results as results_mod
+
+        metric, value, mode = target
+        epochs = results_mod.steps_to_target(stacked["history"][metric], value, mode)
+        for row, e in zip(rows, np.atleast_1d(epochs), strict=True):
+            row["epochs_to_target"] = float(e)
     return ConfigSweepResult(plan=sp, rows=rows, histories=dict(stacked["history"]), stats=stats)
 
 
@@ -307,6 +336,11 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
     try:
         results_mod.write_runs_csv(tmp / "runs.csv", result.rows, result.plan.swept_keys)
         np.savez(tmp / "histories.npz", run=np.arange(len(result.rows)), **result.histories)
+        by = [k for k in result.plan.swept_keys]
+        if by and len({r["seed"] for r in result.rows}) > 1:
+            metrics = [m for m in (*METRIC_COLUMNS[:5], "epochs_run", "epochs_to_target") if m in result.rows[0]]
+            agg = results_mod.aggregate(result.rows, by, metrics)
+            _write_table(tmp / "aggregate.csv", agg)
         summary = summary_of(result)
         results_mod.write_summary_json(tmp / "summary.json", summary)
         if report:
@@ -322,6 +356,18 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """A plain CSV of row dicts (floats in full precision, None as empty)."""
+    import csv
+
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in rows:
+            w.writerow(["" if r.get(c) is None else repr(r[c]) if isinstance(r[c], float) else r[c] for c in cols])
 
 
 def summary_of(result: ConfigSweepResult) -> dict[str, Any]:
