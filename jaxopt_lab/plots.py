@@ -135,7 +135,8 @@ def heatmap(
     """`z[i, j]` at (x_values[j], y_values[i]), cells labelled with their values."""
     z = np.asarray(z, float)
     fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(x_values) + 2), max(3.5, 0.5 * len(y_values) + 2)))
-    im = ax.imshow(np.ma.masked_invalid(z), origin="lower", aspect="auto", cmap="viridis")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")  # grey: no finite value
+    im = ax.imshow(np.ma.masked_invalid(z), origin="lower", aspect="auto", cmap=cmap)
     ax.set_xticks(range(len(x_values)), [_tick(v) for v in x_values], rotation=45, ha="right")
     ax.set_yticks(range(len(y_values)), [_tick(v) for v in y_values])
     ax.set_xlabel(xlabel)
@@ -143,10 +144,16 @@ def heatmap(
     cb = fig.colorbar(im, ax=ax)
     cb.set_label(zlabel)
     if annotate and z.size <= 200:
+        norm = im.norm
         for i in range(z.shape[0]):
             for j in range(z.shape[1]):
-                txt = "div" if not math.isfinite(z[i, j]) else f"{z[i, j]:.3g}"
-                ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="white")
+                if not math.isfinite(z[i, j]):
+                    ax.text(j, i, "div", ha="center", va="center", fontsize=7, color="black")
+                    continue
+                # dark text on the light (yellow) end of viridis, white on the dark end
+                light = norm(z[i, j]) > 0.6 if np.isfinite(norm(z[i, j])) else False
+                ax.text(j, i, f"{z[i, j]:.3g}", ha="center", va="center", fontsize=7,
+                        color="black" if light else "white")
     if title:
         ax.set_title(title)
     return _save(fig, path)

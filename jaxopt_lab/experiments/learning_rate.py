@@ -1,0 +1,233 @@
+"""Experiment 4 (lecture seeds 000 and 002): the learning rate's three regimes, and its link to momentum.
+
+Seed 000: "too large causes divergence; too small slows progress". Seed 002:
+"small learning rate converges [slowly]; large learning rate: unstable and
+diverges ... try different learning rates". This experiment trains the moons
+MLP (2-20-2 ReLU, He-normal init, full batch, softmax cross-entropy) with
+heavy-ball SGD over a log-spaced grid of learning rates, several momenta and
+several seeds -- one config sweep (`jaxopt_lab.sweep.config_sweep`), so every
+run shares one compiled program -- and reads off
+
+* the momentum-free slice: final training loss against the learning rate
+  (median and interquartile band over seeds), the fraction of runs that
+  diverged (a non-finite or > 1e6 loss), and the loss curves of a few rates;
+* the learning-rate x momentum heatmap of final validation accuracy. Heavy
+  ball with momentum mu takes steps of about lr / (1 - mu) once its velocity
+  has built up (Polyak, 1964; Goodfellow et al., *Deep Learning*, 8.3.2), so the
+  good region should slide to smaller rates as mu grows.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jaxopt_lab import plots
+from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from jaxopt_lab.report import Section
+from jaxopt_lab.sweep import config_sweep, results
+
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {"rates": np.geomspace(1e-3, 1e3, 7), "momenta": (0.0, 0.9), "seeds": 2, "epochs": 40},
+    "demo": {"rates": np.geomspace(1e-4, 1e3, 15), "momenta": (0.0, 0.5, 0.9, 0.99), "seeds": 4, "epochs": 100},
+    "full": {"rates": np.geomspace(1e-4, 1e3, 29), "momenta": (0.0, 0.5, 0.8, 0.9, 0.95, 0.99), "seeds": 16,
+             "epochs": 300},
+}
+LR = "optimizer.learning_rate"
+MU = "optimizer.momentum"
+
+
+def _check_size(size: str) -> None:
+    if size not in SIZES:
+        match = difflib.get_close_matches(str(size), list(SIZES), n=1)
+        hint = f" (did you mean {match[0]!r}?)" if match else ""
+        raise ValueError(f"size={size!r} is not a valid choice{hint}; valid choices: {', '.join(SIZES)}")
+
+
+def sweep_config(size: str) -> Config:
+    """The experiment as a config with a `[sweep]` section (what `jaxopt-lab sweep` would run)."""
+    sz = SIZES[size]
+    return Config(
+        data=DataConfig(dataset="moons", n_samples=500, noise=0.25, random_state=7, val_fraction=0.2),
+        model=ModelConfig(hidden=(20,), activation="relu", init="he_normal"),
+        train=TrainConfig(epochs=sz["epochs"], batch_size=0),
+        optimizer=OptimizerConfig("sgd", {"learning_rate": 0.1, "momentum": 0.0}),
+        sweep={
+            "seeds": sz["seeds"],
+            "grid": {"optimizer": {"learning_rate": [float(v) for v in sz["rates"]],
+                                   "momentum": [float(m) for m in sz["momenta"]]}},
+        },
+    )
+
+
+def _fmt_lr(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def accuracy_heatmap(xs: list[str], ys: list[str], z: np.ndarray, path: Path, *, xlabel: str, ylabel: str,
+                     zlabel: str, title: str) -> Path:
+    """Cells coloured by `z[i, j]` at (xs[j], ys[i]); NaN cells (every seed diverged) grey and marked "div".
+
+    Text is dark on light cells and light on dark ones, so every value stays readable.
+    """
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["viridis"].with_extremes(bad="#9e9e9e")
+    fig, ax = plots.new_figure(figsize=(max(6.0, 0.62 * len(xs) + 2.5), max(3.2, 0.55 * len(ys) + 2.0)))
+    finite = z[np.isfinite(z)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    im = ax.imshow(np.ma.masked_invalid(z), origin="lower", aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(len(xs)), xs, rotation=45, ha="right")
+    ax.set_yticks(range(len(ys)), ys)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax).set_label(zlabel)
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            v = z[i, j]
+            if not np.isfinite(v):
+                ax.text(j, i, "div", ha="center", va="center", fontsize=7, color="black")
+                continue
+            light = (v - vmin) / max(vmax - vmin, 1e-12) > 0.6
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="black" if light else "white")
+    return plots.save(fig, path)
+
+
+def run(out: Path, size: str = "demo") -> Section:
+    """Sweep learning rate x momentum x seeds; plot the regimes and the heatmap; state what was measured."""
+    _check_size(size)
+    out = Path(out)
+    cfg = sweep_config(size)
+    res = config_sweep.run_sweep(cfg, progress=False)
+    rows, hist = res.rows, res.histories
+    rates = sorted({r[LR] for r in rows})
+    momenta = sorted({r[MU] for r in rows})
+    epochs = cfg.train.epochs
+    agg = results.aggregate(rows, [MU, LR], ["final_train_loss", "final_val_accuracy"])
+    cell = {(a[MU], a[LR]): a for a in agg}
+
+    # ---- the momentum-free slice
+    plain = [cell[(0.0, lr)] for lr in rates]
+    med = np.asarray([a["final_train_loss_median"] for a in plain])
+    q25, q75 = [], []
+    for lr in rates:
+        vals = [r["final_train_loss"] for r in rows
+                if r[MU] == 0.0 and r[LR] == lr and not r["diverged"] and r["final_train_loss"] is not None]
+        q25.append(np.percentile(vals, 25) if vals else np.nan)
+        q75.append(np.percentile(vals, 75) if vals else np.nan)
+    div_frac = np.asarray([a["n_diverged"] / a["n"] for a in plain])
+    finite = np.isfinite(med)
+    best_i = int(np.nanargmin(np.where(finite, med, np.nan)))
+    best_lr, best_loss = rates[best_i], float(med[best_i])
+    first_div = next((lr for lr, d in zip(rates, div_frac, strict=True) if d > 0), None)
+    all_div = next((lr for lr, d in zip(rates, div_frac, strict=True) if d == 1.0), None)
+    # "Slow": epochs the momentum-free runs need to bring the training loss to 1.25x the best final loss.
+    target = 2.0 * best_loss
+    idx_plain = {lr: [i for i, r in enumerate(rows) if r[MU] == 0.0 and r[LR] == lr] for lr in rates}
+    reach = {}
+    for lr in rates:
+        t = results.steps_to_target(hist["train_loss"][idx_plain[lr]], target, mode="min")
+        reach[lr] = float(np.median(t))
+
+    fig, ax = plots.new_figure(figsize=(8, 4.6))
+    ax.plot(rates, med, "o-", color="C0", label=f"median final training loss (momentum 0, {cfg.sweep['seeds']} seeds)")
+    ax.fill_between(rates, q25, q75, color="C0", alpha=0.25, label="interquartile range over seeds")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=np.nanmin(q25) / 3)  # room for the legend below the curve
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel(f"training cross-entropy after {epochs} epochs (log scale)")
+    ax.axvline(best_lr, color="C2", ls="--", lw=1, label=f"best rate {_fmt_lr(best_lr)}")
+    ax2 = ax.twinx()
+    ax2.bar(rates, div_frac, width=np.asarray(rates) * 0.35, color="C3", alpha=0.45, label="fraction diverged")
+    ax2.set_ylim(0, 1.05)
+    ax2.set_ylabel("fraction of seeds that diverged", color="C3")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="lower left")
+    ax.set_title("Too small is slow, too large diverges (SGD without momentum, moons MLP)")
+    fig_sweep = plots.save(fig, out / "lr_sweep.png")
+
+    picks = sorted({rates[0], rates[max(best_i - 4, 0)], best_lr, *(r for r in (first_div,) if r is not None),
+                    rates[min(best_i + 2, len(rates) - 1)]})
+    curves = {f"lr {_fmt_lr(lr)}": hist["train_loss"][idx_plain[lr]] for lr in picks}
+    fig_curves = plots.curves_with_bands(
+        curves, out / "lr_curves.png", ylabel="training cross-entropy (log scale)", xlabel="epoch",
+        title="Training loss by learning rate (momentum 0; curves end where runs diverge)", logy=True,
+    )
+
+    # ---- learning rate x momentum
+    z = np.full((len(momenta), len(rates)), np.nan)
+    for i, mu in enumerate(momenta):
+        for j, lr in enumerate(rates):
+            a = cell[(mu, lr)]
+            z[i, j] = a["final_val_accuracy_mean"] if a["n_diverged"] < a["n"] else np.nan
+    fig_heat = accuracy_heatmap(
+        [_fmt_lr(v) for v in rates], [f"{m:g}" for m in momenta], z, out / "lr_momentum_heatmap.png",
+        xlabel="learning rate", ylabel="momentum",
+        zlabel="mean final validation accuracy",
+        title=f"Final validation accuracy (mean of {cfg.sweep['seeds']} seeds; div: every seed diverged)",
+    )
+    best_rows = []
+    for i, mu in enumerate(momenta):
+        ok = [(z[i, j], -j) for j in range(len(rates)) if np.isfinite(z[i, j])]
+        if not ok:
+            continue
+        acc, neg_j = max(ok)
+        lr = rates[-neg_j]
+        best_rows.append({
+            "momentum": mu, "best learning rate": lr, "effective step lr/(1-mu)": lr / (1 - mu),
+            "mean validation accuracy": float(acc),
+            "rates with a diverged seed": sum(1 for r2 in rates if cell[(mu, r2)]["n_diverged"] > 0),
+        })
+    top = max(best_rows, key=lambda r: r["mean validation accuracy"])
+
+    reach_txt = ", ".join(
+        f"{_fmt_lr(lr)}: {'never' if math.isinf(reach[lr]) else f'{reach[lr]:.0f}'}"
+        for lr in rates[: best_i + 1]
+    )
+    above = [j for j in range(best_i + 1, len(rates)) if np.isfinite(med[j])]
+    rise = (f", and rises again above it, to {med[above[-1]]:.3f} at {_fmt_lr(rates[above[-1]])}"
+            if above and med[above[-1]] > best_loss else "")
+    ratio = best_rows[0]["best learning rate"] / best_rows[-1]["best learning rate"] if len(best_rows) > 1 else 1.0
+    text = (
+        f"{len(rows)} runs ({len(rates)} learning rates from {_fmt_lr(rates[0])} to {_fmt_lr(rates[-1])} x "
+        f"{len(momenta)} momenta x {cfg.sweep['seeds']} seeds, {epochs} full-batch epochs each) ran as one "
+        f"config sweep in {res.stats.wall_seconds:.1f} s ({res.stats.compile_seconds:.1f} s of it compiling).\n\n"
+        f"Without momentum, the median final training loss is {med[0]:.3f} at the smallest rate "
+        f"({_fmt_lr(rates[0])}), falls to {best_loss:.3f} at the best rate {_fmt_lr(best_lr)}{rise}. "
+        f"Too small is slow: the median number of epochs to bring the loss down to {target:.3f} (twice the best "
+        f"final loss) is, per rate, {reach_txt}. Too large diverges: "
+        + (f"the first rate with a diverged seed is {_fmt_lr(first_div)}"
+           + (f" and every seed diverges from {_fmt_lr(all_div)} on" if all_div is not None else "")
+           if first_div is not None else "no rate of this grid diverged")
+        + f" (diverged fraction per rate: {', '.join(f'{d:.0%}' for d in div_frac)}).\n\n"
+        "Best rate per momentum (by mean final validation accuracy): "
+        + "; ".join(f"mu = {r['momentum']:g}: lr {_fmt_lr(r['best learning rate'])}, lr/(1-mu) = "
+                    f"{_fmt_lr(r['effective step lr/(1-mu)'])}, accuracy {r['mean validation accuracy']:.3f}"
+                    for r in best_rows)
+        + (f". The best rate at mu = {best_rows[-1]['momentum']:g} is {ratio:.3g} times "
+           f"{'smaller' if ratio >= 1 else 'larger'} than without momentum" if len(best_rows) > 1 else "")
+        + f"; the best cell overall is lr {_fmt_lr(top['best learning rate'])} with momentum {top['momentum']:g} "
+        f"({top['mean validation accuracy']:.3f})."
+    )
+    return Section(
+        title="4. The learning rate: too small, good, too large (seeds 000, 002)",
+        text=text,
+        figures=[fig_sweep, fig_curves, fig_heat],
+        tables=[
+            ("Momentum 0: final training loss and divergence per learning rate", [
+                {"learning rate": lr, "median final train loss": float(med[j]),
+                 "median final val accuracy": plain[j]["final_val_accuracy_median"],
+                 "diverged": f"{plain[j]['n_diverged']}/{plain[j]['n']}",
+                 f"median epochs to loss {target:.3f}": reach[lr]}
+                for j, lr in enumerate(rates)
+            ]),
+            ("Best learning rate per momentum (mean final validation accuracy)", best_rows),
+        ],
+    )
