@@ -267,8 +267,10 @@ class Trainer:
         loss_fn: Callable[..., Array] | None = None,
         accuracy_fn: Callable[..., Array] | None = None,
         data: Any = None,
+        optimizer_fn: Callable[[Mapping[str, Any]], optax.GradientTransformation] | None = None,
     ):
         self.config = config
+        self._optimizer_fn = optimizer_fn
         t, m, o = config.train, config.model, config.optimizer
         if t.precision == "float64" and not jax.config.jax_enable_x64:
             raise ConfigError(
@@ -365,7 +367,7 @@ class Trainer:
         hparams = dict(hparams or {})
         valid = self.traceable_keys()
         for key in hparams:
-            if key not in valid:
+            if key not in valid and not (self._optimizer_fn is not None and key.startswith("optimizer.")):
                 from jaxopt_lab.config import closest
 
                 raise ValueError(
@@ -380,6 +382,10 @@ class Trainer:
         return hp
 
     def _optimizer(self, hp: Mapping[str, Any]) -> tuple[optax.GradientTransformation, Callable[[Array], Array]]:
+        if self._optimizer_fn is not None:
+            opt_hp = {k.split(".", 1)[1]: v for k, v in hp.items() if k != _ON and k.startswith("optimizer.")}
+            lr = opt_hp.get("learning_rate", jnp.nan)
+            return self._optimizer_fn(opt_hp), lambda step: lr
         o = self.config.optimizer
         kwargs: dict[str, Any] = {k: v for k, v in o.kwargs.items() if not _is_numeric(v)}
         for key, value in hp.items():
@@ -645,6 +651,7 @@ def make_train(
     loss_fn: Callable[..., Array] | None = None,
     accuracy_fn: Callable[..., Array] | None = None,
     data: Any = None,
+    optimizer_fn: Callable[[Mapping[str, Any]], optax.GradientTransformation] | None = None,
 ) -> Trainer:
     """Build `train(key, hparams) -> TrainResult` for `config` (default: `Config()`).
 
@@ -652,10 +659,14 @@ def make_train(
     the run trains a user's model instead of the config's MLP; `loss_fn(outputs, y, where)`
     replaces the config's loss; `data` is `(x, y)` arrays (or a `Dataset`) instead of the
     config's data set. Weight penalties and decoupled weight decay then apply to leaves of
-    rank >= 2.
+    rank >= 2. `optimizer_fn(opt_hparams) -> GradientTransformation` replaces the config's
+    optimizer (a chain, a `lookahead`, a custom schedule): it receives the `optimizer.*`
+    entries of `hparams` (and the config's explicit optimizer keywords) without the prefix,
+    as possibly traced values, so any of them can be swept.
     """
     return Trainer(
-        config or Config(), init_fn=init_fn, apply_fn=apply_fn, loss_fn=loss_fn, accuracy_fn=accuracy_fn, data=data
+        config or Config(), init_fn=init_fn, apply_fn=apply_fn, loss_fn=loss_fn, accuracy_fn=accuracy_fn, data=data,
+        optimizer_fn=optimizer_fn,
     )
 
 

@@ -272,3 +272,22 @@ def test_user_model_and_data():
     )
     r = jax.jit(train)(jax.random.PRNGKey(0))
     assert float(r.metrics["final_val_accuracy"]) > 0.85
+
+
+def test_optimizer_fn_replaces_the_config_optimizer_and_its_values_trace():
+    from jaxopt_lab import optim
+
+    def lookahead_sgd(hp):
+        return optim.lookahead(optim.sgd(hp["learning_rate"]), sync_period=5, slow_step_size=hp["alpha"])
+
+    train = make_train(_cfg(epochs=12), optimizer_fn=lookahead_sgd)
+
+    def one(alpha):
+        return train(jax.random.PRNGKey(0), {"optimizer.learning_rate": 0.3, "optimizer.alpha": alpha}).metrics
+
+    batched = jax.jit(jax.vmap(one))(jnp.array([0.5, 1.0]))
+    # slow_step_size 1 makes lookahead plain SGD: compare with the config's own sgd
+    plain = jax.jit(make_train(_cfg(epochs=12, opt=OptimizerConfig("sgd", {"learning_rate": 0.3}))))(
+        jax.random.PRNGKey(0)).metrics
+    np.testing.assert_allclose(batched["final_train_loss"][1], plain["final_train_loss"], rtol=1e-9)
+    assert not np.isclose(batched["final_train_loss"][0], plain["final_train_loss"], rtol=1e-6)
