@@ -203,3 +203,10 @@ def test_two_processes_on_loopback_give_the_same_runs_csv(tmp_path):
     assert json.loads((tmp_path / "p0" / "summary.json").read_text())["devices"] == 2
     assert (tmp_path / "p0" / "runs.csv").read_text() == (tmp_path / "single" / "runs.csv").read_text()
     assert not (tmp_path / "p1").exists()  # only process 0 writes
+
+
+def test_compare_optax_prints_the_parity_table(capsys):
+    assert main(["compare-optax", "--steps", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "adamw" in out and "match" in out and "all " in out and "cases match optax" in out
+    assert main(["compare-optax", "--steps", "0"]) == 2
