@@ -311,7 +311,7 @@ class Trainer:
                     train=train, key=key, bn_momentum=hp["model.bn_momentum"], where=where,
                 )
 
-            self.mask_fn = _weights_mask
+            self.mask_fn = losses_mod.decay_mask
         else:
             if apply_fn is None:
                 raise ValueError("make_train: init_fn needs apply_fn too")
@@ -677,11 +677,6 @@ def _get(config: Config, dotted: str) -> Any:
     section, key = dotted.split(".", 1)
     value = getattr(getattr(config, section), key)
     return math.inf if value is None else value
-
-
-def _weights_mask(params: PyTree) -> PyTree:
-    """True on weight matrices, False on biases and norm scales (penalties skip those)."""
-    return jax.tree.map(lambda a: a.ndim >= 2, params)
 
 
 def _as_raw_key(key: Any) -> Array:
