@@ -125,7 +125,11 @@ def cmd_compare_optax(args: argparse.Namespace) -> int:
 
     if args.steps < 1:
         raise BadInput(f"--steps {args.steps} is out of range: valid range is [1, inf)")
-    rows = parity.parity_table(steps=args.steps, seed=args.seed)
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    try:
+        rows = parity.parity_table(steps=args.steps, seed=args.seed, only=only)
+    except ValueError as e:
+        raise BadInput(f"--only: {e}") from None
     print(parity.format_parity_table(rows))
     return EXIT_OK
 
@@ -254,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare-optax", help="parity table of every shared optimizer against optax")
     c.add_argument("--steps", type=int, default=100)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--only", help="comma-separated optimizer names (default: every shared optimizer)")
     c.set_defaults(func=cmd_compare_optax)
     return p
 

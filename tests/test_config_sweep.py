@@ -114,3 +114,29 @@ def test_epochs_to_target_and_aggregate_table(tmp_path):
     assert float(agg[0]["final_val_loss_mean"]) == pytest.approx(mean, rel=1e-12)
     with pytest.raises(ConfigError, match="sweep.target_metric"):
         config_sweep.plan(_sweep({"optimizer": {"learning_rate": [0.1]}}, target_metric="val_acc", target_value=0.8))
+
+
+def test_second_config_sweep_with_new_values_does_not_recompile():
+    first = config_sweep.run_sweep(_sweep({"optimizer": {"learning_rate": [0.011, 0.012]}}), progress=False)
+    changed = BASE.replace(
+        optimizer=OptimizerConfig("sgd", {"learning_rate": 0.2, "momentum": 0.3}),
+        sweep={"seeds": 2, "grid": {"optimizer": {"learning_rate": [0.021, 0.022]}}},
+    )
+    second = config_sweep.run_sweep(changed, progress=False)
+    assert second.stats.compilations == 0
+    assert first.rows[0]["final_train_loss"] != second.rows[0]["final_train_loss"]
+
+
+def test_shuffle_seed_gives_every_run_the_same_batches():
+    """Common random numbers: with train.shuffle_seed the mini-batch order no longer depends on the
+    run's seed, so runs that differ only in seed, with the same initial weights, are identical."""
+    def final_losses(shuffle_seed):
+        cfg = BASE.replace(train=TrainConfig(epochs=4, batch_size=10, precision="float64", shuffle_seed=shuffle_seed))
+        train = make_train(cfg, init_fn=lambda key: {"w": jax.numpy.full((2, 2), 0.1), "b": jax.numpy.zeros(2)},
+                           apply_fn=lambda p, x: x @ p["w"] + p["b"])
+        run = jax.jit(train)
+        return [float(run(jax.random.PRNGKey(s)).metrics["final_train_loss"]) for s in (0, 1)]
+
+    shared, own = final_losses(123), final_losses(None)
+    assert shared[0] == shared[1]
+    assert own[0] != own[1]

@@ -11,7 +11,7 @@ float64 over 100 steps.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -107,13 +107,16 @@ def _nbytes(tree: Any) -> int:
     return total
 
 
-def parity_table(steps: int = 100, seed: int = 0, dtype: Any = jnp.float64) -> list[dict]:
+def parity_table(
+    steps: int = 100, seed: int = 0, dtype: Any = jnp.float64, only: Sequence[str] | None = None
+) -> list[dict]:
     """Run every optimizer shared with optax, and optax's, on the same random problem.
 
     Args:
       steps: full-batch steps per optimizer.
       seed: seed of the problem's data and initial parameters.
       dtype: parameter dtype; float64 is enabled for the run if JAX's x64 mode is off.
+      only: optimizer names to run (default: all shared with optax).
 
     Returns:
       One dict per case: `optimizer` (name and non-default keywords), `learning_rate`,
@@ -122,12 +125,18 @@ def parity_table(steps: int = 100, seed: int = 0, dtype: Any = jnp.float64) -> l
     """
     if steps < 1:
         raise ValueError(f"steps={steps!r} is out of range: valid range is [1, inf]")
+    names = sorted({name for name, _ in PARITY_CASES})
+    for name in only or ():
+        if name not in names:
+            raise ValueError(f"optimizer {name!r} has no parity case; valid choices: {', '.join(names)}")
     wants_x64 = jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64
     context = jax.enable_x64(True) if wants_x64 else contextlib.nullcontext()
     rows = []
     with context:
         params, loss = _problem(seed, dtype)
         for name, kwargs in PARITY_CASES:
+            if only and name not in only:
+                continue
             (ours_traj, ours_loss, ours_state), (ref_traj, ref_loss, ref_state) = _run_pair(
                 getattr(aliases, name)(**kwargs), getattr(optax, name)(**kwargs), params, loss, steps
             )
