@@ -70,13 +70,9 @@ def _check_out(out: str | None, *, resume: bool = False, required: bool = False)
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    from jaxopt_lab.report import format_value
+
+    return format_value(v) or "-"
 
 
 def best_table(rows: list[dict], keys: list[str], n: int = 5) -> str:

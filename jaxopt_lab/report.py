@@ -28,7 +28,8 @@ class Section:
     tables: list[tuple[str, list[Mapping[str, Any]]]] = field(default_factory=list)
 
 
-def _fmt(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A cell of a table: 4 significant digits, true/false, empty for None and NaN."""
     if v is None:
         return ""
     if isinstance(v, bool):
@@ -46,7 +47,7 @@ def _table_html(rows: Sequence[Mapping[str, Any]]) -> str:
     cols = list(dict.fromkeys(k for r in rows for k in r))
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows
+        "<tr>" + "".join(f"<td>{html.escape(format_value(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -56,7 +57,7 @@ def _table_md(rows: Sequence[Mapping[str, Any]]) -> str:
         return "(no rows)\n"
     cols = list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(format_value(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

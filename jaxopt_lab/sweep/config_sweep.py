@@ -27,18 +27,11 @@ from jaxopt_lab import config as config_mod
 from jaxopt_lab.config import Config, ConfigError
 from jaxopt_lab.sweep import runner
 from jaxopt_lab.sweep import space as space_mod
+from jaxopt_lab.sweep.results import RESULT_COLUMNS
 from jaxopt_lab.train import TRACEABLE_KEYS, Trainer, make_train
 
-METRIC_COLUMNS = (
-    "final_train_loss",
-    "final_train_accuracy",
-    "final_val_loss",
-    "final_val_accuracy",
-    "best_val_loss",
-    "best_epoch",
-    "epochs_run",
-    "diverged",
-)
+#: The metric columns of runs.csv (SPEC section 5).
+METRIC_COLUMNS = RESULT_COLUMNS
 
 
 #: Keys of `[sweep]` besides the space: the chunk size, and a target for steps-to-target
