@@ -38,9 +38,11 @@ def _plain(v: Any) -> Any:
 def train_and_write(trainer: Trainer, out: str | os.PathLike, *, seed: int = 0) -> dict[str, Any]:
     """Train one run with `seed` and write its folder; returns the metrics row."""
     from jaxopt_lab import checkpoint
+    from jaxopt_lab.sweep.runner import compile_lowered
 
-    run = jax.jit(trainer)
-    result = jax.device_get(run(jax.random.PRNGKey(seed), None))
+    key = jax.random.PRNGKey(seed)
+    run = compile_lowered(jax.jit(trainer).lower(key, None))
+    result = jax.device_get(run(key, None))
     metrics = {k: _plain(v) for k, v in result.metrics.items()}
     metrics["diverged"] = bool(metrics["diverged"])
     row = {"run": 0, "seed": seed, **metrics}

@@ -93,6 +93,26 @@ class SweepInterrupted(Exception):
 _COMPILED: dict[Any, Any] = {}
 
 
+#: XLA options for CPU programs: the classic elemental emitters instead of the newer fusion
+#: emitters, and LLVM optimization level 2, compile this package's training programs about
+#: twice as fast at the same run time (moons sweep of 128 runs on 2 busy cores: compile
+#: 6.2-7.8 s -> 2.2-4.0 s; runs/s equal within noise; identical results).
+CPU_COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 2, "xla_cpu_use_fusion_emitters": False}
+
+
+def compile_lowered(lowered: Any) -> Any:
+    """Compile a lowered program, with `CPU_COMPILER_OPTIONS` on CPU.
+
+    A JAX/XLA version that does not know an option compiles with its defaults.
+    """
+    if jax.default_backend() == "cpu" and CPU_COMPILER_OPTIONS:
+        try:
+            return lowered.compile(compiler_options=CPU_COMPILER_OPTIONS)
+        except Exception:  # noqa: BLE001 - unknown options surface as generic XLA errors
+            pass
+    return lowered.compile()
+
+
 def default_execution() -> str:
     return "map" if jax.default_backend() == "cpu" else "vmap"
 
@@ -271,7 +291,7 @@ def execute(
                     if program is None:
                         tc = time.perf_counter()
                         jitted = _program(g.fn, keys, mesh, execution, map_batch_size)
-                        program = jitted.lower(seeds, hp).compile()
+                        program = compile_lowered(jitted.lower(seeds, hp))
                         stats.compile_seconds += time.perf_counter() - tc
                         stats.compilations += 1
                         _COMPILED[cache_key] = (program, g.fn)
