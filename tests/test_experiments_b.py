@@ -1,0 +1,300 @@
+"""Experiments 3, 6, 7, 8 and 10 at tiny size, and the machinery they share.
+
+Each experiment runs once per module (fixtures) into a temporary folder; the
+tests check the files, that the text quotes the numbers in the tables, and at
+least one scientific property per experiment. Independent references: optax's
+own optimizers for the training loop, `mlp.init`/`mlp.apply` for the
+initialization experiment's shortcuts, a plain Python loop for the split
+experiment's masked fits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxopt_lab import diagnostics, losses
+from jaxopt_lab.data import generators
+from jaxopt_lab.experiments import initialization, normalization, optimizers, regularization, splits
+from jaxopt_lab.experiments._training_loop import fit, run_once, switch_optimizer
+from jaxopt_lab.nn import mlp
+from jaxopt_lab.optim import aliases
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_files(section, out: Path) -> None:
+    assert section.figures
+    for fig in section.figures:
+        fig = Path(fig)
+        assert fig.parent == out
+        assert fig.read_bytes()[:8] == PNG
+        assert fig.stat().st_size > 5_000  # a drawn figure, not an empty canvas
+    assert section.tables and all(rows for _, rows in section.tables)
+    assert section.text.strip()
+
+
+def _rows(section, i: int = 0) -> list[dict]:
+    return section.tables[i][1]
+
+
+@pytest.fixture(scope="module")
+def optimizers_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("optimizers")
+    return out, optimizers.run(out, size="tiny")
+
+
+@pytest.fixture(scope="module")
+def regularization_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("regularization")
+    return out, regularization.run(out, size="tiny")
+
+
+@pytest.fixture(scope="module")
+def initialization_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("initialization")
+    return out, initialization.run(out, size="tiny")
+
+
+@pytest.fixture(scope="module")
+def normalization_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("normalization")
+    return out, normalization.run(out, size="tiny")
+
+
+@pytest.fixture(scope="module")
+def splits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("splits")
+    return out, splits.run(out, size="tiny")
+
+
+# ----------------------------------------------------------------------------- the shared loop
+
+
+def test_fit_with_switch_optimizer_follows_optax():
+    """Full-batch training through `fit` + `switch_optimizer` equals a plain loop with optax's Adam."""
+    x, y = generators.make_moons(n_samples=40, noise=0.2, random_state=0)
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
+    p0 = mlp.init(jax.random.PRNGKey(0), [2, 6, 2])
+
+    def loss(p):
+        return losses.softmax_cross_entropy(mlp.apply(p, x)[0], y)
+
+    def batch_loss(p, ms, idx, mask, key):
+        return losses.softmax_cross_entropy(mlp.apply(p, x[idx])[0], y[idx], mask), ms
+
+    def train(index):
+        opt = switch_optimizer(index, [aliases.sgd(0.1), aliases.adam(0.01), aliases.rmsprop(0.01)])
+        params, _, hist = fit(batch_loss, opt, p0, jax.random.PRNGKey(1), n=40, batch_size=0, epochs=25,
+                              evaluate=lambda p, ms: {"loss": loss(p)})
+        return params, hist
+
+    params, hist = run_once(lambda idx: jax.lax.map(train, idx), jnp.arange(3))
+
+    ref_opt = optax.adam(0.01)
+
+    @jax.jit
+    def ref_step(p, state):
+        u, state = ref_opt.update(jax.grad(loss)(p), state, p)
+        p = optax.apply_updates(p, u)
+        return p, state, loss(p)
+
+    p, state = p0, ref_opt.init(p0)
+    ref_losses = []
+    for _ in range(25):
+        p, state, value = ref_step(p, state)
+        ref_losses.append(value)
+    chex.assert_trees_all_close(jax.tree.map(lambda a: a[1], params), p, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(hist["loss"][1], np.asarray(ref_losses), rtol=1e-4)
+    # The other branches really are other optimizers.
+    assert not np.allclose(hist["loss"][0], hist["loss"][1])
+    assert not np.allclose(hist["loss"][2], hist["loss"][1])
+
+
+# ----------------------------------------------------------------------------- 3. optimizers
+
+
+def test_optimizers_files_and_numbers(optimizers_run):
+    out, section = optimizers_run
+    _check_files(section, out)
+    rows = _rows(section)
+    assert [r["optimizer"] for r in rows] == [m.label for m in optimizers.METHODS]
+    adam = next(r for r in rows if r["optimizer"] == "Adam")
+    assert f"{adam['final train loss (median)']:.4f}" in section.text
+    assert f"{adam['final val accuracy (median)']:.3f}" in section.text
+
+
+def test_optimizers_science(optimizers_run):
+    _, section = optimizers_run
+    loss = {r["optimizer"]: r["final train loss (median)"] for r in _rows(section)}
+    # Seed 004: per pass over the data, one full-batch step per epoch is slow; one step per example
+    # (SGD) and every mini-batch method have gone further after the same epochs.
+    assert loss["SGD (batch 1)"] < loss["GD (full batch)"]
+    assert loss["Adam"] < loss["GD (full batch)"]
+    # Every method trained: below the loss of an untrained classifier (ln 2).
+    assert all(v < np.log(2) for v in loss.values())
+
+
+# ----------------------------------------------------------------------------- 6. regularization
+
+
+def test_regularization_files_and_numbers(regularization_run):
+    out, section = regularization_run
+    _check_files(section, out)
+    base = _rows(section)[0]
+    assert base["method"] == "none"
+    assert f"{base['final val loss']:.3f}" in section.text
+
+
+def test_regularization_science(regularization_run):
+    _, section = regularization_run
+    rows = {r["method"]: r for r in _rows(section)}
+    early = next(r for name, r in rows.items() if name.startswith("early stopping"))
+    size = regularization.SIZES["tiny"]
+    # The unregularized net overfits: training loss far below validation loss, which rose after its best.
+    assert rows["none"]["final train loss"] < 0.1 < rows["none"]["gap (val - train)"]
+    assert rows["none"]["final val loss"] > rows["none"]["best val loss (any epoch)"]
+    # Early stopping stops early and keeps the best weights: a smaller gap.
+    assert early["epochs run"] < size["epochs"]
+    assert early["gap (val - train)"] < rows["none"]["gap (val - train)"]
+    sweep = _rows(section, 1)
+    l2 = [r for r in sweep if r["method"].startswith("L2")]
+    aw = [r for r in sweep if r["method"].startswith("decoupled")]
+    # Both shrink the weights as lam grows; AdamW keeps shrinking them where L2 + Adam has saturated.
+    assert l2[-1]["weight norm"] < l2[0]["weight norm"]
+    assert aw[-1]["weight norm"] < aw[0]["weight norm"]
+    assert aw[-2]["weight norm"] / aw[-1]["weight norm"] > 1.5 * l2[-2]["weight norm"] / l2[-1]["weight norm"]
+
+
+# ----------------------------------------------------------------------------- 7. initialization
+
+
+@pytest.mark.parametrize("name", ["glorot_normal", "he_normal", "lecun_normal", "zeros", "constant:0.1"])
+def test_initialization_rescaling_matches_mlp_init(name):
+    sizes = [2, 16, 16, 16, 2]
+    key = jax.random.PRNGKey(3)
+    factors, const = initialization.init_factors(name, sizes)
+    got = initialization.rescale(mlp.init(key, sizes, init="lecun_normal"), factors, const)
+    chex.assert_trees_all_close(got, mlp.init(key, sizes, init=name), rtol=1e-5, atol=1e-7)
+
+
+def test_initialization_files_and_numbers(initialization_run):
+    out, section = initialization_run
+    _check_files(section, out)
+    clip_rows = _rows(section, 2)
+    assert f"{clip_rows[0]['gradient norm at init (global)']:.3g}" in section.text
+
+
+def test_initialization_grad_norms_match_mlp_apply(initialization_run):
+    """The experiment's switched forward pass gives the gradients `mlp.apply` gives."""
+    _, section = initialization_run
+    s = initialization.SIZES["tiny"]
+    x, y = initialization._data(s["n"])
+    sizes = [2, *([s["width"]] * s["depth"]), 2]
+    params = mlp.init(jax.random.PRNGKey(0), sizes, init="he_normal")
+    grads = jax.jit(jax.grad(lambda p: losses.softmax_cross_entropy(
+        mlp.apply(p, jnp.asarray(x, jnp.float32), activation="relu")[0], jnp.asarray(y))))(params)
+    norms = diagnostics.layer_grad_norms(grads)
+    row = next(r for r in _rows(section) if r["activation"] == "relu" and r["init"].startswith("he"))
+    np.testing.assert_allclose(row["grad norm, first layer"], float(norms["dense_0"]), rtol=1e-4)
+    np.testing.assert_allclose(row["grad norm, last layer"], float(norms[f"dense_{len(sizes) - 2}"]), rtol=1e-4)
+
+
+def test_initialization_science(initialization_run):
+    _, section = initialization_run
+    grid = _rows(section)
+    # Seed 004's vanishing gradient: deep sigmoid nets, whatever the initializer.
+    assert all(r["verdict at init"] == "vanishing" for r in grid if r["activation"] == "sigmoid")
+    assert all(r["verdict at init"] == "healthy" for r in grid if r["activation"] == "tanh")
+    # Symmetry: equal starting weights stay exactly equal; random ones differ.
+    zeros, const, glorot = _rows(section, 1)
+    assert zeros["max unit difference after training"] == 0.0
+    assert const["max unit difference after training"] == 0.0
+    assert glorot["max unit difference after training"] > 0.1
+    # Exploding gradients: without clipping every run diverges, with clipping none does.
+    no_clip, clipped = _rows(section, 2)
+    assert no_clip["diverged runs"] == no_clip["runs"]
+    assert clipped["diverged runs"] == 0
+    assert clipped["final train loss (median of finite)"] < clipped["train loss after epoch 1 (median of finite)"]
+
+
+# ----------------------------------------------------------------------------- 8. normalization
+
+
+def test_normalization_files_and_numbers(normalization_run):
+    out, section = normalization_run
+    _check_files(section, out)
+    rows = _rows(section)
+    assert len(rows) == len(normalization.NORMS) * len(normalization.SIZES["tiny"]["batch_sizes"])
+    for r in rows:
+        assert 0.0 <= r["final val accuracy (median)"] <= 1.0
+        assert f"{r['final val accuracy (median)']:.3f}" in section.text
+
+
+def test_normalization_science(normalization_run):
+    _, section = normalization_run
+    acc = {(r["normalization"], r["batch size"]): r["final val accuracy (median)"] for r in _rows(section)}
+    small, large = min(normalization.SIZES["tiny"]["batch_sizes"]), max(normalization.SIZES["tiny"]["batch_sizes"])
+    # Batch norm against layer norm is worse at a small batch than at a large one (seed 001).
+    assert acc[("batch", small)] - acc[("layer", small)] < acc[("batch", large)] - acc[("layer", large)]
+    assert acc[("batch", small)] < acc[("layer", small)]
+
+
+# ----------------------------------------------------------------------------- 10. splits
+
+
+def test_splits_schemes_partition_rows():
+    n = 23
+    schemes = splits._schemes(n, np.zeros(n), single=3, repeats=2)
+    for name, estimates in schemes.items():
+        for folds in estimates:
+            val = np.concatenate([v for _, v in folds])
+            for tr, v in folds:
+                assert not set(tr) & set(v)
+                assert len(tr) + len(v) == n
+            if name != next(iter(schemes)):  # k-fold and leave-one-out validate every row once
+                np.testing.assert_array_equal(np.sort(val), np.arange(n))
+    assert len(schemes["leave-one-out"][0]) == n
+
+
+def test_splits_masked_fit_equals_training_on_the_subset():
+    """A fit on a row mask of all n rows is a fit on those rows alone (independent loop with optax)."""
+    x, y = generators.make_moons(n_samples=20, noise=0.3, random_state=2)
+    mask = np.zeros((1, 20), bool)
+    rows = np.arange(0, 20, 3)
+    mask[0, rows] = True
+    params, _, _ = splits._fit_all(x, y, mask, 30, x[:5], y[:5])
+    xs, ys = jnp.asarray(x[rows], jnp.float32), jnp.asarray(y[rows], jnp.int32)
+    p = mlp.init(jax.random.PRNGKey(10), [2, splits.HIDDEN, 2], init="he_normal")
+    opt = optax.adam(splits.LEARNING_RATE)
+
+    @jax.jit
+    def step(p, state):
+        g = jax.grad(lambda q: losses.softmax_cross_entropy(mlp.apply(q, xs)[0], ys))(p)
+        u, state = opt.update(g, state, p)
+        return optax.apply_updates(p, u), state
+
+    state = opt.init(p)
+    for _ in range(30):
+        p, state = step(p, state)
+    chex.assert_trees_all_close(jax.tree.map(lambda a: a[0], params), p, rtol=1e-4, atol=1e-5)
+
+
+def test_splits_files_and_science(splits_run):
+    out, section = splits_run
+    _check_files(section, out)
+    rows = {r["scheme"].split(" (")[0]: r for r in _rows(section)}
+    n = splits.SIZES["tiny"]["n"]
+    loo = rows["leave-one-out"]
+    assert loo["estimates"] == 1 and loo["fits per estimate"] == n and loo["std over repeats"] == 0.0
+    assert rows["5-fold"]["fits per estimate"] == 5 and rows["10-fold"]["fits per estimate"] == 10
+    # One split's estimate depends on the split far more than a 10-fold average does.
+    assert rows["single split"]["std over repeats"] > rows["10-fold"]["std over repeats"]
+    assert f"{rows['single split']['std over repeats']:.3f}" in section.text
+    assert f"{loo['mean estimate']:.3f}" in section.text
