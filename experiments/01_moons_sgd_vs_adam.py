@@ -3,31 +3,7 @@
     python experiments/01_moons_sgd_vs_adam.py [--out DIR] [--size tiny|demo|full]
 """
 
-from __future__ import annotations
-
-import argparse
-import time
-from pathlib import Path
-
-import jax
-
-jax.config.update("jax_enable_x64", True)  # the lecture's numbers are reproduced in float64
-
-from jaxopt_lab.experiments import moons_sgd_vs_adam  # noqa: E402
-from jaxopt_lab.report import write_report  # noqa: E402
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("experiment-output/moons_sgd_vs_adam"))
-    parser.add_argument("--size", choices=("tiny", "demo", "full"), default="demo")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    section = moons_sgd_vs_adam.run(args.out, size=args.size)
-    index = write_report(args.out, "SGD vs Adam on moons", [section])
-    print(f"wrote {index} in {time.perf_counter() - t0:.1f} s")
-
+from jaxopt_lab.experiments.script import main
 
 if __name__ == "__main__":
-    main()
+    main("moons_sgd_vs_adam", "SGD vs Adam on moons", x64=True)

@@ -22,3 +22,17 @@ def test_demo_refuses_a_folder_that_is_not_a_report(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 2
     assert "not an earlier report" in capsys.readouterr().err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_experiment_scripts_run_on_their_own(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    scripts = sorted((root / "experiments").glob("[0-9][0-9]_*.py"))
+    assert len(scripts) == 10
+    r = subprocess.run([sys.executable, str(root / "experiments" / "02_quartic.py"), "--size", "tiny", "--out",
+                        str(tmp_path / "q")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "q" / "index.html").exists() and list((tmp_path / "q").glob("*.png"))
