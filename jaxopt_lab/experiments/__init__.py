@@ -20,3 +20,12 @@ EXPERIMENTS = (
     "search",
     "splits",
 )
+
+
+def check_size(size: str, sizes: dict) -> None:
+    """`ValueError` naming `size`, the valid choices and the closest one, unless `size` is in `sizes`."""
+    if size not in sizes:
+        from jaxopt_lab.config import closest
+
+        valid = ", ".join(sizes)
+        raise ValueError(f"size={size!r} is not a valid choice{closest(size, sizes)}; valid choices: {valid}")

@@ -39,6 +39,7 @@ import numpy as np
 
 from jaxopt_lab import diagnostics, losses, plots
 from jaxopt_lab.data import generators, preprocessing
+from jaxopt_lab.experiments import check_size
 from jaxopt_lab.experiments._training_loop import fit, run_once
 from jaxopt_lab.nn import activations, mlp
 from jaxopt_lab.optim import aliases, base, transforms
@@ -211,8 +212,7 @@ def _short(init: str) -> str:
 
 def run(out: Path, size: str = "demo") -> Section:
     """Run the grid, the symmetry and the clipping runs; write figures; state the findings."""
-    if size not in SIZES:
-        raise ValueError(f"size={size!r} is not a valid choice; valid choices: {', '.join(SIZES)}")
+    check_size(size, SIZES)
     out = Path(out)
     s = SIZES[size]
     runs, res, sizes = _train(size)

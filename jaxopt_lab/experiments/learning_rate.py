@@ -19,7 +19,6 @@ run shares one compiled program -- and reads off
 
 from __future__ import annotations
 
-import difflib
 import math
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 
 from jaxopt_lab import plots
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from jaxopt_lab.experiments import check_size
 from jaxopt_lab.report import Section
 from jaxopt_lab.sweep import config_sweep, results
 
@@ -39,13 +39,6 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 LR = "optimizer.learning_rate"
 MU = "optimizer.momentum"
-
-
-def _check_size(size: str) -> None:
-    if size not in SIZES:
-        match = difflib.get_close_matches(str(size), list(SIZES), n=1)
-        hint = f" (did you mean {match[0]!r}?)" if match else ""
-        raise ValueError(f"size={size!r} is not a valid choice{hint}; valid choices: {', '.join(SIZES)}")
 
 
 def sweep_config(size: str) -> Config:
@@ -100,7 +93,7 @@ def accuracy_heatmap(xs: list[str], ys: list[str], z: np.ndarray, path: Path, *,
 
 def run(out: Path, size: str = "demo") -> Section:
     """Sweep learning rate x momentum x seeds; plot the regimes and the heatmap; state what was measured."""
-    _check_size(size)
+    check_size(size, SIZES)
     out = Path(out)
     cfg = sweep_config(size)
     res = config_sweep.run_sweep(cfg, progress=False)

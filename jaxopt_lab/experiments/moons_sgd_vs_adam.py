@@ -30,6 +30,7 @@ import numpy as np
 
 from jaxopt_lab import plots
 from jaxopt_lab.config import Config, DataConfig, OptimizerConfig, TrainConfig
+from jaxopt_lab.experiments import check_size
 from jaxopt_lab.report import Section
 from jaxopt_lab.sweep import results
 from jaxopt_lab.train import make_train
@@ -48,15 +49,6 @@ OPTIMIZERS = {
 LABELS = {"sgd": "SGD (lr 0.3)", "adam": "Adam (lr 0.05)"}
 #: Random initializations of the extension, per size.
 SIZES = {"tiny": 4, "demo": 16, "full": 64}
-
-
-def _check_size(size: str) -> None:
-    if size not in SIZES:
-        import difflib
-
-        match = difflib.get_close_matches(str(size), list(SIZES), n=1)
-        hint = f" (did you mean {match[0]!r}?)" if match else ""
-        raise ValueError(f"size={size!r} is not a valid choice{hint}; valid choices: {', '.join(SIZES)}")
 
 
 def draw_weights(rng: np.random.Generator) -> dict[str, dict[str, np.ndarray]]:
@@ -120,7 +112,7 @@ def _reproduced(out: dict[str, Any], i: int) -> tuple[float, ...]:
 
 def run(out: Path, size: str = "demo") -> Section:
     """Reproduce seed 000's printed accuracies, plot both loss curves, then compare over paired inits."""
-    _check_size(size)
+    check_size(size, SIZES)
     out = Path(out)
     n_random = SIZES[size]
     inits = initializations(n_random)

@@ -27,6 +27,7 @@ import numpy as np
 from jaxopt_lab import losses, plots
 from jaxopt_lab.data import digits as digits_mod
 from jaxopt_lab.data import preprocessing, splits
+from jaxopt_lab.experiments import check_size
 from jaxopt_lab.experiments._training_loop import fit, run_once
 from jaxopt_lab.nn import mlp
 from jaxopt_lab.optim import aliases
@@ -135,8 +136,7 @@ def _train(size: str) -> dict[int, dict[str, Any]]:
 
 def run(out: Path, size: str = "demo") -> Section:
     """Train every normalization at every batch size; write figures and findings."""
-    if size not in SIZES:
-        raise ValueError(f"size={size!r} is not a valid choice; valid choices: {', '.join(SIZES)}")
+    check_size(size, SIZES)
     out = Path(out)
     s = SIZES[size]
     res = _train(size)

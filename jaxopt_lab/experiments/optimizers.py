@@ -37,6 +37,7 @@ import numpy as np
 from jaxopt_lab import losses, plots
 from jaxopt_lab.data import digits as digits_mod
 from jaxopt_lab.data import generators, preprocessing, splits
+from jaxopt_lab.experiments import check_size
 from jaxopt_lab.experiments._training_loop import fit, run_once, switch_optimizer
 from jaxopt_lab.nn import mlp
 from jaxopt_lab.optim import aliases, wrappers
@@ -224,8 +225,7 @@ def _select(hist: dict[str, np.ndarray]) -> tuple[int, np.ndarray]:
 
 def run(out: Path, size: str = "demo") -> Section:
     """Train every method on each problem over a learning-rate grid and seeds; write figures."""
-    if size not in SIZES:
-        raise ValueError(f"size={size!r} is not a valid choice; valid choices: {', '.join(SIZES)}")
+    check_size(size, SIZES)
     out = Path(out)
     cfg = SIZES[size]
     seeds, factors = cfg["seeds"], cfg["factors"]

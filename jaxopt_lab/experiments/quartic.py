@@ -27,7 +27,6 @@ momentum and the step size reshape them.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import plots
+from jaxopt_lab.experiments import check_size
 from jaxopt_lab.optim import aliases
 from jaxopt_lab.optim.base import apply_updates
 from jaxopt_lab.report import Section
@@ -68,13 +68,6 @@ SIZES = {
 }
 OUTCOMES = ("global minimum", "local minimum", "not settled", "diverged")
 OUTCOME_COLORS = ("#2c7bb6", "#fdae61", "#bdbdbd", "#d7191c")
-
-
-def _check_size(size: str) -> None:
-    if size not in SIZES:
-        match = difflib.get_close_matches(str(size), list(SIZES), n=1)
-        hint = f" (did you mean {match[0]!r}?)" if match else ""
-        raise ValueError(f"size={size!r} is not a valid choice{hint}; valid choices: {', '.join(SIZES)}")
 
 
 # ----------------------------------------------------------------------------- the lecture's loops
@@ -255,7 +248,7 @@ def _basin_figure(starts, values, outcomes, path, *, ylabel, title, logy=False, 
 
 def run(out: Path, size: str = "demo") -> Section:
     """The lecture's runs (printed vs reproduced), their trajectories, and two basin-of-attraction maps."""
-    _check_size(size)
+    check_size(size, SIZES)
     out = Path(out)
     sz = SIZES[size]
     rows = []

@@ -38,6 +38,7 @@ import numpy as np
 
 from jaxopt_lab import plots
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from jaxopt_lab.experiments import check_size
 from jaxopt_lab.experiments._training_loop import run_once
 from jaxopt_lab.report import Section
 from jaxopt_lab.train import make_train
@@ -126,8 +127,7 @@ def _train(size: str) -> tuple[dict[str, np.ndarray], dict[str, Any], Any]:
 
 def run(out: Path, size: str = "demo") -> Section:
     """Train every regularizer and the strength sweep; write the figures and the findings."""
-    if size not in SIZES:
-        raise ValueError(f"size={size!r} is not a valid choice; valid choices: {', '.join(SIZES)}")
+    check_size(size, SIZES)
     out = Path(out)
     s = SIZES[size]
     groups, res, trainer = _train(size)

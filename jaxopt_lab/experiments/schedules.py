@@ -29,7 +29,6 @@ one program:
 
 from __future__ import annotations
 
-import difflib
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from jaxopt_lab.config import (
     ScheduleConfig,
     TrainConfig,
 )
+from jaxopt_lab.experiments import check_size
 from jaxopt_lab.report import Section
 from jaxopt_lab.train import make_train
 
@@ -61,13 +61,6 @@ N_SAMPLES = 500
 VAL_FRACTION = 0.2
 PLATEAU = {"factor": 0.5, "patience": 5}
 ORDER = ("constant", "power", "exponential", "piecewise", "cosine", "warmup-cosine", "performance")
-
-
-def _check_size(size: str) -> None:
-    if size not in SIZES:
-        match = difflib.get_close_matches(str(size), list(SIZES), n=1)
-        hint = f" (did you mean {match[0]!r}?)" if match else ""
-        raise ValueError(f"size={size!r} is not a valid choice{hint}; valid choices: {', '.join(SIZES)}")
 
 
 def _base(epochs: int) -> Config:
@@ -160,7 +153,7 @@ def _run_family(trainer: Any, members: dict[str, dict[str, float]], n_seeds: int
 
 def run(out: Path, size: str = "demo") -> Section:
     """Every schedule over the same seeds: learning-rate and loss curves, final metrics."""
-    _check_size(size)
+    check_size(size, SIZES)
     out = Path(out)
     sz = SIZES[size]
     epochs, n_seeds = sz["epochs"], sz["seeds"]

@@ -22,7 +22,6 @@ gives random search's curve without the luck of one draw.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ import numpy as np
 from jaxopt_lab import plots
 from jaxopt_lab import sweep as sweep_mod
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from jaxopt_lab.experiments import check_size
 from jaxopt_lab.report import Section
 from jaxopt_lab.sweep import results
 from jaxopt_lab.train import make_train
@@ -44,13 +44,6 @@ SIZES: dict[str, dict[str, Any]] = {
     "demo": {"grids": (2, 3, 4, 5, 6), "trials": 64, "epochs": 30},
     "full": {"grids": (2, 3, 4, 5, 6, 8, 10), "trials": 256, "epochs": 30},
 }
-
-
-def _check_size(size: str) -> None:
-    if size not in SIZES:
-        match = difflib.get_close_matches(str(size), list(SIZES), n=1)
-        hint = f" (did you mean {match[0]!r}?)" if match else ""
-        raise ValueError(f"size={size!r} is not a valid choice{hint}; valid choices: {', '.join(SIZES)}")
 
 
 def grid_values(low: float, high: float, n: int) -> list[float]:
@@ -84,7 +77,7 @@ def correlation_ratio(x: np.ndarray, y: np.ndarray, bins: int) -> float:
 
 def run(out: Path, size: str = "demo") -> Section:
     """Grid vs random search at equal budgets; the expected-best-of-k curve; which hyperparameter matters."""
-    _check_size(size)
+    check_size(size, SIZES)
     out = Path(out)
     sz = SIZES[size]
     grids = [sweep_mod.grid({LR: grid_values(*RANGES[LR], n), L2: grid_values(*RANGES[L2], n)})

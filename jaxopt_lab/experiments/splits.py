@@ -30,6 +30,7 @@ import numpy as np
 
 from jaxopt_lab import losses, plots
 from jaxopt_lab.data import generators, splits
+from jaxopt_lab.experiments import check_size
 from jaxopt_lab.experiments._training_loop import run_once
 from jaxopt_lab.nn import mlp
 from jaxopt_lab.optim import aliases, base
@@ -97,8 +98,7 @@ def _fit_all(x, y, masks_train, steps, x_test, y_test):
 
 def run(out: Path, size: str = "demo") -> Section:
     """Estimate accuracy with every scheme; compare their spread and bias with the fresh-data accuracy."""
-    if size not in SIZES:
-        raise ValueError(f"size={size!r} is not a valid choice; valid choices: {', '.join(SIZES)}")
+    check_size(size, SIZES)
     out = Path(out)
     s = SIZES[size]
     n = s["n"]
