@@ -10,8 +10,9 @@ minute slows both sides of a ratio.
 Peak memory is the process's resident-set high-water mark (`VmHWM` of
 `/proc/self/status`), reset before each measured call by writing ``5`` to
 `/proc/self/clear_refs` (Linux >= 4.0). Where that is not allowed a sampling
-thread reads `VmRSS` every few milliseconds instead. Child processes report their
-own peak through `os.wait4`'s resource usage.
+thread reads `VmRSS` every few milliseconds instead. Child processes print their
+own `VmHWM` at exit (`report_peak_at_exit`); `os.wait4`'s `ru_maxrss` is only a
+fallback, since on Linux it also counts the parent's memory at the fork.
 """
 
 from __future__ import annotations
@@ -191,20 +192,56 @@ class PeakRSS:
 
 @dataclasses.dataclass
 class ChildResult:
+    """A finished child process.
+
+    Attributes:
+      peak_rss: the child's peak resident memory, bytes; `peak_source` says how it was read:
+        "child VmHWM" (the child printed its own high-water mark at exit, see
+        `report_peak_at_exit`: exact) or "ru_maxrss" (the kernel's rusage, which on Linux
+        also counts the parent's resident memory at the moment of the fork: an upper bound).
+    """
+
     returncode: int
     stdout: str
     stderr: str
     seconds: float
     peak_rss: int
+    peak_source: str = "ru_maxrss"
+
+
+PEAK_MARKER = "BENCH_PEAK_RSS_KIB"
+
+
+def report_peak_at_exit() -> None:
+    """In a child process: print this process's VmHWM to stderr when it exits (read by `run_child`)."""
+    import atexit
+
+    def report() -> None:
+        kib = _status_kib("VmHWM")
+        if kib is not None:
+            print(f"{PEAK_MARKER} {kib}", file=sys.stderr, flush=True)
+
+    atexit.register(report)
+
+
+def python_entry_point(module: str, function: str = "main") -> list[str]:
+    """`python -c ...` that runs `module.function(sys.argv[1:])` as its console script does
+    (`sys.exit(function(argv))`) and reports its own peak memory at exit."""
+    code = (
+        f"import sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+        "import common; common.report_peak_at_exit(); "
+        f"from {module} import {function} as _entry; sys.exit(_entry(sys.argv[1:]))"
+    )
+    return [sys.executable, "-c", code]
 
 
 def run_child(
     cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
 ) -> ChildResult:
-    """Run a command to its end: its output, wall time and *its own* peak RSS.
+    """Run a command to its end: its output, wall time and peak RSS.
 
-    The child is reaped with `os.wait4`, whose resource usage is that child's alone
-    (`ru_maxrss`, KiB on Linux). Output goes to temporary files, so no pipe fills up
+    The peak is the one the child reports itself (`report_peak_at_exit`) where it does,
+    else `os.wait4`'s `ru_maxrss`. Output goes to temporary files, so no pipe fills up
     while we wait.
     """
     import tempfile
@@ -220,7 +257,13 @@ def run_child(
         proc.returncode = os.waitstatus_to_exitcode(status)
         fo.seek(0)
         fe.seek(0)
-        return ChildResult(proc.returncode, fo.read(), fe.read(), seconds, usage.ru_maxrss * 1024)
+        out, err = fo.read(), fe.read()
+    peak, source = usage.ru_maxrss * 1024, "ru_maxrss"
+    marks = [ln for ln in err.splitlines() if ln.startswith(PEAK_MARKER + " ")]
+    if marks:
+        peak, source = int(marks[-1].split()[1]) * 1024, "child VmHWM"
+        err = "\n".join(ln for ln in err.splitlines() if not ln.startswith(PEAK_MARKER + " "))
+    return ChildResult(proc.returncode, out, err, seconds, peak, source)
 
 
 # ----------------------------------------------------------------------------- timing

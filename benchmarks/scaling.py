@@ -111,6 +111,7 @@ def output_bytes(res: Any) -> int:
 
 def worker(size: str) -> int:
     """Child process: one sweep on however many host devices XLA_FLAGS made; JSON on stdout."""
+    common.report_peak_at_exit()
     import jax
 
     s = SETTINGS[size]

@@ -22,7 +22,8 @@ Contenders (each timed on identical work, alternated A B C ... per round):
 * ``project API``: `jaxopt_lab.sweep.config_sweep.run_sweep(cfg)` (what `jaxopt-lab sweep` runs);
 * ``project runner + expert fn``: `jaxopt_lab.sweep.run(train_fn, points)` with the
   hand-written `train_fn` below (isolates the runner from the training engine);
-* ``project CLI``: `jaxopt-lab sweep CFG --out DIR --no-report` in a subprocess; its
+* ``project CLI``: `jaxopt-lab sweep CFG --out DIR --no-report` in a subprocess (the console
+  script's `jaxopt_lab.cli:main`, in an interpreter that reports its own peak memory); its
   runs/s is `summary.json`'s (compile excluded), its first result the process's wall time;
 * ``project train per run``: `jax.jit(make_train(cfg))` called once per run (the training
   engine without the runner: with ``expert jit per run`` it shows the engine's per-step cost);
@@ -414,8 +415,9 @@ def project_runner(line: Line, train: Callable) -> Contender:
 def project_cli(line: Line, workdir: Path) -> Contender:
     cfg_path = workdir / f"{line.problem}_{line.name}.toml"
     cfg_path.write_text(to_toml(line.raw))
-    exe = shutil.which("jaxopt-lab")
-    base = [exe] if exe else [sys.executable, "-m", "jaxopt_lab"]
+    # The console script's code path (`jaxopt_lab.cli:main`) in a fresh interpreter that
+    # reports its own peak memory at exit.
+    base = common.python_entry_point("jaxopt_lab.cli")
     counter = [0]
 
     def go() -> dict[str, Any]:

@@ -94,6 +94,22 @@ def test_run_child_reports_its_own_peak_and_status():
     assert child.seconds > 0
 
 
+def test_child_reports_its_own_peak_not_the_parents():
+    # ru_maxrss of a child counts the parent's resident memory at the fork; the child's own
+    # VmHWM, printed at exit, does not.
+    ballast = np.ones(300 * 2**20 // 8)  # 300 MiB held by this process while the child runs
+    ballast.sum()
+    code = (
+        f"import sys; sys.path.insert(0, {str(BENCH)!r}); import common; common.report_peak_at_exit(); "
+        "import numpy as np; a = np.ones(20 * 2**20 // 8); a.sum()"
+    )
+    child = common.run_child([sys.executable, "-c", code])
+    del ballast
+    assert child.returncode == 0 and child.peak_source == "child VmHWM"
+    assert 20 * 2**20 <= child.peak_rss < 250 * 2**20
+    assert common.PEAK_MARKER not in child.stderr
+
+
 def test_checks_and_machine_info(tmp_path):
     checks = common.Checks()
     checks.add("good", True)
