@@ -353,6 +353,12 @@ def _host(tree: Any) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in jax.device_get(tree).items()}
 
 
+def _rows_to_arrays(rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    out = {m: np.asarray([np.nan if r[m] is None else r[m] for r in rows], np.float64) for m in METRICS}
+    out["diverged"] = np.asarray([r["diverged"] for r in rows], bool)
+    return out
+
+
 def project_api(line: Line) -> Contender:
     from jaxopt_lab.sweep import config_sweep
 
@@ -379,6 +385,34 @@ def project_api(line: Line) -> Contender:
         "config_sweep.run_sweep(cfg): make_train's engine, runner's default execution "
         "(lax.map per device, sharded over host devices); tracks accuracy, grad norm, "
         "divergence and histories per epoch",
+        warmup_runs=True,
+    )
+
+
+def project_api_variant(line: Line, execution: str, map_batch_size: int) -> Contender:
+    """`run_sweep` with a non-default execution: the engine's own knobs, measured."""
+    from jaxopt_lab.sweep import config_sweep
+
+    state: dict[str, Any] = {}
+
+    def go() -> dict[str, Any]:
+        res = config_sweep.run_sweep(
+            line.cfg, progress=False, sweep_plan=line.plan, execution=execution, map_batch_size=map_batch_size
+        )
+        state["stats"] = res.stats
+        return _rows_to_arrays(res.rows)
+
+    def warmup() -> float:
+        go()
+        return state["stats"].compile_seconds
+
+    name = "project API vmap" if execution == "vmap" else f"project API map_batch_size={map_batch_size}"
+    return Contender(
+        name,
+        np.arange(line.n_runs),
+        warmup,
+        go,
+        f"config_sweep.run_sweep(cfg, execution={execution!r}, map_batch_size={map_batch_size})",
         warmup_runs=True,
     )
 
@@ -931,6 +965,8 @@ CONTENDERS = (
     "torch sequential 1-thread",
     "numpy lecture loop",
 )
+#: The engine's other executions, measured on request (`--contenders`), not by default.
+EXTRA_CONTENDERS = ("project API vmap", "project API map_batch_size=8")
 BASELINE = "expert jit(vmap)"
 
 
@@ -951,6 +987,8 @@ def build_contenders(line: Line, names: Sequence[str], workdir: Path) -> list[Co
         "project runner + expert fn": lambda: project_runner(line, train),
         "project CLI": lambda: project_cli(line, workdir),
         "project train per run": lambda: project_train_sequential(line, lim.get("expert jit per run")),
+        "project API vmap": lambda: project_api_variant(line, "vmap", 1),
+        "project API map_batch_size=8": lambda: project_api_variant(line, "map", 8),
         "expert jit(vmap)": lambda: expert_vmap(line, train),
         "expert jit per run": lambda: expert_sequential(line, train, lim.get("expert jit per run")),
         "expert shard_map+lax.map": lambda: expert_shard_map(line, train),
@@ -1119,7 +1157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--contenders",
         default=",".join(CONTENDERS),
-        help="comma-separated subset of: " + ", ".join(CONTENDERS),
+        help="comma-separated subset of: "
+        + ", ".join(CONTENDERS + EXTRA_CONTENDERS)
+        + " (default: all but the last two)",
     )
     p.add_argument("--devices", type=int, default=None, help="JAX host devices (default: one per core)")
     p.add_argument(
@@ -1145,8 +1185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if pr not in PROBLEMS:
             p.error(f"--problems: {pr!r} is not a valid choice; valid choices: {', '.join(PROBLEMS)}")
     for n in names:
-        if n not in CONTENDERS:
-            p.error(f"--contenders: {n!r} is not a valid choice; valid choices: {', '.join(CONTENDERS)}")
+        if n not in CONTENDERS + EXTRA_CONTENDERS:
+            p.error(
+                f"--contenders: {n!r} is not a valid choice; valid choices: "
+                f"{', '.join(CONTENDERS + EXTRA_CONTENDERS)}"
+            )
     if "project API" not in names:
         names.insert(0, "project API")  # the reference of every correctness check
     if BASELINE not in names:
