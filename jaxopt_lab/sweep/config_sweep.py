@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxopt_lab import config as config_mod
 from jaxopt_lab.config import Config, ConfigError
-from jaxopt_lab.sweep import runner
+from jaxopt_lab.sweep import adaptive, runner
 from jaxopt_lab.sweep import space as space_mod
 from jaxopt_lab.sweep.results import RESULT_COLUMNS
 from jaxopt_lab.train import TRACEABLE_KEYS, Trainer, make_train
@@ -34,9 +34,13 @@ from jaxopt_lab.train import TRACEABLE_KEYS, Trainer, make_train
 METRIC_COLUMNS = RESULT_COLUMNS
 
 
-#: Keys of `[sweep]` besides the space: the chunk size, and a target for steps-to-target
-#: (`target_metric` one of val_accuracy, val_loss, train_accuracy, train_loss; `target_value`).
-SWEEP_OPTIONS = ("chunk_size", "target_metric", "target_value")
+#: Keys of `[sweep]` besides the space: the chunk size, a target for steps-to-target
+#: (`target_metric` one of val_accuracy, val_loss, train_accuracy, train_loss; `target_value`),
+#: lane recycling (`refill`, `lanes`), successive halving (`[sweep.halving]`) and a
+#: benchmark protocol (`protocol` with its options in `[sweep.protocol_options]`).
+SWEEP_OPTIONS = (
+    "chunk_size", "target_metric", "target_value", "refill", "lanes", "halving", "protocol", "protocol_options",
+)
 TARGET_METRICS = {"val_accuracy": "max", "train_accuracy": "max", "val_loss": "min", "train_loss": "min"}
 
 
@@ -141,12 +145,32 @@ def _structure_key(cfg: Config, hp_keys: Sequence[str]) -> str:
     return json.dumps({"config": raw, "hp": sorted(hp_keys)}, sort_keys=True, default=str)
 
 
+def _outputs(result: Any) -> dict[str, Any]:
+    return {"metrics": result.metrics, "history": result.history}
+
+
 def _summarize(trainer: Trainer):
     def fn(seed, hp):
-        result = trainer(jax.random.PRNGKey(seed), hp)
-        return {"metrics": result.metrics, "history": result.history}
+        return _outputs(trainer(jax.random.PRNGKey(seed), hp))
 
     return fn
+
+
+def adaptive_options(cfg: Config) -> tuple[bool, int | None, adaptive.Halving | None]:
+    """(refill, lanes, halving) from `[sweep]`'s `refill`, `lanes` and `[sweep.halving]`, checked."""
+    refill = cfg.sweep.get("refill", False)
+    if not isinstance(refill, bool):
+        raise ConfigError(f"sweep.refill = {refill!r} must be true or false")
+    lanes = cfg.sweep.get("lanes")
+    if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1):
+        raise ConfigError(f"sweep.lanes = {lanes!r} must be a positive integer (lanes of a refilling sweep)")
+    halving = None
+    if "halving" in cfg.sweep:
+        try:
+            halving = adaptive.Halving.from_config(cfg.sweep["halving"])
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return refill or halving is not None, lanes, halving
 
 
 @dataclasses.dataclass
@@ -164,6 +188,7 @@ def plan(cfg: Config) -> ConfigSweep:
     """Expand and check every run of `cfg`'s sweep before anything is compiled."""
     sp = space_of(cfg)
     _target(cfg)
+    adaptive_options(cfg)
     chunk = cfg.sweep.get("chunk_size")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ConfigError(f"sweep.chunk_size = {chunk!r} must be a positive integer")
@@ -206,6 +231,7 @@ def plan(cfg: Config) -> ConfigSweep:
         groups.append(runner.Group(
             fn=_summarize(trainer), indices=np.asarray(idx), seeds=np.asarray([int(points[i]["seed"]) for i in idx]),
             hparams=hp, label=label, cache_key=_structure_key(gcfg, hp_keys),
+            stepper=adaptive.stepper_from_trainer(trainer, _outputs),
         ))
     return ConfigSweep(config=cfg, space=sp, points=points, groups=groups, swept_keys=swept)
 
@@ -265,15 +291,31 @@ def run_sweep(
     devices: Sequence[Any] | None = None,
     map_batch_size: int = 1,
     sweep_plan: ConfigSweep | None = None,
+    lanes: int | None = None,
 ) -> ConfigSweepResult:
-    """Run every run of `cfg`'s sweep; rows follow SPEC section 5's `runs.csv` columns."""
+    """Run every run of `cfg`'s sweep; rows follow SPEC section 5's `runs.csv` columns.
+
+    `[sweep] refill = true` (or `execution="refill"`) recycles the lanes of finished runs;
+    `[sweep.halving]` adds successive-halving rungs, and the rows then also say whether
+    the run was `halted` by a rung and how many rungs it passed (`rungs_passed`).
+    """
     sp = sweep_plan or plan(cfg)
     chunk = chunk_size if chunk_size is not None else cfg.sweep.get("chunk_size")
+    refill, cfg_lanes, halving = adaptive_options(cfg)
+    if execution == "auto" and refill:
+        execution = "refill"
+    if halving is not None and execution != "refill":
+        raise ConfigError(f"sweep.halving needs lanes that take new runs: execution {execution!r} cannot halve; "
+                          "use execution 'auto' or 'refill'")
     outputs, stats = runner.execute(
         sp.groups, len(sp.points), chunk_size=chunk, execution=execution, map_batch_size=map_batch_size,
         devices=devices, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
-        fingerprint_extra=to_dict(cfg),
+        fingerprint_extra=to_dict(cfg), lanes=lanes if lanes is not None else cfg_lanes, halving=halving,
     )
+    info = None
+    if stats.execution == "refill":
+        info = runner.stack_outputs([o[1] for o in outputs])
+        outputs = [o[0] for o in outputs]
     stacked = runner.stack_outputs(outputs)
     rows = []
     for i, p in enumerate(sp.points):
@@ -283,6 +325,9 @@ def run_sweep(
         row["seed"] = p["seed"]
         for name, arr in stacked["metrics"].items():
             row[name] = _cell(name, arr[i])
+        if halving is not None:
+            row["halted"] = bool(info.halted[i])
+            row["rungs_passed"] = int(info.rungs_passed[i])
         rows.append(row)
     target = _target(cfg)
     if target is not None:
@@ -383,7 +428,31 @@ def summary_of(result: ConfigSweepResult) -> dict[str, Any]:
         "chunks_resumed": st.chunks_resumed,
         "groups": [g.label for g in result.plan.groups],
         "diverged": sum(bool(r["diverged"]) for r in result.rows),
+        "epochs_total": sum(int(r["epochs_run"]) for r in result.rows),
+        **({"lanes": st.lanes} if st.execution == "refill" else {}),
+        **({"halving": halving_summary(result)} if result.rows and "halted" in result.rows[0] else {}),
         "swept_keys": result.plan.swept_keys,
         "best": None if best is None else {"run": best["run"], "config": best_cfg,
                                            "metrics": {k: best.get(k) for k in METRIC_COLUMNS}},
+    }
+
+
+def halving_summary(result: ConfigSweepResult) -> dict[str, Any]:
+    """What successive halving did: rungs, runs reaching and passing each, the runs that
+    went through every rung, and the epochs spent (the compute a plain search would spend
+    is `runs x train.epochs`)."""
+    _, _, halving = adaptive_options(result.plan.config)
+    epochs = result.plan.config.train.epochs
+    rungs = halving.rungs(epochs)
+    rows = result.rows
+    per_rung = []
+    for k, r in enumerate(rungs):
+        reached = [row for row in rows if row["epochs_run"] >= r and (row["rungs_passed"] >= k)]
+        passed = [row for row in rows if row["rungs_passed"] > k]
+        per_rung.append({"rung": k, "epoch": r, "reached": len(reached), "passed": len(passed)})
+    finalists = [row["run"] for row in rows if row["rungs_passed"] == len(rungs) and not row["diverged"]]
+    return {
+        "min_epochs": halving.min_epochs, "eta": halving.eta, "rungs": list(rungs), "per_rung": per_rung,
+        "promoted_to_last_rung": finalists, "halted": sum(bool(row["halted"]) for row in rows),
+        "epochs_spent": sum(int(row["epochs_run"]) for row in rows), "epochs_without_halving": len(rows) * epochs,
     }

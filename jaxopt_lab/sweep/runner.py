@@ -17,6 +17,11 @@ Inside a device's shard the runs execute either
 
 ``execution="auto"`` picks ``"map"`` on CPU and ``"vmap"`` elsewhere.
 
+* ``"refill"``: batched over *lanes* that are reset with the next pending run as
+  soon as theirs stops (early stopping, divergence, budget), optionally with
+  successive-halving rungs (`jaxopt_lab.sweep.adaptive`). It needs groups that
+  carry a `Stepper` (config sweeps and `make_train` trainers do).
+
 After each chunk its outputs come to the host and, when a checkpoint folder is
 given, are saved atomically; a resumed sweep loads finished chunks instead of
 running them, so it ends with the same outputs as an uninterrupted one.
@@ -57,6 +62,8 @@ class Group:
       seeds: int seeds, one per run.
       hparams: numeric hyperparameters, one array per key, one value per run.
       label: the group's categorical values, for progress lines and reports.
+      cache_key: identifies the compiled program across sweeps (same key, same program).
+      stepper: the run split into epochs (`adaptive.Stepper`), for ``execution="refill"``.
     """
 
     fn: RunFn
@@ -65,6 +72,7 @@ class Group:
     hparams: dict[str, np.ndarray]
     label: dict[str, Any] = field(default_factory=dict)
     cache_key: Any = None
+    stepper: Any = None
 
 
 @dataclass
@@ -72,6 +80,7 @@ class ExecutionStats:
     runs: int = 0
     devices: int = 1
     execution: str = "map"
+    lanes: int | None = None
     wall_seconds: float = 0.0
     compile_seconds: float = 0.0
     chunks: int = 0
@@ -111,6 +120,9 @@ def compile_lowered(lowered: Any) -> Any:
         except Exception:  # noqa: BLE001 - unknown options surface as generic XLA errors
             pass
     return lowered.compile()
+
+
+EXECUTIONS = ("map", "vmap", "refill")
 
 
 def default_execution() -> str:
@@ -216,12 +228,30 @@ def execute(
     fingerprint_extra: Any = None,
     progress: bool | None = None,
     chunk_budget: int = DEFAULT_CHUNK_BUDGET,
+    lanes: int | None = None,
+    halving: Any = None,
 ) -> tuple[list[Any], ExecutionStats]:
-    """Run every group in chunks; returns (per-run outputs as host numpy pytrees, stats)."""
+    """Run every group in chunks; returns (per-run outputs as host numpy pytrees, stats).
+
+    With ``execution="refill"`` (implied by `halving`, an `adaptive.Halving`) each
+    chunk runs in `lanes` recycled lanes (default `adaptive.default_lanes`), and
+    each run's output is `(fn's output, adaptive.LaneInfo)`.
+    """
     if execution == "auto":
-        execution = default_execution()
-    if execution not in ("map", "vmap"):
-        raise ValueError(f"execution={execution!r} is not a valid choice; valid choices: auto, map, vmap")
+        execution = "refill" if halving is not None else default_execution()
+    if execution not in EXECUTIONS:
+        raise ValueError(f"execution={execution!r} is not a valid choice; valid choices: auto, {', '.join(EXECUTIONS)}")
+    if halving is not None and execution != "refill":
+        raise ValueError(f"halving needs execution='refill' (lanes that take new runs), not {execution!r}")
+    if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or lanes < 1):
+        raise ValueError(f"lanes={lanes!r} is out of range: valid range is [1, inf)")
+    if execution == "refill":
+        missing = [_label(g.label) or "(the only group)" for g in groups if g.stepper is None]
+        if missing:
+            raise ValueError(
+                "execution='refill' needs runs split into epochs (a Stepper: config sweeps and make_train "
+                f"trainers have one); these groups have none: {'; '.join(missing)}"
+            )
     if map_batch_size < 1:
         raise ValueError(f"map_batch_size={map_batch_size!r} is out of range: valid range is [1, inf)")
     if chunk_size is not None and chunk_size < 1:
@@ -238,6 +268,9 @@ def execute(
     stats = ExecutionStats(runs=n_runs, devices=n_dev, execution=execution)
     outputs: list[Any] = [None] * n_runs
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if execution == "refill":
+        # Halving decisions depend on the lanes and rungs: checkpoints of another setting do not fit.
+        fingerprint_extra = [fingerprint_extra, execution, lanes, halving and [halving.min_epochs, halving.eta]]
     fp = _fingerprint(groups, fingerprint_extra)
     if ckpt is not None and writer:
         _prepare_checkpoints(ckpt, fp, resume)
@@ -255,7 +288,14 @@ def execute(
             # In vmap mode every run of the chunk is live at once; in map mode only map_batch_size
             # per device, so the budget then only bounds the chunk's outputs.
             per_run_live = per_run * (8 if execution == "vmap" else 2)
-            size, n_chunks = chunk_plan(n, n_dev, chunk_size, per_run_live, chunk_budget)
+            if execution == "refill":
+                # The queue is replicated and every device keeps a results buffer for all of it.
+                size, n_chunks = chunk_plan(n, 1, chunk_size, per_run * 2 * n_dev, chunk_budget)
+                n_lanes = _refill_lanes(lanes, size, n_dev)
+                rungs = halving.rungs(g.stepper.max_epochs) if halving is not None else ()
+                stats.lanes = n_lanes
+            else:
+                size, n_chunks = chunk_plan(n, n_dev, chunk_size, per_run_live, chunk_budget)
             if execution == "map":
                 size = math.ceil(size / (n_dev * map_batch_size)) * n_dev * map_batch_size
             program = None
@@ -279,31 +319,48 @@ def execute(
                     continue
                 seeds = _pad(np.asarray(g.seeds[lo:hi], np.int32), size)
                 hp = {k: _pad(np.asarray(g.hparams[k][lo:hi], _float_dtype()), size) for k in keys}
-                if multi:
-                    seeds, hp = _global(seeds, mesh), {k: _global(v, mesh) for k, v in hp.items()}
+                args: tuple = (seeds, hp)
+                if execution == "refill":
+                    n_valid = np.asarray(hi - lo, np.int32)
+                    args = (seeds, hp, n_valid)
+                    if multi:
+                        args = jax.tree.map(lambda a: _global(a, mesh, replicated=True), args)
+                elif multi:
+                    args = (_global(seeds, mesh), {k: _global(v, mesh) for k, v in hp.items()})
                 if program is None:
+                    variant = (execution, map_batch_size) if execution != "refill" else (execution, n_lanes, rungs,
+                                                                                         halving and halving.eta)
                     cache_key = (
                         g.cache_key if g.cache_key is not None else id(g.fn),
-                        tuple(keys), size, execution, map_batch_size, tuple(str(d) for d in devices),
-                        str(_float_dtype()),
+                        tuple(keys), size, variant, tuple(str(d) for d in devices), str(_float_dtype()),
                     )
                     program = _COMPILED.get(cache_key)
                     if program is None:
                         tc = time.perf_counter()
-                        jitted = _program(g.fn, keys, mesh, execution, map_batch_size)
-                        program = compile_lowered(jitted.lower(seeds, hp))
+                        if execution == "refill":
+                            jitted = _refill_program(g.stepper, keys, mesh, size, n_lanes, rungs,
+                                                     halving.eta if halving is not None else 3.0)
+                        else:
+                            jitted = _program(g.fn, keys, mesh, execution, map_batch_size)
+                        program = compile_lowered(jitted.lower(*args))
                         stats.compile_seconds += time.perf_counter() - tc
                         stats.compilations += 1
                         _COMPILED[cache_key] = (program, g.fn)
                     else:
                         program = program[0]
                     t0 = time.perf_counter()
-                result = program(seeds, hp)
+                result = program(*args)
                 if multi:
                     from jax.experimental import multihost_utils
 
                     result = multihost_utils.process_allgather(result, tiled=True)
-                chunk_out = jax.tree.map(lambda a, m=hi - lo: np.asarray(a)[:m], jax.device_get(result))
+                if execution == "refill":
+                    from jaxopt_lab.sweep import adaptive
+
+                    buf, written = jax.device_get(result)
+                    chunk_out = adaptive.combine(buf, written, n_dev, hi - lo)
+                else:
+                    chunk_out = jax.tree.map(lambda a, m=hi - lo: np.asarray(a)[:m], jax.device_get(result))
                 if path is not None and writer:
                     from jaxopt_lab import checkpoint
 
@@ -319,10 +376,36 @@ def execute(
     return outputs, stats
 
 
-def _global(a: np.ndarray, mesh: Mesh) -> jax.Array:
-    """A host array (the same on every process) as a global array sharded over the runs axis."""
-    sharding = jax.sharding.NamedSharding(mesh, PartitionSpec("runs"))
-    return jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
+def _global(a: np.ndarray, mesh: Mesh, replicated: bool = False) -> jax.Array:
+    """A host array (the same on every process) as a global array sharded over the runs axis
+    (or replicated on every device)."""
+    sharding = jax.sharding.NamedSharding(mesh, PartitionSpec() if replicated else PartitionSpec("runs"))
+    return jax.make_array_from_callback(np.shape(a), sharding, lambda idx: np.asarray(a)[idx])
+
+
+def _refill_lanes(lanes: int | None, size: int, n_dev: int) -> int:
+    from jaxopt_lab.sweep import adaptive
+
+    if lanes is None:
+        return adaptive.default_lanes(size, n_dev)
+    return max(n_dev, math.ceil(min(lanes, max(size, 1)) / n_dev) * n_dev)
+
+
+def _refill_program(stepper: Any, keys: Sequence[str], mesh: Mesh, size: int, n_lanes: int,
+                    rungs: Sequence[int], eta: float):
+    """jit(shard_map(refill lanes)): the queue replicated, the lanes split over devices."""
+    from jaxopt_lab.sweep import adaptive
+
+    n_dev = mesh.devices.size
+    shard = adaptive.refill_shard(
+        stepper, lanes_per_device=n_lanes // n_dev, n_devices=n_dev, queue_size=size, rungs=rungs, eta=eta,
+    )
+    rep = PartitionSpec()
+    sharded = jax.shard_map(
+        shard, mesh=mesh, in_specs=(rep, {k: rep for k in keys}, rep), out_specs=PartitionSpec("runs"),
+        check_vma=False,
+    )
+    return jax.jit(sharded)
 
 
 def _float_dtype():
@@ -396,12 +479,15 @@ class SweepResult:
       outputs: the train function's outputs stacked over runs (numpy, leading run axis).
       stats: timing and execution details.
       keys: the swept keys (the space's keys, "seed" included).
+      lane_info: with ``execution="refill"``, `adaptive.LaneInfo` stacked over runs
+        (`halted` by a halving rung, `rungs_passed`); None otherwise.
     """
 
     points: list[dict[str, Any]]
     outputs: Any
     stats: ExecutionStats
     keys: tuple[str, ...]
+    lane_info: Any = None
 
     def table(self) -> list[dict[str, Any]]:
         """One row per run: `run`, the point's values, and every scalar output (by its key path)."""
@@ -460,6 +546,8 @@ def run(
     out: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool | None = None,
+    lanes: int | None = None,
+    halving: Any = None,
 ) -> SweepResult:
     """Run `train_fn(key, hparams) -> pytree` once per point of `space`.
 
@@ -474,30 +562,66 @@ def run(
     sharded over `devices` (default: all local devices). With `out`, finished
     chunks are checkpointed under `out/checkpoints/` and `resume=True` skips
     them. Outputs come back stacked over runs, in the space's order.
+
+    ``execution="refill"`` (or `halving`, an `adaptive.Halving`) needs `train_fn` split
+    into epochs: a trainer from `make_train` or an `adaptive.Stepper`. Finished runs'
+    lanes then take the next runs (`lanes` of them per chunk), and halving stops the
+    worst runs at its rungs.
     """
     points = _points(space)
     if not points:
         raise ValueError("space is empty: it has no points to run")
+    stepper = None
+    if execution == "refill" or halving is not None:
+        from jaxopt_lab.sweep import adaptive
+
+        if isinstance(train_fn, adaptive.Stepper):
+            stepper = train_fn
+        elif hasattr(train_fn, "init_state") and hasattr(train_fn, "finalize"):
+            stepper = adaptive.stepper_from_trainer(train_fn)
+        else:
+            raise ValueError(
+                "execution='refill' needs train_fn split into epochs: pass a trainer from make_train or an "
+                f"adaptive.Stepper, not {type(train_fn).__name__}"
+            )
     groups = []
     for label, idx in group_points(points, set(categorical)):
         num_keys = [k for k in points[idx[0]] if k != "seed" and k not in label]
         hp = {k: np.asarray([points[i][k] for i in idx], np.float64) for k in num_keys}
 
         def fn(seed, h, label=label):
+            if train_fn is stepper:  # a Stepper given directly: its whole run
+                from jaxopt_lab.sweep import adaptive
+
+                return adaptive.run_alone(stepper, seed, h)
             return train_fn(jax.random.PRNGKey(seed), {**h, **label})
 
+        if stepper is not None and label:
+            raise ValueError(
+                f"execution='refill' runs one compiled program per sweep: categorical keys {sorted(label)} "
+                "cannot vary; run one sweep per value"
+            )
         groups.append(Group(
             fn=fn, indices=np.asarray(idx), seeds=np.asarray([int(points[i]["seed"]) for i in idx]), hparams=hp,
             label=label, cache_key=(id(train_fn), json.dumps(label, sort_keys=True, default=str)),
+            stepper=stepper,
         ))
     ckpt = Path(out) / "checkpoints" if out is not None else None
     outputs, stats = execute(
         groups, len(points), chunk_size=chunk_size, execution=execution, map_batch_size=map_batch_size,
         devices=devices, checkpoint_dir=ckpt, resume=resume, progress=progress,
-        fingerprint_extra={"fn": getattr(train_fn, "__qualname__", str(train_fn))},
+        fingerprint_extra={"fn": getattr(train_fn, "__qualname__", type(train_fn).__name__)},
+        lanes=lanes, halving=halving,
     )
     keys = tuple(points[0])
-    return SweepResult(points=points, outputs=stack_outputs(outputs), stats=stats, keys=keys)
+    info = None
+    if stats.execution == "refill":
+        info = stack_outputs([o[1] for o in outputs])
+        outputs = [o[0] for o in outputs]
+    return SweepResult(points=points, outputs=stack_outputs(outputs), stats=stats, keys=keys, lane_info=info)
+
+
+
 
 
 def use_cpu_cores(n: int | None = None) -> int:

@@ -1,0 +1,348 @@
+"""Adaptive execution of a sweep's runs: lanes that refill, and successive halving.
+
+A vectorized sweep runs a batch of runs in *lanes* (the rows of a `vmap`).
+Runs stop at different epochs (early stopping, divergence, their budget), and
+in plain `vmap` a stopped run's lane computes masked no-ops until the slowest
+run of the batch ends. Here the epoch loop is written over lanes instead of
+runs: after every epoch each lane whose run has finished writes that run's
+outputs to a results buffer and is reset in place with the next pending
+configuration of the queue (parameters re-initialized, optimizer state,
+schedule step and history fresh), so every lane does useful work until the
+queue is empty. The same idea resets finished inner problems in
+learned_optimization's truncated training (Metz et al. 2022).
+
+Each configuration goes through exactly the steps it would go through alone
+(`init`, `step` until `finished`, `finalize`), so its outputs equal those of
+the run alone, up to the floating-point rounding `vmap` itself may introduce.
+
+**Successive halving** (`Halving`) adds *rungs*: at epochs ``r, r*eta,
+r*eta^2, ...`` (below the budget) a run is continued only when its monitored
+loss (validation loss, else training loss) is in the best ``1/eta`` of the
+losses recorded at that rung so far; otherwise it is halted there and its lane
+refilled. This is the stopping variant of ASHA (Li et al. 2020, "A System for
+Massively Parallel Hyperparameter Tuning"; Jamieson & Talwalkar 2016 for the
+synchronous original): the first `lanes` runs reach the first rung together and
+are ranked as one batch (synchronous halving), later arrivals are ranked
+against everything recorded before them. A halted run's outputs equal those
+of the run alone trained for the rung's number of epochs.
+
+Across devices (the runner's `runs` mesh axis) the queue and the rung records
+are global: the lanes are split over the devices, the devices exchange which
+lanes finished (and their rung losses) after every epoch, and each finished
+lane takes the next configuration in global lane order. So the assignment of
+configurations to lanes, and every halving decision, depend on the number of
+lanes but not on the number of devices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+PyTree = Any
+
+
+class Stepper(NamedTuple):
+    """One run split into epochs, so a lane can be refilled between them.
+
+    Fields:
+      init: `init(seed, hparams) -> state`: a fresh run (`seed` an int32 scalar).
+      step: `step(state, hparams) -> state`: one more epoch.
+      finished: `finished(state, hparams) -> bool`: the run has stopped (early
+        stopping, divergence, or its epoch budget spent).
+      epoch: `epoch(state) -> int`: epochs completed.
+      monitor: `monitor(state) -> float`: the loss halving ranks by after the last
+        epoch (lower is better; NaN counts as +inf).
+      finalize: `finalize(state, hparams) -> pytree`: the run's outputs.
+      max_epochs: the epoch budget of every run (rungs lie below it).
+    """
+
+    init: Callable[[Array, Mapping[str, Array]], PyTree]
+    step: Callable[[PyTree, Mapping[str, Array]], PyTree]
+    finished: Callable[[PyTree, Mapping[str, Array]], Array]
+    epoch: Callable[[PyTree], Array]
+    monitor: Callable[[PyTree], Array]
+    finalize: Callable[[PyTree, Mapping[str, Array]], PyTree]
+    max_epochs: int
+
+
+def stepper_from_trainer(trainer: Any, summarize: Callable[[Any], PyTree] | None = None) -> Stepper:
+    """The `Stepper` of a `jaxopt_lab.train.Trainer` (from `make_train`).
+
+    `summarize(TrainResult) -> pytree` picks the outputs (default: the result itself).
+    """
+    from jaxopt_lab.train import HISTORY_KEYS
+
+    epochs = int(trainer.config.train.epochs)
+    col = HISTORY_KEYS.index("val_loss" if trainer.has_val else "train_loss")
+    summarize = summarize or (lambda result: result)
+
+    def init(seed, hp):
+        return trainer.init_state(jax.random.PRNGKey(seed), hp)
+
+    def step(state, hp):
+        return trainer._epoch(state, trainer.resolve(hp))
+
+    def finished(state, hp):
+        return state.stopped | state.diverged | (state.epoch >= epochs)
+
+    def monitor(state):
+        row = jnp.maximum(state.epoch - 1, 0)
+        value = state.history[row, col]
+        return jnp.where(state.diverged | (state.epoch == 0), jnp.inf, value)
+
+    def finalize(state, hp):
+        return summarize(trainer.finalize(state, hp))
+
+    return Stepper(init=init, step=step, finished=finished, epoch=lambda s: s.epoch, monitor=monitor,
+                   finalize=finalize, max_epochs=epochs)
+
+
+def run_alone(stepper: Stepper, seed: Array, hparams: Mapping[str, Array], until: Any = None) -> PyTree:
+    """One configuration on its own: `init`, `step` until `finished` (or `until` epochs), `finalize`.
+
+    This is the reference a lane's result equals (and what a halted run equals with
+    `until` set to its rung).
+    """
+    state = stepper.init(seed, hparams)
+    limit = stepper.max_epochs if until is None else until
+
+    def cond(s):
+        return ~stepper.finished(s, hparams) & (stepper.epoch(s) < limit)
+
+    state = jax.lax.while_loop(cond, lambda s: stepper.step(s, hparams), state)
+    return stepper.finalize(state, hparams)
+
+
+@dataclass(frozen=True)
+class Halving:
+    """Successive-halving rungs: at epochs ``min_epochs * eta**k`` below the budget a run
+    continues only if its monitored loss is in the best ``1/eta`` recorded at that rung.
+
+    Attributes:
+      min_epochs: epochs of the first rung (>= 1).
+      eta: reduction factor (> 1): about ``1/eta`` of the runs reaching a rung pass it.
+    """
+
+    min_epochs: int
+    eta: float = 3.0
+
+    def __post_init__(self):
+        if isinstance(self.min_epochs, bool) or not isinstance(self.min_epochs, (int, np.integer)) \
+                or self.min_epochs < 1:
+            raise ValueError(f"halving.min_epochs = {self.min_epochs!r} is out of range: valid range is [1, inf)")
+        if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) or not self.eta > 1:
+            raise ValueError(f"halving.eta = {self.eta!r} is out of range: valid range is (1, inf)")
+
+    def rungs(self, max_epochs: int) -> tuple[int, ...]:
+        """The rung epochs below `max_epochs` (distinct, increasing)."""
+        out: list[int] = []
+        k = 0
+        while True:
+            r = int(round(self.min_epochs * self.eta**k))
+            if r >= max_epochs:
+                return tuple(out)
+            if not out or r > out[-1]:
+                out.append(r)
+            k += 1
+
+    @classmethod
+    def from_config(cls, table: Any) -> Halving:
+        """From a config's `[sweep.halving]` table (`min_epochs`, `eta`)."""
+        if not isinstance(table, Mapping):
+            raise ValueError(f"sweep.halving must be a table with min_epochs and eta, not {table!r}")
+        valid = ("min_epochs", "eta")
+        for key in table:
+            if key not in valid:
+                raise ValueError(f"unknown key sweep.halving.{key}; valid keys: {', '.join(valid)}")
+        if "min_epochs" not in table:
+            raise ValueError("sweep.halving.min_epochs is required: the epochs of the first rung")
+        return cls(min_epochs=table["min_epochs"], eta=table.get("eta", 3.0))
+
+
+#: Extra outputs of every run executed by `refill_shard`.
+class LaneInfo(NamedTuple):
+    """Fields:
+      halted: the run was stopped by a halving rung.
+      rungs_passed: rungs the run was promoted past.
+    """
+
+    halted: Array
+    rungs_passed: Array
+
+
+def _where(pred: Array, a: PyTree, b: PyTree) -> PyTree:
+    """Per lane: `a` where `pred` else `b` (`pred` has the lane axis only)."""
+
+    def sel(x, y):
+        p = jnp.reshape(pred, pred.shape + (1,) * (x.ndim - pred.ndim))
+        return jnp.where(p, x, y)
+
+    return jax.tree.map(sel, a, b)
+
+
+def refill_shard(
+    stepper: Stepper,
+    *,
+    lanes_per_device: int,
+    n_devices: int,
+    queue_size: int,
+    rungs: Sequence[int] = (),
+    eta: float = 3.0,
+    axis: str = "runs",
+) -> Callable[[Array, Mapping[str, Array], Array], tuple[PyTree, Array]]:
+    """The per-device program of a refilling (and optionally halving) chunk.
+
+    Returns `shard(seeds, hparams, n_valid) -> ((outputs, LaneInfo), written)` to run
+    inside `shard_map` over `axis`: `seeds` (queue_size,) and `hparams` (each
+    (queue_size,)) are the whole queue, replicated on every device; configurations
+    `0..n_valid-1` are run (the rest is padding). `outputs` has a leading
+    `queue_size` axis; a device fills the entries of the configurations its lanes
+    ran and marks them in `written`.
+    """
+    lp, n_dev, n_q = int(lanes_per_device), int(n_devices), int(queue_size)
+    n_lanes = lp * n_dev
+    rungs = tuple(int(r) for r in rungs)
+    n_rungs = len(rungs)
+    rung_epochs = jnp.asarray(rungs, jnp.int32) if n_rungs else None
+
+    def at(hp, idx):
+        return {k: v[idx] for k, v in hp.items()}
+
+    def shard(seeds, hp, n_valid):
+        dev = jax.lax.axis_index(axis) if n_dev > 1 else 0
+        lane_global = dev * lp + jnp.arange(lp, dtype=jnp.int32)
+        cfg = lane_global
+        active = cfg < n_valid
+        cfg_safe = jnp.where(active, cfg, 0)
+        state = jax.vmap(stepper.init)(seeds[cfg_safe], at(hp, cfg_safe))
+
+        out_shape = jax.eval_shape(
+            lambda s, h: (stepper.finalize(s, h), LaneInfo(jnp.bool_(False), jnp.int32(0))),
+            jax.tree.map(lambda x: x[0], state), at(hp, 0),
+        )
+        buf = jax.tree.map(lambda s: jnp.zeros((n_q, *s.shape), s.dtype), out_shape)
+        written = jnp.zeros((n_q,), bool)
+        halted = jnp.zeros((lp,), bool)
+        passed = jnp.zeros((lp,), jnp.int32)
+        if n_rungs:
+            rung_loss = jnp.full((n_rungs, n_q), jnp.inf, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
+            rung_rec = jnp.zeros((n_rungs, n_q), bool)
+        else:
+            rung_loss = rung_rec = jnp.zeros((0,), bool)
+        n_valid = jnp.asarray(n_valid, jnp.int32)
+        next_cfg = jnp.minimum(jnp.asarray(n_lanes, jnp.int32), n_valid)
+        n_active = next_cfg
+
+        def gather(x):
+            return jax.lax.all_gather(x, axis, tiled=True) if n_dev > 1 else x
+
+        def body(carry):
+            state, cfg, active, halted, passed, next_cfg, _, buf, written, rung_loss, rung_rec = carry
+            cfg_safe = jnp.where(active, cfg, 0)
+            hp_l = at(hp, cfg_safe)
+            state = _where(active, jax.vmap(stepper.step)(state, hp_l), state)
+            fin = active & jax.vmap(stepper.finished)(state, hp_l)
+
+            if n_rungs:
+                # Record the losses of the runs that just reached a rung (all devices alike),
+                # then continue each only if it ranks in the best 1/eta recorded there.
+                epoch = jax.vmap(stepper.epoch)(state)
+                at_rung = active & ~fin & (epoch[None, :] == rung_epochs[:, None])  # (R, lp)
+                loss = jax.vmap(stepper.monitor)(state)
+                loss = jnp.where(jnp.isnan(loss), jnp.inf, loss).astype(rung_loss.dtype)
+                at_g, loss_g, cfg_g = gather(at_rung.T).T, gather(loss), gather(cfg)
+
+                def rank(args):
+                    rung_loss, rung_rec = args
+                    rows = jnp.broadcast_to(jnp.arange(n_rungs)[:, None], at_g.shape)
+                    cols = jnp.where(at_g, cfg_g[None, :], n_q)
+                    rung_loss = rung_loss.at[rows, cols].set(jnp.broadcast_to(loss_g, at_g.shape), mode="drop")
+                    rung_rec = rung_rec.at[rows, cols].set(True, mode="drop")
+                    k = jnp.argmax(at_rung, axis=0)  # the lane's rung (when at one)
+                    rec, row = rung_rec[k], rung_loss[k]  # (lp, n_q)
+                    ids = jnp.arange(n_q)[None, :]
+                    better = rec & ((row < loss[:, None]) | ((row == loss[:, None]) & (ids < cfg[:, None])))
+                    quota = jnp.ceil(jnp.sum(rec, axis=1) / eta)
+                    keep = jnp.sum(better, axis=1) < quota
+                    return rung_loss, rung_rec, keep
+
+                def skip(args):
+                    return (*args, jnp.ones((lp,), bool))
+
+                rung_loss, rung_rec, keep = jax.lax.cond(jnp.any(at_g), rank, skip, (rung_loss, rung_rec))
+                lane_at_rung = jnp.any(at_rung, axis=0)
+                stop = lane_at_rung & ~keep
+                passed = passed + (lane_at_rung & keep).astype(jnp.int32)
+                halted = halted | stop
+                fin = fin | stop
+
+            def write(args):
+                buf, written = args
+                out = jax.vmap(stepper.finalize)(state, hp_l)
+                slot = jnp.where(fin, cfg, n_q)
+                new = (out, LaneInfo(halted, passed))
+                buf = jax.tree.map(lambda b, o: b.at[slot].set(o, mode="drop"), buf, new)
+                return buf, written.at[slot].set(True, mode="drop")
+
+            buf, written = jax.lax.cond(jnp.any(fin), write, lambda a: a, (buf, written))
+
+            # Refill: finished lanes take the next configurations in global lane order.
+            fin_g = gather(fin)
+            order = jnp.cumsum(fin_g, dtype=jnp.int32) - 1
+            my_order = order[lane_global] if n_dev > 1 else order
+            new_cfg = next_cfg + my_order
+            take = fin & (new_cfg < n_valid)
+            new_safe = jnp.where(take, new_cfg, 0)
+
+            def refill(state):
+                return _where(take, jax.vmap(stepper.init)(seeds[new_safe], at(hp, new_safe)), state)
+
+            state = jax.lax.cond(jnp.any(take), refill, lambda s: s, state)
+            cfg = jnp.where(take, new_cfg, cfg)
+            active = jnp.where(fin, take, active)
+            halted = jnp.where(take, False, halted)
+            passed = jnp.where(take, 0, passed)
+            next_cfg = jnp.minimum(next_cfg + jnp.sum(fin_g, dtype=jnp.int32), n_valid).astype(jnp.int32)
+            n_active = jnp.sum(gather(active), dtype=jnp.int32)
+            return state, cfg, active, halted, passed, next_cfg, n_active, buf, written, rung_loss, rung_rec
+
+        carry = (state, cfg, active, halted, passed, next_cfg, n_active, buf, written, rung_loss, rung_rec)
+        carry = jax.lax.while_loop(lambda c: c[6] > 0, body, carry)
+        return carry[7], carry[8]
+
+    return shard
+
+
+def combine(outputs: PyTree, written: np.ndarray, n_devices: int, n_valid: int) -> PyTree:
+    """Host side: merge the per-device buffers `refill_shard` returns (stacked over devices)
+    into one entry per configuration."""
+    written = np.asarray(written).reshape(n_devices, -1)[:, :n_valid]
+    missing = ~written.any(axis=0)
+    if missing.any():
+        raise RuntimeError(f"refill: configurations {np.flatnonzero(missing)[:10].tolist()} were never run")
+    owner = written.argmax(axis=0)
+    cols = np.arange(n_valid)
+
+    def pick(leaf):
+        leaf = np.asarray(leaf)
+        return leaf.reshape(n_devices, -1, *leaf.shape[1:])[owner, cols]
+
+    return jax.tree.map(pick, outputs)
+
+
+def default_lanes(queue_size: int, n_devices: int) -> int:
+    """Lanes for a refilling chunk: every run at once on an accelerator; on CPU a batch
+    big enough for vmap to pay and small enough that refilling has work to hand out."""
+    if jax.default_backend() == "cpu":
+        want = min(queue_size, max(8, math.ceil(queue_size / 4)), 128 * n_devices)
+    else:
+        want = queue_size
+    return max(n_devices, math.ceil(want / n_devices) * n_devices)
