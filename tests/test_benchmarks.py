@@ -179,6 +179,16 @@ def test_scaling_tiny(tmp_path):
     assert [r["runs"] for r in payload["runs_per_sweep"]][:3] == [1, 2, 4]
 
 
+def test_adaptive_tiny(tmp_path):
+    stdout, payload = run_script("adaptive.py", out=tmp_path / "ad.json")
+    assert "## Refill" in stdout and "Successive halving" in stdout
+    refill = payload["refill"][0]
+    assert set(refill["runs_per_second"]) == {"vmap", "refill", "map"}
+    assert refill["epochs_needed"] <= refill["runs"] * refill["epochs"]
+    point = payload["halving"]["per_seed"][0]["halving"][0]
+    assert point["epochs_spent"] < point["configs"] * 9
+
+
 @pytest.mark.slow
 def test_every_script_complete_at_tiny_size(tmp_path):
     stdout, payload = run_script("sweep_throughput.py", out=tmp_path / "st.json")

@@ -197,6 +197,7 @@ def refill_shard(
     rungs: Sequence[int] = (),
     eta: float = 3.0,
     axis: str = "runs",
+    write_batch: int | None = None,
 ) -> Callable[[Array, Mapping[str, Array], Array], tuple[PyTree, Array]]:
     """The per-device program of a refilling (and optionally halving) chunk.
 
@@ -205,9 +206,11 @@ def refill_shard(
     (queue_size,)) are the whole queue, replicated on every device; configurations
     `0..n_valid-1` are run (the rest is padding). `outputs` has a leading
     `queue_size` axis; a device fills the entries of the configurations its lanes
-    ran and marks them in `written`.
+    ran and marks them in `written`. Finished lanes are finalized and re-initialized
+    `write_batch` at a time (default: an eighth of a device's lanes).
     """
     lp, n_dev, n_q = int(lanes_per_device), int(n_devices), int(queue_size)
+    batch = max(1, math.ceil(lp / 8)) if write_batch is None else max(1, min(lp, int(write_batch)))
     n_lanes = lp * n_dev
     rungs = tuple(int(r) for r in rungs)
     n_rungs = len(rungs)
@@ -284,13 +287,21 @@ def refill_shard(
                 halted = halted | stop
                 fin = fin | stop
 
+            # Outputs of finished lanes, `batch` lanes at a time: finalizing (and re-initializing)
+            # every lane whenever one finishes would cost a pass over the data per finished run.
             def write(args):
-                buf, written = args
-                out = jax.vmap(stepper.finalize)(state, hp_l)
-                slot = jnp.where(fin, cfg, n_q)
-                new = (out, LaneInfo(halted, passed))
-                buf = jax.tree.map(lambda b, o: b.at[slot].set(o, mode="drop"), buf, new)
-                return buf, written.at[slot].set(True, mode="drop")
+                def body(c):
+                    buf, written, pending = c
+                    idx = jnp.argsort(~pending, stable=True)[:batch]
+                    sel = pending[idx]
+                    sub = jax.tree.map(lambda x: x[idx], state)
+                    out = jax.vmap(stepper.finalize)(sub, {k: v[idx] for k, v in hp_l.items()})
+                    slot = jnp.where(sel, cfg[idx], n_q)
+                    new = (out, LaneInfo(halted[idx], passed[idx]))
+                    buf = jax.tree.map(lambda b, o: b.at[slot].set(o, mode="drop"), buf, new)
+                    return buf, written.at[slot].set(True, mode="drop"), pending.at[idx].set(False)
+
+                return jax.lax.while_loop(lambda c: jnp.any(c[2]), body, (*args, fin))[:2]
 
             buf, written = jax.lax.cond(jnp.any(fin), write, lambda a: a, (buf, written))
 
@@ -300,10 +311,18 @@ def refill_shard(
             my_order = order[lane_global] if n_dev > 1 else order
             new_cfg = next_cfg + my_order
             take = fin & (new_cfg < n_valid)
-            new_safe = jnp.where(take, new_cfg, 0)
 
             def refill(state):
-                return _where(take, jax.vmap(stepper.init)(seeds[new_safe], at(hp, new_safe)), state)
+                def body(c):
+                    state, pending = c
+                    idx = jnp.argsort(~pending, stable=True)[:batch]
+                    sel = pending[idx]
+                    q = jnp.where(sel, new_cfg[idx], 0)
+                    fresh = jax.vmap(stepper.init)(seeds[q], at(hp, q))
+                    state = jax.tree.map(lambda s, f: s.at[idx].set(_where(sel, f, s[idx])), state, fresh)
+                    return state, pending.at[idx].set(False)
+
+                return jax.lax.while_loop(lambda c: jnp.any(c[1]), body, (state, take))[0]
 
             state = jax.lax.cond(jnp.any(take), refill, lambda s: s, state)
             cfg = jnp.where(take, new_cfg, cfg)
