@@ -149,16 +149,82 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_vectorization_args(args: argparse.Namespace) -> None:
+    """Checked before JAX starts, so that bad input costs no startup and leaves no folder."""
+    if not getattr(args, "check_vectorization", False):
+        if getattr(args, "sample", None) is not None:
+            raise BadInput("--sample N only applies with --check-vectorization")
+        return
+    if args.sample is not None and args.sample < 1:
+        raise BadInput(f"--sample {args.sample} is out of range: valid range is [1, inf)")
+    if args.coordinator:
+        raise BadInput("--check-vectorization runs in one process: drop --coordinator/--num-processes/--process-id")
+
+
+def _run_vectorization_check(args: argparse.Namespace, plan: Any, out: Path) -> int:
+    """`sweep --check-vectorization`: the check alone (no sweep); 0 when the numbers agree, 1 when not."""
+    import json
+
+    from jaxopt_lab.sweep import vectorization
+
+    sample = args.sample if args.sample is not None else 8
+    print(f"check-vectorization: up to {sample} runs of each of {len(plan.groups)} group(s), one by one and "
+          f"vectorized ({', '.join(vectorization.MODES)})", file=sys.stderr)
+    report = vectorization.check_vectorization(plan.config, sample=sample, sweep_plan=plan)
+    print(report.table())
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "vectorization.json"
+    tmp = out / f".vectorization.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    os.replace(tmp, target)  # readers never see a half-written file
+    print(f"wrote {target}")
+    bad = report.disagreements()
+    if bad:
+        more = f" (and {len(bad) - 1} more, see {target})" if len(bad) > 1 else ""
+        print(f"jaxopt-lab: vectorized results disagree: {bad[0].describe(report.label_of(bad[0].group))}{more}",
+              file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _sweep_protocol(args: argparse.Namespace, cfg: Any, out: Path) -> int:
+    """`sweep --protocol NAME` or `[sweep] protocol`: a benchmark protocol's sweeps, tables and report."""
+    unsupported = {"--resume": args.resume, "--coordinator": args.coordinator,
+                   "--check-vectorization": getattr(args, "check_vectorization", False),
+                   "--lanes": getattr(args, "lanes", None) is not None}
+    for flag, given in unsupported.items():
+        if given:
+            raise BadInput(f"{flag} does not apply to a protocol run (--protocol / sweep.protocol)")
+    _setup_jax(args.devices, x64=cfg.train.precision == "float64")
+    from jaxopt_lab import protocols
+    from jaxopt_lab.config import ConfigError
+
+    try:
+        path = protocols.run_protocol(cfg, out, protocol=args.protocol, execution=args.execution,
+                                      chunk_size=args.chunk_size)
+    except ConfigError as e:
+        raise BadInput(str(e)) from None
+    print(f"wrote {path}  ({path / 'index.html'})")
+    return EXIT_OK
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     out = _check_out(args.out, resume=args.resume, required=True)
     if args.chunk_size is not None and args.chunk_size < 1:
         raise BadInput(f"--chunk-size {args.chunk_size} is out of range: valid range is [1, inf)")
+    if args.lanes is not None and args.lanes < 1:
+        raise BadInput(f"--lanes {args.lanes} is out of range: valid range is [1, inf)")
     if args.devices is not None and args.devices < 1:
         raise BadInput(f"--devices {args.devices} is out of range: valid range is [1, inf)")
     if args.num_processes > 1 or args.coordinator:
         if not args.coordinator or args.process_id is None:
             raise BadInput("--coordinator HOST:PORT, --num-processes N and --process-id I go together")
+    if getattr(args, "protocol", None) is not None or (cfg.sweep or {}).get("protocol") is not None:
+        return _sweep_protocol(args, cfg, out)
+    _check_vectorization_args(args)
     _setup_jax(args.devices, x64=cfg.train.precision == "float64")
     import jax
 
@@ -175,14 +241,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         plan = config_sweep.plan(cfg)
     except (ConfigError, ValueError) as e:
         raise BadInput(str(e)) from None
+    if args.check_vectorization:
+        return _run_vectorization_check(args, plan, out)
     devices = jax.devices() if args.coordinator else None
     print(f"sweep: {len(plan.points)} runs in {len(plan.groups)} group(s) on {len(devices or jax.local_devices())} "
           f"device(s)", file=sys.stderr)
     try:
         result = config_sweep.run_sweep(
             cfg, checkpoint_dir=out / "checkpoints", resume=args.resume, execution=args.execution,
-            chunk_size=args.chunk_size, sweep_plan=plan, devices=devices,
+            chunk_size=args.chunk_size, sweep_plan=plan, devices=devices, lanes=args.lanes,
         )
+    except ConfigError as e:
+        raise BadInput(str(e)) from None
     except SweepInterrupted as e:
         print(str(e), file=sys.stderr)
         return 130
@@ -237,8 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("config", help="CONFIG.toml")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--resume", action="store_true", help="continue an interrupted sweep in --out")
-    s.add_argument("--execution", choices=("auto", "map", "vmap"), default="auto",
-                   help="runs per device one after another (map: fastest on CPU) or batched (vmap: GPU/TPU)")
+    s.add_argument("--execution", choices=("auto", "map", "vmap", "refill"), default="auto",
+                   help="runs per device one after another (map: fastest on CPU), batched (vmap: GPU/TPU), or "
+                   "batched in lanes that take the next run when theirs stops (refill)")
+    s.add_argument("--lanes", type=int, default=None, help="lanes of a refilling sweep (default: sweep.lanes, "
+                   "or sized from the chunk)")
     s.add_argument("--chunk-size", type=int, default=None, help="runs per compiled chunk (default: from config "
                    "or a memory budget)")
     s.add_argument("--devices", type=int, default=None, help="CPU host devices to shard over (default: cores)")
@@ -246,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--coordinator", help="HOST:PORT of process 0 for a multi-process sweep")
     s.add_argument("--num-processes", type=int, default=1)
     s.add_argument("--process-id", type=int, default=None)
+    s.add_argument("--check-vectorization", action="store_true",
+                   help="instead of the sweep: run a sample of each group one by one and vectorized (vmap, map), "
+                   "compare numbers and speed, write DIR/vectorization.json; exit 1 if the numbers disagree")
+    s.add_argument("--sample", type=int, default=None,
+                   help="runs per group for --check-vectorization (default 8)")
+    s.add_argument("--protocol", default=None, metavar="NAME",
+                   help="run a benchmark protocol instead of the config's sweep: deepobs, crowded_valley, choi, "
+                   "algoperf (also [sweep] protocol = NAME; options in [sweep.protocol_options]; docs/protocols.md)")
     s.set_defaults(func=cmd_sweep)
 
     li = sub.add_parser("list", help="optimizers, schedules, datasets, models, activations, initializers")

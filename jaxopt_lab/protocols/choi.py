@@ -1,0 +1,183 @@
+"""Choi et al. (2019), "On Empirical Comparisons of Optimizers for Deep Learning": tune everything.
+
+The paper's point: optimizer comparisons are sensitive to the tuning protocol, and when *every*
+hyperparameter is tuned (epsilon included, momenta and betas on the scale of ``1 - x``), the
+more general optimizer never loses to one it can emulate. Its inclusion hierarchy
+(SGD ⊆ Momentum ⊆ RMSProp, SGD ⊆ Momentum ⊆ Adam, SGD ⊆ Nesterov ⊆ NAdam: Adam with a large
+epsilon behaves like momentum SGD, for instance) then predicts the ranking, and the experiments
+confirm it. This preset runs a random search over each optimizer's full space, reruns the best
+configuration over seeds and checks the hierarchy within noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+from jaxopt_lab.config import Config, ConfigError
+from jaxopt_lab.protocols import common
+from jaxopt_lab.protocols.common import Option
+from jaxopt_lab.report import Section
+
+NAME = "choi"
+TITLE = "Choi et al.: every hyperparameter tuned, and the inclusion hierarchy"
+CITATION = ("D. Choi, C. J. Shallue, Z. Nado, J. Lee, C. J. Maddison, G. E. Dahl. On Empirical Comparisons "
+            "of Optimizers for Deep Learning. 2019 (arXiv:1910.05446)")
+DESCRIPTION = (
+    "Every hyperparameter of each optimizer, epsilon included, is searched at random over the spaces below (momenta "
+    "and betas as 1 - x on a log scale, as in the paper); the best configuration is rerun over seeds."
+)
+
+_LR = {"loguniform": [1e-4, 1.0]}
+_ONE_MINUS_MOMENTUM = {"one_minus_loguniform": [1e-3, 1.0]}
+_ADAM = {
+    "learning_rate": {"loguniform": [1e-5, 1.0]},
+    "b1": {"one_minus_loguniform": [1e-3, 1.0]},
+    "b2": {"one_minus_loguniform": [1e-4, 1e-1]},
+    "eps": {"loguniform": [1e-10, 1.0]},
+}
+
+#: Default search spaces. The paper's spaces are per workload (its appendix D); these follow their
+#: shape at this project's scale: log-uniform learning rates, ``1 - momentum`` and ``1 - beta``
+#: log-uniform, epsilon log-uniform over ten decades.
+SPACES: dict[str, dict[str, dict[str, list]]] = {
+    "sgd": {"learning_rate": {"loguniform": [1e-4, 10.0]}},
+    "momentum": {"learning_rate": {"loguniform": [1e-4, 10.0]}, "momentum": _ONE_MINUS_MOMENTUM},
+    "nesterov": {"learning_rate": {"loguniform": [1e-4, 10.0]}, "momentum": _ONE_MINUS_MOMENTUM},
+    "rmsprop": {"learning_rate": {"loguniform": [1e-5, 1.0]}, "decay": {"one_minus_loguniform": [1e-4, 1e-1]},
+                "momentum": _ONE_MINUS_MOMENTUM, "eps": {"loguniform": [1e-10, 1.0]}},
+    "adam": _ADAM, "nadam": _ADAM, "adamw": _ADAM, "amsgrad": _ADAM, "radam": _ADAM, "adamax": _ADAM,
+    "adagrad": {"learning_rate": _LR, "initial_accumulator_value": {"loguniform": [1e-3, 1.0]},
+                "eps": {"loguniform": [1e-10, 1.0]}},
+}
+
+#: (less general, more general) pairs of the paper's inclusion hierarchy, with the transitive ones.
+INCLUSIONS = (
+    ("sgd", "momentum"), ("sgd", "nesterov"), ("momentum", "rmsprop"), ("momentum", "adam"), ("nesterov", "nadam"),
+    ("sgd", "rmsprop"), ("sgd", "adam"), ("sgd", "nadam"),
+)
+
+OPTIONS = {
+    "optimizers": Option("names", ["sgd", "momentum", "adam"], "optimizers to compare (default: one chain of "
+                         "the hierarchy, sgd ⊆ momentum ⊆ adam)"),
+    "trials": Option("int", 50, "random-search trials per optimizer", low=1, high=100_000),
+    "rerun_seeds": Option("int", 10, "seeds 0..n-1 the best configuration is rerun with", low=2, high=100_000),
+    "tuning_seed": Option("int", 0, "the seed of every tuning run", low=0),
+    "space_seed": Option("int", 0, "seed of the random search's draws", low=0),
+    "space": Option("table", {}, "per-optimizer spaces merged over the defaults key by key, e.g. "
+                    "{ adam = { eps = { loguniform = [1e-8, 1e-2] } } }; needed for optimizers without a default"),
+    "tolerance": Option("float", 2.0, "the hierarchy holds when the more general optimizer is worse by less than "
+                        "this many standard errors of the difference", low=0.0),
+    "metric": Option("str", "auto", "ranking metric (auto: final validation accuracy, else loss)",
+                     choices=("auto", *common.METRICS)),
+}
+
+
+@dataclasses.dataclass
+class Prepared:
+    options: dict[str, Any]
+    configs: dict[str, Config]
+    spaces: dict[str, dict[str, Any]]
+    shape_hint: int
+
+
+def prepare(cfg: Config, opts: dict[str, Any]) -> Prepared:
+    names = common.check_optimizers(opts["optimizers"])
+    common.check_per_optimizer(f"{common.PREFIX}.space", opts["space"], names)
+    configs, spaces = {}, {}
+    for name in names:
+        where = f"{common.PREFIX}.space.{name}"
+        user = opts["space"].get(name, {})
+        if not isinstance(user, dict):
+            raise ConfigError(f"{where} = {user!r} must be a table of keyword = {{ distribution = [args] }}")
+        merged = {**SPACES.get(name, {}), **user}
+        if not merged:
+            raise ConfigError(
+                f"{where} is required: {name} has no default search space (defaults exist for "
+                f"{', '.join(SPACES)})"
+            )
+        spaces[name] = common.check_space(where, name, merged)
+        base = common.optimizer_config(cfg, name, inherit=False)
+        extra = {k: v for k, v in common.factory_defaults(name, list(spaces[name])).items()
+                 if k not in base.optimizer.kwargs}
+        configs[name] = common.optimizer_config(cfg, name, extra, inherit=False)
+    return Prepared(options=opts, configs=configs, spaces=spaces, shape_hint=opts["rerun_seeds"])
+
+
+def hierarchy(results: dict[str, dict[str, Any]], mode: str, tolerance: float) -> list[dict[str, Any]]:
+    """Each inclusion pair among the compared optimizers: does the more general one do at least as well?
+
+    "Within noise": the difference of means (signed so that positive favours the more general
+    optimizer) must be above ``-tolerance`` standard errors of the difference,
+    ``sqrt(std_a^2/n_a + std_b^2/n_b)``.
+    """
+    rows = []
+    for sub, sup in INCLUSIONS:
+        a, b = results.get(sub), results.get(sup)
+        if not a or not b or not a.get("n") or not b.get("n"):
+            continue
+        diff = (b["mean"] - a["mean"]) * (1 if mode == "max" else -1)
+        var = sum((s["std"] ** 2 / s["n"]) if not math.isnan(s["std"]) else 0.0 for s in (a, b))
+        se = math.sqrt(var)
+        holds = diff >= -tolerance * se
+        rows.append({"less general": sub, "more general": sup, "advantage of the more general": diff,
+                     "standard error": se, "holds": bool(holds)})
+    return rows
+
+
+def run(p: Prepared, runner: common.SweepRunner, stage: Path) -> tuple[list[Section], dict[str, Any]]:
+    opts = p.options
+    tuned = {
+        name: common.search_and_rerun(runner, c, name, p.spaces[name], trials=opts["trials"],
+                                      space_seed=opts["space_seed"], tuning_seed=opts["tuning_seed"],
+                                      rerun_seeds=opts["rerun_seeds"], metric=opts["metric"])
+        for name, c in p.configs.items()
+    }
+    first = next(iter(tuned.values()))
+    column, mode = first.column, first.mode
+    results, table_rows, report_rows = {}, [], []
+    for name, t in tuned.items():
+        s = common.stats(t.rerun.rows, column) if t.rerun else {}
+        results[name] = s
+        table_rows.append({"optimizer": name, f"{column}_mean": s.get("mean"), f"{column}_std": s.get("std"),
+                           "seeds": s.get("n"), "n_diverged": s.get("n_diverged"),
+                           f"tuning_{column}": t.best_row[column] if t.best_row else None,
+                           "best": common.point_text(t.point)})
+        report_rows.append({"optimizer": name, column: common.pm(s),
+                            "best hyperparameters": common.point_text(t.point)})
+    common.write_csv(stage / "results.csv", table_rows)
+    spaces = common.space_rows(p.spaces)
+    common.write_csv(stage / "search_spaces.csv", spaces)
+    checks = hierarchy(results, mode, opts["tolerance"])
+    common.write_csv(stage / "hierarchy.csv", checks or [{"note": "no inclusion pair among the optimizers"}])
+    names = list(tuned)
+    fig = common.errorbar_figure(
+        names, {f"tuned ({opts['trials']} trials)": ([results[n].get("mean", math.nan) for n in names],
+                                                     [results[n].get("std", math.nan) for n in names])},
+        stage / "tuned_comparison.png", ylabel=column,
+        title=f"{column} of each tuned optimizer: mean ± std over {opts['rerun_seeds']} seeds")
+    if not checks:
+        verdict = "No two of the compared optimizers form an inclusion pair; nothing to check."
+    elif all(c["holds"] for c in checks):
+        verdict = (f"The inclusion hierarchy held within noise (tolerance {opts['tolerance']:g} standard errors) for "
+                   f"every pair: " + "; ".join(f"{c['less general']} ⊆ {c['more general']}" for c in checks) + ".")
+    else:
+        bad = [f"{c['less general']} ⊆ {c['more general']}" for c in checks if not c["holds"]]
+        verdict = (f"The inclusion hierarchy did NOT hold within noise for: {', '.join(bad)}; with a small budget "
+                   f"the random search may not have found the more general optimizer's good region (the paper's "
+                   f"remedy: a larger budget or a better-centred space).")
+    text = (f"Random search of {opts['trials']} configurations per optimizer (seed {opts['tuning_seed']}, folders "
+            f"tuning/), best by {column} rerun over seeds 0..{opts['rerun_seeds'] - 1} (folders rerun/).")
+    if first.note:
+        text += f"\n\nNote: {first.note}."
+    sections = [
+        Section("Tuned optimizers", text, [fig], [("Results", report_rows)]),
+        Section("Inclusion hierarchy", verdict, [], [("Pairs", checks)] if checks else []),
+        Section("Search spaces", "Searched distributions (1 - x: x drawn log-uniformly, then 1 - x).", [],
+                [("Spaces", spaces)]),
+    ]
+    best = {n: {"point": t.point, "config": t.best_config()} for n, t in tuned.items()}
+    return sections, {"metric": column, "mode": mode, "spaces": p.spaces, "results": results, "best": best,
+                      "hierarchy": checks}
