@@ -584,3 +584,22 @@ def test_stack_numeric():
         S.stack_numeric(sp, ["optimizer.name"])
     with pytest.raises(ValueError, match="point 0 has no key 'optimizer.lr'"):
         S.stack_numeric(sp, ["optimizer.lr"])
+
+
+def test_one_minus_loguniform_draws_betas_by_their_horizon():
+    d = S.one_minus_loguniform(1e-3, 1.0)
+    pts = S.random(4000, 0, {"b1": d}).points()
+    xs = np.array([1.0 - p["b1"] for p in pts])
+    assert xs.min() >= 1e-3 and xs.max() <= 1.0
+    # each decade of 1 - beta equally likely (1/3 each), within 5 standard errors
+    for lo in (1e-3, 1e-2, 1e-1):
+        frac = np.mean((xs >= lo) & (xs < 10 * lo))
+        assert abs(frac - 1 / 3) < 5 * np.sqrt(1 / 3 * 2 / 3 / 4000)
+    # the formula: 1 - exp(uniform(log low, log high)) from the same words as loguniform
+    same = S.random(5, 7, {"x": S.loguniform(1e-3, 1.0)}).points()
+    mine = S.random(5, 7, {"x": d}).points()
+    np.testing.assert_allclose([1 - p["x"] for p in same], [p["x"] for p in mine], rtol=1e-15)
+    spec = S.from_config({"random": {"trials": 3, "optimizer": {"b1": {"one_minus_loguniform": [1e-2, 0.5]}}}})
+    assert all(0.5 <= p["optimizer.b1"] <= 0.99 for p in spec.points())
+    with pytest.raises(ValueError, match="valid range is 0 < low <= high <= 1"):
+        S.one_minus_loguniform(1e-3, 2.0)

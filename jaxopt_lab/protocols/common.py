@@ -51,10 +51,6 @@ DEFAULT_LEARNING_RATES = {
     "yogi": 1e-2, "lion": 1e-4,
 }
 
-#: Values a `one_minus_loguniform` distribution is discretized to (see `engine_distribution`).
-ONE_MINUS_POINTS = 256
-
-
 # ----------------------------------------------------------------------------- options
 
 
@@ -216,17 +212,9 @@ def check_space(where: str, optimizer: str, space: Any) -> dict[str, dict[str, l
 
 
 def engine_distribution(spec: Mapping[str, list]) -> dict[str, list]:
-    """A space entry as the engine's `[sweep.random]` syntax.
-
-    The engine has no ``1 - loguniform`` distribution, so ``one_minus_loguniform = [a, b]``
-    becomes a uniform ``choice`` over ``1 - x`` for `ONE_MINUS_POINTS` log-spaced ``x`` in
-    ``[a, b]`` (neighbours 3.6% apart over three decades): a discretized log-uniform draw of ``1 - x``.
-    """
+    """A space entry as the engine's `[sweep.random]` syntax (the same table)."""
     ((dist, args),) = spec.items()
-    if dist != "one_minus_loguniform":
-        return {dist: list(args)}
-    xs = np.geomspace(args[0], args[1], ONE_MINUS_POINTS)
-    return {"choice": list(dict.fromkeys(float(1.0 - x) for x in xs))}
+    return {dist: list(args)}
 
 
 def full_key(key: str) -> str:

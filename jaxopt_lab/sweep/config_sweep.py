@@ -189,6 +189,9 @@ def plan(cfg: Config) -> ConfigSweep:
     sp = space_of(cfg)
     _target(cfg)
     adaptive_options(cfg)
+    if "protocol_options" in cfg.sweep and "protocol" not in cfg.sweep:
+        raise ConfigError("sweep.protocol_options is set but sweep.protocol is not: name the protocol "
+                          "(sweep.protocol or --protocol) or remove the options")
     chunk = cfg.sweep.get("chunk_size")
     if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
         raise ConfigError(f"sweep.chunk_size = {chunk!r} must be a positive integer")

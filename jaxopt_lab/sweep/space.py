@@ -263,6 +263,9 @@ class Distribution:
         if self.name == "loguniform":
             low, high = self.args
             return math.exp(_uniform(bits, math.log(low), math.log(high)))
+        if self.name == "one_minus_loguniform":
+            low, high = self.args
+            return 1.0 - math.exp(_uniform(bits, math.log(low), math.log(high)))
         if self.name == "choice":
             return self.args[_below(bits, len(self.args))]
         if self.name == "randint":
@@ -300,6 +303,24 @@ def loguniform(low: float, high: float) -> Distribution:
     if lo > hi:
         raise ValueError(f"loguniform low={low!r} > high={high!r}: low must be <= high")
     return Distribution("loguniform", (lo, hi))
+
+
+def one_minus_loguniform(low: float, high: float) -> Distribution:
+    """``1 - x`` with ``x`` log-uniform on ``[low, high)``; needs ``0 < low <= high <= 1``.
+
+    The prior for momentum-like decays (beta1, beta2, momentum), whose effect scales with
+    ``1 - beta`` -- the averaging horizon ``1 / (1 - beta)`` -- as searched by Choi et al.
+    (2019) and Schmidt et al. (2021): ``{ one_minus_loguniform = [1e-3, 1.0] }`` gives
+    betas from 0 to 0.999, each decade of ``1 - beta`` equally likely.
+    """
+    lo, hi = _finite_number("one_minus_loguniform low", low), _finite_number("one_minus_loguniform high", high)
+    if lo <= 0 or hi > 1:
+        raise ValueError(
+            f"one_minus_loguniform [{low!r}, {high!r}] is out of range: valid range is 0 < low <= high <= 1"
+        )
+    if lo > hi:
+        raise ValueError(f"one_minus_loguniform low={low!r} > high={high!r}: low must be <= high")
+    return Distribution("one_minus_loguniform", (lo, hi))
 
 
 def choice(values: Sequence[Any]) -> Distribution:
@@ -348,6 +369,7 @@ DISTRIBUTIONS = {
     "randint": randint,
     "int": randint,
     "int_loguniform": int_loguniform,
+    "one_minus_loguniform": one_minus_loguniform,
 }
 """TOML names of the distributions: ``{ name = [args] }``; ``int`` is an alias of ``randint``."""
 
