@@ -250,7 +250,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload["refill"] = part_refill(s, reps, checks)
     if "halving" in parts:
         payload["halving"] = part_halving(s, checks)
+        if args.out:
+            payload["halving_figure"] = str(halving_figure(payload["halving"], s, args.out))
+            print(f"figure: {payload['halving_figure']}")
     return common.finish(checks, payload, args.out)
+
+
+def halving_figure(h: dict[str, Any], s: dict[str, Any], out: str):
+    """Best validation accuracy vs epochs spent: random search's best-of-k (mean ± std over seeds)
+    and each halving budget (mean ± std of both axes), saved beside the JSON file."""
+    import numpy as np
+
+    from jaxopt_lab import plots
+
+    E = s["halving_epochs"]
+    curves = np.array([p["random_best_of_k"] for p in h["per_seed"]])
+    k = np.arange(1, curves.shape[1] + 1)
+    fig, ax = plots.new_figure(figsize=(6.5, 4))
+    mean, std = curves.mean(axis=0), curves.std(axis=0)
+    ax.plot(k * E, mean, color="C0", label="random search (best of first k runs)")
+    ax.fill_between(k * E, mean - std, mean + std, color="C0", alpha=0.2)
+    for j, n_cfg in enumerate(s["halving_configs"]):
+        pts = [p["halving"][j] for p in h["per_seed"]]
+        xs = np.array([x["epochs_spent"] for x in pts])
+        ys = np.array([x["halving_best"] for x in pts])
+        ax.errorbar(xs.mean(), ys.mean(), xerr=xs.std(), yerr=ys.std(), fmt="o", color=f"C{j + 1}",
+                    capsize=3, label=f"successive halving, {n_cfg} configurations")
+    ax.set_xscale("log")
+    ax.set_xlabel("compute: epochs trained, all runs together")
+    ax.set_ylabel("best final validation accuracy")
+    ax.set_title(f"Halving (eta 3) vs random search, {len(h['per_seed'])} search seeds")
+    ax.legend(fontsize=8)
+    return plots.save(fig, os.path.splitext(out)[0] + "_halving.png")
 
 
 if __name__ == "__main__":

@@ -195,4 +195,26 @@ def sweep_report(folder: str | os.PathLike, result: Any) -> Path:
     text = (f"{st.runs} runs in {len(result.plan.groups)} group(s) on {st.devices} device(s), "
             f"{st.runs_per_second:.1f} runs/s after {st.compile_seconds:.1f} s of compilation; "
             f"{sum(r['diverged'] for r in rows)} run(s) diverged.")
-    return write_report(folder, "Sweep report", [Section("Results", text, figures, tables)])
+    sections = [Section("Results", text, figures, tables)]
+    if rows and "halted" in rows[0]:
+        sections.append(_halving_section(result))
+    return write_report(folder, "Sweep report", sections)
+
+
+def _halving_section(result: Any) -> Section:
+    """Which runs successive halving promoted, rung by rung, and the compute it saved."""
+    from jaxopt_lab.sweep.config_sweep import halving_summary
+
+    h = halving_summary(result)
+    rows, keys = result.rows, result.plan.swept_keys
+    text = (f"Rungs at epochs {', '.join(map(str, h['rungs']))} (min_epochs {h['min_epochs']}, eta {h['eta']}): "
+            f"{h['halted']} of {len(rows)} runs were halted at a rung. Epochs trained: {h['epochs_spent']} of "
+            f"{h['epochs_without_halving']} without halving ({h['epochs_spent'] / h['epochs_without_halving']:.0%}). "
+            "The runs promoted through every rung are listed below, best first.")
+    loss_key = "best_val_loss" if any(r.get("best_val_loss") is not None for r in rows) else "final_train_loss"
+    finalists = sorted((r for r in rows if r["run"] in set(h["promoted_to_last_rung"])),
+                       key=lambda r: (r.get(loss_key) is None, r.get(loss_key) or 0.0))
+    promoted = [{k: r.get(k) for k in ("run", *keys, "seed", loss_key, "final_val_accuracy", "epochs_run")}
+                for r in finalists]
+    return Section("Successive halving", text, [], [("Rungs", h["per_rung"]),
+                                                    ("Promoted through every rung", promoted)])

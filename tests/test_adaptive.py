@@ -228,3 +228,20 @@ def test_halving_results_do_not_depend_on_the_device_count(tmp_path):
     r = _cli("sweep", cfg, "--out", tmp_path / "bad", "--lanes", "0")
     assert r.returncode == 2 and "--lanes 0 is out of range" in r.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_halving_results_folder_reports_promotions(halved, tmp_path):
+    out = config_sweep.write_results(tmp_path / "res", halved, report=True)
+    summary = json.loads((out / "summary.json").read_text())
+    h = summary["halving"]
+    assert h["rungs"] == [3, 6, 12] and summary["lanes"] == 4
+    finalists = [r["run"] for r in halved.rows if r["rungs_passed"] == 3 and not r["diverged"]]
+    assert h["promoted_to_last_rung"] == finalists
+    for rung in h["per_rung"]:
+        assert rung["passed"] == sum(r["rungs_passed"] > rung["rung"] for r in halved.rows)
+        assert rung["passed"] <= rung["reached"]
+    assert not next(r for r in halved.rows if r["run"] == summary["best"]["run"])["halted"]
+    html = (out / "index.html").read_text()
+    assert "Successive halving" in html and "Promoted through every rung" in html
+    header = (out / "runs.csv").read_text().splitlines()[0].split(",")
+    assert header[-2:] == ["halted", "rungs_passed"]

@@ -354,8 +354,13 @@ def _cell(name: str, value: Any) -> Any:
 
 
 def best_row(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The best non-diverged run: lowest best validation loss, else lowest final training loss."""
+    """The best non-diverged run: lowest best validation loss, else lowest final training loss.
+
+    With successive halving, runs halted at a rung (trained for fewer epochs) are only
+    considered when no run went the full budget."""
     ok = [r for r in rows if not r.get("diverged")]
+    full = [r for r in ok if not r.get("halted")]
+    ok = full or ok
     for metric in ("best_val_loss", "final_train_loss"):
         cands = [r for r in ok if r.get(metric) is not None]
         if cands:
