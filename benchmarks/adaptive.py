@@ -1,7 +1,7 @@
 """Adaptive sweeps: lanes that refill against plain vmap, and successive halving against random search.
 
     python benchmarks/adaptive.py [--size tiny|small|full] [--out results.json] [--reps N]
-                                  [--parts refill,halving]
+                                  [--parts refill,halving] [--halving-problems moons,digits]
 
 1. **Refill** (`--parts refill`): a random search where many runs stop early or diverge:
    SGD learning rates log-uniform over 1e-5..10 on the moons MLP 2-20-2 (validation 0.2,
@@ -21,9 +21,11 @@
    rounding differs between batch widths; the check allows that, and says how much).
 
 2. **Halving** (`--parts halving`): ASHA-style successive halving (`[sweep.halving]`,
-   eta 3) against random search at equal compute, over several search seeds. Problem:
-   moons (1,000 rows, noise 0.35, validation 0.3), MLP 2-32-32-2, SGD with learning rate
-   log-uniform 1e-4..3 and momentum uniform 0..0.99. For each seed, a random search of
+   eta 3) against random search at equal compute, over several search seeds, on the problems
+   of `--halving-problems` (`HALVING_PROBLEMS`): moons (1,000 rows, noise 0.35, validation
+   0.3), MLP 2-32-32-2, SGD with learning rate log-uniform 1e-4..3 and momentum uniform
+   0..0.99; digits, MLP 64-64-10, Adam with learning rate log-uniform 1e-5..1 and 1 - b1
+   log-uniform 1e-2..1, a third of the epochs. For each seed, a random search of
    `random_trials` full runs gives the best-of-first-k curve (best validation accuracy
    of the first k configurations, compute k x epochs); halving over N configurations of
    the same distribution (several N) gives one point each (compute = its epochs spent,
@@ -140,18 +142,45 @@ def part_refill(s: dict[str, Any], reps: int, checks: common.Checks) -> list[dic
     return out
 
 
-def halving_config(s: dict[str, Any], trials: int, seed: int, halving: bool) -> dict[str, Any]:
-    sweep: dict[str, Any] = {"random": {"trials": trials, "seed": seed, "optimizer": {
-        "learning_rate": {"loguniform": [1e-4, 3.0]}, "momentum": {"uniform": [0.0, 0.99]}}}}
+def halving_config(s: dict[str, Any], problem: str, trials: int, seed: int, halving: bool) -> dict[str, Any]:
+    """The search of `problem` (see `HALVING_PROBLEMS`), with `[sweep.halving]` when `halving`."""
+    epochs, min_epochs = halving_epochs(s, problem)
+    if problem == "moons":
+        dists = {"learning_rate": {"loguniform": [1e-4, 3.0]}, "momentum": {"uniform": [0.0, 0.99]}}
+        base = {
+            "data": {"dataset": "moons", "n_samples": 1000, "noise": 0.35, "random_state": 3, "val_fraction": 0.3},
+            "model": {"hidden": [32, 32], "activation": "relu", "init": "he_normal"},
+            "train": {"epochs": epochs, "batch_size": 0},
+            "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.5},
+        }
+    else:
+        dists = {"learning_rate": {"loguniform": [1e-5, 1.0]}, "b1": {"one_minus_loguniform": [1e-2, 1.0]}}
+        base = {
+            "data": {"dataset": "digits", "val_fraction": 0.3, "random_state": 3, "standardize": True},
+            "model": {"hidden": [64], "activation": "relu", "init": "he_normal"},
+            "train": {"epochs": epochs, "batch_size": 128},
+            "optimizer": {"name": "adam", "learning_rate": 0.001},
+        }
+    sweep: dict[str, Any] = {"random": {"trials": trials, "seed": seed, "optimizer": dists}}
     if halving:
-        sweep["halving"] = {"min_epochs": s["min_epochs"], "eta": 3}
-    return {
-        "data": {"dataset": "moons", "n_samples": 1000, "noise": 0.35, "random_state": 3, "val_fraction": 0.3},
-        "model": {"hidden": [32, 32], "activation": "relu", "init": "he_normal"},
-        "train": {"epochs": s["halving_epochs"], "batch_size": 0},
-        "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.5},
-        "sweep": sweep,
-    }
+        sweep["halving"] = {"min_epochs": min_epochs, "eta": 3}
+    return {**base, "sweep": sweep}
+
+
+#: Problems of the halving comparison: what each searches.
+HALVING_PROBLEMS = {
+    "moons": "moons (1,000 rows, noise 0.35, validation 0.3), MLP 2-32-32-2, full batch, SGD: learning rate "
+             "log-uniform 1e-4..3, momentum uniform 0..0.99",
+    "digits": "digits (validation 0.3, standardized), MLP 64-64-10, batches of 128, Adam: learning rate "
+              "log-uniform 1e-5..1, 1 - b1 log-uniform 1e-2..1",
+}
+
+
+def halving_epochs(s: dict[str, Any], problem: str) -> tuple[int, int]:
+    """(epochs of a full run, first rung) of `problem` at this size: digits runs a third as long."""
+    if problem == "moons":
+        return s["halving_epochs"], s["min_epochs"]
+    return max(3, s["halving_epochs"] // 3), max(1, s["min_epochs"] // 3)
 
 
 def _best_acc(rows) -> float:
@@ -159,17 +188,17 @@ def _best_acc(rows) -> float:
     return max(vals) if vals else float("nan")
 
 
-def part_halving(s: dict[str, Any], checks: common.Checks) -> dict[str, Any]:
+def part_halving(s: dict[str, Any], problem: str, checks: common.Checks) -> dict[str, Any]:
     import numpy as np
 
     from jaxopt_lab import config as config_mod
     from jaxopt_lab.sweep import config_sweep
 
-    E = s["halving_epochs"]
+    E, first_rung = halving_epochs(s, problem)
     per_seed = []
     for seed in range(s["halving_seeds"]):
         # Random search: the first k configurations of one random stream, k = 1..trials.
-        rs = config_sweep.run_sweep(config_mod.from_dict(halving_config(s, s["random_trials"], seed, False)),
+        rs = config_sweep.run_sweep(config_mod.from_dict(halving_config(s, problem, s["random_trials"], seed, False)),
                                     progress=False)
         accs = [r["final_val_accuracy"] if not r["diverged"] and r["final_val_accuracy"] is not None else -1.0
                 for r in rs.rows]
@@ -178,7 +207,7 @@ def part_halving(s: dict[str, Any], checks: common.Checks) -> dict[str, Any]:
         for n_cfg in s["halving_configs"]:
             # Halving draws its configurations from a different stream of the same distribution.
             res = config_sweep.run_sweep(
-                config_mod.from_dict(halving_config(s, n_cfg, 1000 + seed, True)), progress=False)
+                config_mod.from_dict(halving_config(s, problem, n_cfg, 1000 + seed, True)), progress=False)
             spent = sum(r["epochs_run"] for r in res.rows)
             finalists = [r for r in res.rows if r["epochs_run"] == E]
             k_equal = spent / E
@@ -192,8 +221,9 @@ def part_halving(s: dict[str, Any], checks: common.Checks) -> dict[str, Any]:
             })
         per_seed.append({"seed": seed, "random_best_of_k": best_of_k.tolist(), "halving": points})
 
-    print(f"\n## Successive halving (eta 3, rungs from {s['min_epochs']} epochs) vs random search at equal compute")
-    print(f"moons 1,000 rows, MLP 2-32-32-2, {E} epochs per full run; {s['halving_seeds']} search seeds; "
+    print(f"\n## Successive halving (eta 3, rungs from {first_rung} epochs) vs random search at equal compute: "
+          f"{problem}")
+    print(f"{HALVING_PROBLEMS[problem]}; {E} epochs per full run; {s['halving_seeds']} search seeds; "
           "best final validation accuracy (halving: among runs trained to the full budget)")
     rows = []
     summary = []
@@ -220,7 +250,7 @@ def part_halving(s: dict[str, Any], checks: common.Checks) -> dict[str, Any]:
     print(common.table(rows))
     for p in per_seed:
         for x in p["halving"]:
-            checks.add(f"halving seed {p['seed']} N={x['configs']}: spends less than N full runs",
+            checks.add(f"halving {problem} seed {p['seed']} N={x['configs']}: spends less than N full runs",
                        x["epochs_spent"] < x["configs"] * E, f"{x['epochs_spent']} < {x['configs'] * E}")
     return {"per_seed": per_seed, "summary": summary}
 
@@ -228,7 +258,16 @@ def part_halving(s: dict[str, Any], checks: common.Checks) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = common.parser(__doc__.split("\n")[0])
     p.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of: " + ", ".join(PARTS))
+    p.add_argument("--halving-problems", default=None,
+                   help="comma-separated subset of: " + ", ".join(HALVING_PROBLEMS) + " (default: moons; "
+                   "both at --size full)")
     args = p.parse_args(argv)
+    default_problems = "moons,digits" if args.size == "full" else "moons"
+    problems = [x.strip() for x in (args.halving_problems or default_problems).split(",") if x.strip()]
+    for problem in problems:
+        if problem not in HALVING_PROBLEMS:
+            p.error(f"--halving-problems: {problem!r} is not a valid choice; valid choices: "
+                    + ", ".join(HALVING_PROBLEMS))
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     for part in parts:
         if part not in PARTS:
@@ -249,21 +288,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "refill" in parts:
         payload["refill"] = part_refill(s, reps, checks)
     if "halving" in parts:
-        payload["halving"] = part_halving(s, checks)
-        if args.out:
-            payload["halving_figure"] = str(halving_figure(payload["halving"], s, args.out))
-            print(f"figure: {payload['halving_figure']}")
+        payload["halving"] = {}
+        for problem in problems:
+            payload["halving"][problem] = h = part_halving(s, problem, checks)
+            if args.out:
+                h["figure"] = str(halving_figure(h, s, problem, args.out))
+                print(f"figure: {h['figure']}")
     return common.finish(checks, payload, args.out)
 
 
-def halving_figure(h: dict[str, Any], s: dict[str, Any], out: str):
+def halving_figure(h: dict[str, Any], s: dict[str, Any], problem: str, out: str):
     """Best validation accuracy vs epochs spent: random search's best-of-k (mean ± std over seeds)
     and each halving budget (mean ± std of both axes), saved beside the JSON file."""
     import numpy as np
 
     from jaxopt_lab import plots
 
-    E = s["halving_epochs"]
+    E, _ = halving_epochs(s, problem)
     curves = np.array([p["random_best_of_k"] for p in h["per_seed"]])
     k = np.arange(1, curves.shape[1] + 1)
     fig, ax = plots.new_figure(figsize=(6.5, 4))
@@ -276,12 +317,16 @@ def halving_figure(h: dict[str, Any], s: dict[str, Any], out: str):
         ys = np.array([x["halving_best"] for x in pts])
         ax.errorbar(xs.mean(), ys.mean(), xerr=xs.std(), yerr=ys.std(), fmt="o", color=f"C{j + 1}",
                     capsize=3, label=f"successive halving, {n_cfg} configurations")
+    # The first few random runs are often bad: zoom on where the comparison is made.
+    lows = [mean[min(2, len(mean) - 1):].min()] + [min(x["halving_best"] for x in p["halving"]) for p in h["per_seed"]]
+    ax.set_ylim(max(0.0, min(lows) - 0.02), min(1.0, max(mean.max(), max(
+        x["halving_best"] for p in h["per_seed"] for x in p["halving"])) + 0.01))
     ax.set_xscale("log")
     ax.set_xlabel("compute: epochs trained, all runs together")
     ax.set_ylabel("best final validation accuracy")
-    ax.set_title(f"Halving (eta 3) vs random search, {len(h['per_seed'])} search seeds")
+    ax.set_title(f"{problem}: halving (eta 3) vs random search, {len(h['per_seed'])} search seeds")
     ax.legend(fontsize=8)
-    return plots.save(fig, os.path.splitext(out)[0] + "_halving.png")
+    return plots.save(fig, os.path.splitext(out)[0] + f"_halving_{problem}.png")
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ def test_adaptive_tiny(tmp_path):
     refill = payload["refill"][0]
     assert set(refill["runs_per_second"]) == {"vmap", "refill", "map"}
     assert refill["epochs_needed"] <= refill["runs"] * refill["epochs"]
-    point = payload["halving"]["per_seed"][0]["halving"][0]
+    point = payload["halving"]["moons"]["per_seed"][0]["halving"][0]
     assert point["epochs_spent"] < point["configs"] * 9
 
 
