@@ -64,14 +64,13 @@ OPTIONS = {
                          "the hierarchy, sgd ⊆ momentum ⊆ adam)"),
     "trials": Option("int", 50, "random-search trials per optimizer", low=1, high=100_000),
     "rerun_seeds": Option("int", 10, "seeds 0..n-1 the best configuration is rerun with", low=2, high=100_000),
-    "tuning_seed": Option("int", 0, "the seed of every tuning run", low=0),
-    "space_seed": Option("int", 0, "seed of the random search's draws", low=0),
+    "tuning_seed": common.TUNING_SEED,
+    "space_seed": common.SPACE_SEED,
     "space": Option("table", {}, "per-optimizer spaces merged over the defaults key by key, e.g. "
                     "{ adam = { eps = { loguniform = [1e-8, 1e-2] } } }; needed for optimizers without a default"),
     "tolerance": Option("float", 2.0, "the hierarchy holds when the more general optimizer is worse by less than "
                         "this many standard errors of the difference", low=0.0),
-    "metric": Option("str", "auto", "ranking metric (auto: final validation accuracy, else loss)",
-                     choices=("auto", *common.METRICS)),
+    "metric": common.METRIC,
 }
 
 

@@ -13,16 +13,12 @@ program is reused rather than rebuilt for a different shape.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import inspect
 import math
-import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +27,7 @@ import numpy as np
 from jaxopt_lab import config as config_mod
 from jaxopt_lab.config import Config, ConfigError
 from jaxopt_lab.sweep import config_sweep
+from jaxopt_lab.sweep import results as results_mod
 from jaxopt_lab.sweep import space as space_mod
 
 PREFIX = "sweep.protocol_options"
@@ -69,6 +66,13 @@ class Option:
     low: float | None = None
     high: float | None = None
     choices: tuple[str, ...] | None = None
+
+
+#: Options several protocols take, with the same meaning in each.
+TUNING_SEED = Option("int", 0, "the seed of every tuning run", low=0)
+SPACE_SEED = Option("int", 0, "seed of the random search's draws", low=0)
+METRIC = Option("str", "auto", "ranking metric (auto: final validation accuracy, else loss)",
+                choices=("auto", *METRICS))
 
 
 def parse_options(protocol: str, raw: Any, schema: Mapping[str, Option], cfg: Config) -> dict[str, Any]:
@@ -425,25 +429,8 @@ class SweepRunner:
         return result
 
 
-@contextlib.contextmanager
-def staged(out: str | os.PathLike) -> Iterator[Path]:
-    """A temporary folder beside `out`, moved into `out` only when the block completes.
-
-    A crash or an error leaves `out` as it was (no half-written results).
-    """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield tmp
-        out.mkdir(parents=True, exist_ok=True)
-        for item in tmp.iterdir():
-            target = out / item.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(item, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+#: A temporary folder beside `out`, moved into `out` only when the block completes.
+staged = results_mod.staged_folder
 
 
 # ----------------------------------------------------------------------------- tables and figures

@@ -39,14 +39,13 @@ OPTIONS = {
                      low=1, high=100_000),
     "rerun_seeds": Option("int", 10, "seeds 0..n-1 for the one-shot run and the tuned rerun (paper: 10)",
                           low=1, high=100_000),
-    "tuning_seed": Option("int", 0, "the seed of every tuning run", low=0),
-    "space_seed": Option("int", 0, "seed of the random search's draws", low=0),
+    "tuning_seed": common.TUNING_SEED,
+    "space_seed": common.SPACE_SEED,
     "space": Option("table", {}, "per-optimizer search spaces replacing the default, e.g. "
                     "{ adam = { learning_rate = { loguniform = [1e-5, 1e-1] }, b1 = { one_minus_loguniform = "
                     "[1e-2, 0.5] } } }"),
     "defaults": Option("table", {}, "per-optimizer one-shot values, e.g. { adam = { learning_rate = 3e-4 } }"),
-    "metric": Option("str", "auto", "ranking metric (auto: final validation accuracy, else loss)",
-                     choices=("auto", *common.METRICS)),
+    "metric": common.METRIC,
 }
 
 

@@ -37,11 +37,10 @@ OPTIONS = {
     "optimizers": Option("names", common.config_optimizer, "optimizers to compare (default: the config's)"),
     "lr_range": Option("range", [1e-5, 1e2], "learning-rate grid bounds (DeepOBS: 1e-5..1e2)"),
     "lr_points": Option("int", 36, "log-spaced learning rates in the grid (DeepOBS: 36)", low=2, high=10_000),
-    "tuning_seed": Option("int", 0, "the seed of every tuning run", low=0),
+    "tuning_seed": common.TUNING_SEED,
     "rerun_seeds": Option("int", 10, "seeds 0..n-1 the best learning rate is rerun with (DeepOBS: 10)",
                           low=1, high=100_000),
-    "metric": Option("str", "auto", "ranking metric (auto: final validation accuracy, else loss)",
-                     choices=("auto", *common.METRICS)),
+    "metric": common.METRIC,
 }
 
 

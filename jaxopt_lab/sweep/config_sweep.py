@@ -14,8 +14,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -377,9 +375,7 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
     from jaxopt_lab.sweep import results as results_mod
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with results_mod.staged_folder(out) as tmp:
         results_mod.write_runs_csv(tmp / "runs.csv", result.rows, result.plan.swept_keys)
         np.savez(tmp / "histories.npz", run=np.arange(len(result.rows)), **result.histories)
         by = [k for k in result.plan.swept_keys]
@@ -393,14 +389,6 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
             from jaxopt_lab import report as report_mod
 
             report_mod.sweep_report(tmp, result)
-        out.mkdir(parents=True, exist_ok=True)
-        for item in tmp.iterdir():
-            target = out / item.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(item, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

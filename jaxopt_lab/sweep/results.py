@@ -19,14 +19,16 @@ or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import numbers
 import os
+import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,27 @@ def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike) -> Iterator[Path]:
+    """A temporary folder beside `out` whose contents move into `out` only when the block completes.
+
+    A crash or an error inside the block leaves `out` as it was: results are never half-written.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        yield tmp
+        out.mkdir(parents=True, exist_ok=True)
+        for item in tmp.iterdir():
+            target = out / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- runs.csv
