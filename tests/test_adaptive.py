@@ -200,7 +200,7 @@ def _cli(*args):
                           timeout=300)
 
 
-def test_halving_results_do_not_depend_on_the_device_count(tmp_path):
+def test_refill_and_halving_results_do_not_depend_on_the_device_count(tmp_path):
     cfg = tmp_path / "halving.toml"
     cfg.write_text(
         '[data]\ndataset = "moons"\nn_samples = 160\nval_fraction = 0.25\n[model]\nhidden = [6]\n'
@@ -222,6 +222,24 @@ def test_halving_results_do_not_depend_on_the_device_count(tmp_path):
     for a, b in zip(outs[1][1:], outs[3][1:], strict=True):
         for col, x, y in zip(header, a.split(","), b.split(","), strict=True):
             if x and y and col not in ("diverged", "halted"):
+                np.testing.assert_allclose(float(x), float(y), rtol=1e-9, err_msg=col)
+            else:
+                assert x == y, col
+    # Without rungs each device works through its own share of the queue: same results again.
+    plain = tmp_path / "refill.toml"
+    plain.write_text(cfg.read_text().replace("[sweep.halving]\nmin_epochs = 2\neta = 2\n", "")
+                     .replace("lanes = 6\n", "lanes = 6\nrefill = true\n"))
+    csvs = []
+    for n in (1, 3):
+        r = _cli("sweep", plain, "--out", tmp_path / f"r{n}", "--devices", n, "--no-report")
+        assert r.returncode == 0, r.stderr
+        assert json.loads((tmp_path / f"r{n}" / "summary.json").read_text())["execution"] == "refill"
+        csvs.append((tmp_path / f"r{n}" / "runs.csv").read_text().splitlines())
+    header = csvs[0][0].split(",")
+    assert "halted" not in header
+    for a, b in zip(csvs[0][1:], csvs[1][1:], strict=True):
+        for col, x, y in zip(header, a.split(","), b.split(","), strict=True):
+            if x and y and col != "diverged":
                 np.testing.assert_allclose(float(x), float(y), rtol=1e-9, err_msg=col)
             else:
                 assert x == y, col

@@ -26,12 +26,14 @@ are ranked as one batch (synchronous halving), later arrivals are ranked
 against everything recorded before them. A halted run's outputs equal those
 of the run alone trained for the rung's number of epochs.
 
-Across devices (the runner's `runs` mesh axis) the queue and the rung records
-are global: the lanes are split over the devices, the devices exchange which
-lanes finished (and their rung losses) after every epoch, and each finished
-lane takes the next configuration in global lane order. So the assignment of
-configurations to lanes, and every halving decision, depend on the number of
-lanes but not on the number of devices.
+Across devices (the runner's `runs` mesh axis), without halving each device
+works through its own share of the queue (every `n_devices`-th configuration)
+and never waits for the others: a run's result does not depend on its lane.
+With halving the queue and the rung records are global: the lanes are split
+over the devices, one collective per epoch shares which lanes finished and what
+reached a rung, and each finished lane takes the next configuration in global
+lane order. So every halving decision depends on the number of lanes but not on
+the number of devices.
 """
 
 from __future__ import annotations
@@ -208,24 +210,47 @@ def refill_shard(
     `queue_size` axis; a device fills the entries of the configurations its lanes
     ran and marks them in `written`. Finished lanes are finalized and re-initialized
     `write_batch` at a time (default: an eighth of a device's lanes).
+
+    Without rungs a run's result does not depend on which lane runs it, so each
+    device takes every `n_devices`-th configuration and never waits for the others
+    (a collective per epoch costs more than a small model's epoch on CPU devices).
+    With rungs over several devices the lanes are global: one `all_gather` per epoch
+    shares which lanes finished and what reached a rung, and every device keeps the
+    same queue position, lane assignment and rung records.
     """
     lp, n_dev, n_q = int(lanes_per_device), int(n_devices), int(queue_size)
     batch = max(1, math.ceil(lp / 8)) if write_batch is None else max(1, min(lp, int(write_batch)))
-    n_lanes = lp * n_dev
     rungs = tuple(int(r) for r in rungs)
     n_rungs = len(rungs)
     rung_epochs = jnp.asarray(rungs, jnp.int32) if n_rungs else None
+    coordinated = n_rungs > 0 and n_dev > 1
+    n_lanes = lp * n_dev if coordinated else lp  # lanes that share one queue
 
     def at(hp, idx):
         return {k: v[idx] for k, v in hp.items()}
 
     def shard(seeds, hp, n_valid):
         dev = jax.lax.axis_index(axis) if n_dev > 1 else 0
-        lane_global = dev * lp + jnp.arange(lp, dtype=jnp.int32)
-        cfg = lane_global
-        active = cfg < n_valid
-        cfg_safe = jnp.where(active, cfg, 0)
-        state = jax.vmap(stepper.init)(seeds[cfg_safe], at(hp, cfg_safe))
+        n_valid = jnp.asarray(n_valid, jnp.int32)
+        if coordinated or n_dev == 1:
+            stride, offset = 1, 0
+            n_queue = n_valid
+            mine = dev * lp + jnp.arange(lp, dtype=jnp.int32) if coordinated else jnp.arange(lp, dtype=jnp.int32)
+        else:
+            stride, offset = n_dev, dev
+            n_queue = jnp.maximum(n_valid - dev + n_dev - 1, 0) // n_dev
+            mine = jnp.arange(lp, dtype=jnp.int32)
+
+        def cfg_of(pos):  # queue position -> configuration index
+            return (offset + pos * stride).astype(jnp.int32)
+
+        def gather(x):  # a per-lane array of this device -> the queue's lanes (all devices when coordinated)
+            return jax.lax.all_gather(x, axis, axis=x.ndim - 1, tiled=True) if coordinated else x
+
+        pos = mine
+        active = pos < n_queue
+        cfg = jnp.where(active, cfg_of(pos), 0)
+        state = jax.vmap(stepper.init)(seeds[cfg], at(hp, cfg))
 
         out_shape = jax.eval_shape(
             lambda s, h: (stepper.finalize(s, h), LaneInfo(jnp.bool_(False), jnp.int32(0))),
@@ -235,57 +260,53 @@ def refill_shard(
         written = jnp.zeros((n_q,), bool)
         halted = jnp.zeros((lp,), bool)
         passed = jnp.zeros((lp,), jnp.int32)
+        ldt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
         if n_rungs:
-            rung_loss = jnp.full((n_rungs, n_q), jnp.inf, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
+            rung_loss = jnp.full((n_rungs, n_q), jnp.inf, ldt)
             rung_rec = jnp.zeros((n_rungs, n_q), bool)
         else:
             rung_loss = rung_rec = jnp.zeros((0,), bool)
-        n_valid = jnp.asarray(n_valid, jnp.int32)
-        next_cfg = jnp.minimum(jnp.asarray(n_lanes, jnp.int32), n_valid)
-        n_active = next_cfg
-
-        def gather(x):
-            return jax.lax.all_gather(x, axis, tiled=True) if n_dev > 1 else x
+        next_pos = jnp.minimum(jnp.asarray(n_lanes, jnp.int32), n_queue)
+        n_active = next_pos
 
         def body(carry):
-            state, cfg, active, halted, passed, next_cfg, _, buf, written, rung_loss, rung_rec = carry
-            cfg_safe = jnp.where(active, cfg, 0)
-            hp_l = at(hp, cfg_safe)
+            state, cfg, active, halted, passed, next_pos, _, buf, written, rung_loss, rung_rec = carry
+            hp_l = at(hp, cfg)
             state = _where(active, jax.vmap(stepper.step)(state, hp_l), state)
             fin = active & jax.vmap(stepper.finished)(state, hp_l)
 
             if n_rungs:
-                # Record the losses of the runs that just reached a rung (all devices alike),
+                # Record the losses of the runs that just reached a rung (every device alike),
                 # then continue each only if it ranks in the best 1/eta recorded there.
                 epoch = jax.vmap(stepper.epoch)(state)
                 at_rung = active & ~fin & (epoch[None, :] == rung_epochs[:, None])  # (R, lp)
                 loss = jax.vmap(stepper.monitor)(state)
-                loss = jnp.where(jnp.isnan(loss), jnp.inf, loss).astype(rung_loss.dtype)
-                at_g, loss_g, cfg_g = gather(at_rung.T).T, gather(loss), gather(cfg)
+                loss = jnp.where(jnp.isnan(loss), jnp.inf, loss).astype(ldt)
+                # One collective: finished flags, rung arrivals, losses and configurations.
+                packed = gather(jnp.concatenate([fin[None].astype(ldt), at_rung.astype(ldt), loss[None],
+                                                 cfg[None].astype(ldt)]))
+                fin_g, at_g = packed[0] > 0, packed[1:1 + n_rungs] > 0
+                loss_g, cfg_g = packed[1 + n_rungs], packed[2 + n_rungs].astype(jnp.int32)
 
-                def rank(args):
-                    rung_loss, rung_rec = args
+                def record(tables):
+                    rung_loss, rung_rec = tables
                     rows = jnp.broadcast_to(jnp.arange(n_rungs)[:, None], at_g.shape)
                     cols = jnp.where(at_g, cfg_g[None, :], n_q)
                     rung_loss = rung_loss.at[rows, cols].set(jnp.broadcast_to(loss_g, at_g.shape), mode="drop")
                     rung_rec = rung_rec.at[rows, cols].set(True, mode="drop")
-                    k = jnp.argmax(at_rung, axis=0)  # the lane's rung (when at one)
-                    rec, row = rung_rec[k], rung_loss[k]  # (lp, n_q)
-                    ids = jnp.arange(n_q)[None, :]
-                    better = rec & ((row < loss[:, None]) | ((row == loss[:, None]) & (ids < cfg[:, None])))
-                    quota = jnp.ceil(jnp.sum(rec, axis=1) / eta)
-                    keep = jnp.sum(better, axis=1) < quota
-                    return rung_loss, rung_rec, keep
+                    return rung_loss, rung_rec, _stopped_at_rung(rung_loss, rung_rec, at_g, loss_g, cfg_g, eta, n_q)
 
-                def skip(args):
-                    return (*args, jnp.ones((lp,), bool))
+                def skip(tables):
+                    return (*tables, jnp.zeros(at_g.shape[1:], bool))
 
-                rung_loss, rung_rec, keep = jax.lax.cond(jnp.any(at_g), rank, skip, (rung_loss, rung_rec))
-                lane_at_rung = jnp.any(at_rung, axis=0)
-                stop = lane_at_rung & ~keep
-                passed = passed + (lane_at_rung & keep).astype(jnp.int32)
+                rung_loss, rung_rec, stop_g = jax.lax.cond(jnp.any(at_g), record, skip, (rung_loss, rung_rec))
+                stop = stop_g[mine] if coordinated else stop_g
+                passed = passed + (jnp.any(at_rung, axis=0) & ~stop).astype(jnp.int32)
                 halted = halted | stop
                 fin = fin | stop
+                fin_g = fin_g | stop_g
+            else:
+                fin_g = fin
 
             # Outputs of finished lanes, `batch` lanes at a time: finalizing (and re-initializing)
             # every lane whenever one finishes would cost a pass over the data per finished run.
@@ -305,12 +326,13 @@ def refill_shard(
 
             buf, written = jax.lax.cond(jnp.any(fin), write, lambda a: a, (buf, written))
 
-            # Refill: finished lanes take the next configurations in global lane order.
-            fin_g = gather(fin)
-            order = jnp.cumsum(fin_g, dtype=jnp.int32) - 1
-            my_order = order[lane_global] if n_dev > 1 else order
-            new_cfg = next_cfg + my_order
-            take = fin & (new_cfg < n_valid)
+            # Refill: finished lanes take the next queue positions in lane order.
+            order_g = jnp.cumsum(fin_g, dtype=jnp.int32) - 1
+            new_pos_g = next_pos + order_g
+            take_g = fin_g & (new_pos_g < n_queue)
+            new_pos = new_pos_g[mine] if coordinated else new_pos_g
+            take = take_g[mine] if coordinated else take_g
+            new_cfg = cfg_of(new_pos)
 
             def refill(state):
                 def body(c):
@@ -329,15 +351,29 @@ def refill_shard(
             active = jnp.where(fin, take, active)
             halted = jnp.where(take, False, halted)
             passed = jnp.where(take, 0, passed)
-            next_cfg = jnp.minimum(next_cfg + jnp.sum(fin_g, dtype=jnp.int32), n_valid).astype(jnp.int32)
-            n_active = jnp.sum(gather(active), dtype=jnp.int32)
-            return state, cfg, active, halted, passed, next_cfg, n_active, buf, written, rung_loss, rung_rec
+            n_fin = jnp.sum(fin_g, dtype=jnp.int32)
+            # Lanes still running, counted the same way on every device (no collective needed):
+            # those that were running and did not finish, plus those that took a new run.
+            n_active_next = carry[6] - n_fin + jnp.sum(take_g, dtype=jnp.int32)
+            next_pos = jnp.minimum(next_pos + n_fin, n_queue).astype(jnp.int32)
+            return state, cfg, active, halted, passed, next_pos, n_active_next, buf, written, rung_loss, rung_rec
 
-        carry = (state, cfg, active, halted, passed, next_cfg, n_active, buf, written, rung_loss, rung_rec)
+        carry = (state, cfg, active, halted, passed, next_pos, n_active, buf, written, rung_loss, rung_rec)
         carry = jax.lax.while_loop(lambda c: c[6] > 0, body, carry)
         return carry[7], carry[8]
 
     return shard
+
+
+def _stopped_at_rung(rung_loss: Array, rung_rec: Array, at_g: Array, loss_g: Array, cfg_g: Array, eta: float,
+                     n_q: int) -> Array:
+    """Per lane of all devices: reached a rung this epoch and ranks outside the best 1/eta there."""
+    k = jnp.argmax(at_g, axis=0)
+    rec, row = rung_rec[k], rung_loss[k]
+    ids = jnp.arange(n_q)[None, :]
+    better = rec & ((row < loss_g[:, None]) | ((row == loss_g[:, None]) & (ids < cfg_g[:, None])))
+    keep = jnp.sum(better, axis=1) < jnp.ceil(jnp.sum(rec, axis=1) / eta)
+    return jnp.any(at_g, axis=0) & ~keep
 
 
 def combine(outputs: PyTree, written: np.ndarray, n_devices: int, n_valid: int) -> PyTree:
