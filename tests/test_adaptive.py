@@ -263,3 +263,66 @@ def test_halving_results_folder_reports_promotions(halved, tmp_path):
     assert "Successive halving" in html and "Promoted through every rung" in html
     header = (out / "runs.csv").read_text().splitlines()[0].split(",")
     assert header[-2:] == ["halted", "rungs_passed"]
+
+
+HALVING_TOML = (
+    '[data]\ndataset = "moons"\nn_samples = 160\nval_fraction = 0.25\n[model]\nhidden = [6]\n'
+    '[train]\nepochs = 12\nearly_stopping_patience = 3\nprecision = "float64"\n'
+    '[optimizer]\nname = "sgd"\nlearning_rate = 0.1\n'
+    '[sweep]\nseeds = 2\nlanes = 4\n[sweep.halving]\nmin_epochs = 2\neta = 2\n'
+    '[sweep.random]\ntrials = 6\nseed = 1\n'
+    '[sweep.random.optimizer]\nlearning_rate = { loguniform = [1e-3, 30.0] }\n'
+)
+
+
+def test_halving_across_two_processes_equals_one_process(tmp_path):
+    """The rung records are shared through a collective: across 2 processes (jax.distributed,
+    CPU collectives) the decisions and results equal those of one process."""
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "halving.toml"
+    cfg.write_text(HALVING_TOML)
+    env = dict(os.environ, JAXOPT_LAB_CACHE_DIR="")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jaxopt_lab", "sweep", str(cfg), "--out", str(tmp_path / f"p{i}"), "--no-report",
+             "--devices", "1", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    single = _cli("sweep", cfg, "--out", tmp_path / "single", "--no-report", "--devices", "1")
+    assert single.returncode == 0, single.stderr
+    assert json.loads((tmp_path / "p0" / "summary.json").read_text())["devices"] == 2
+    a = (tmp_path / "p0" / "runs.csv").read_text().splitlines()
+    b = (tmp_path / "single" / "runs.csv").read_text().splitlines()
+    header = a[0].split(",")
+    assert header == b[0].split(",") and "rungs_passed" in header
+    for x_row, y_row in zip(a[1:], b[1:], strict=True):
+        for col, x, y in zip(header, x_row.split(","), y_row.split(","), strict=True):
+            if x and y and col not in ("diverged", "halted"):
+                np.testing.assert_allclose(float(x), float(y), rtol=1e-9, err_msg=col)
+            else:
+                assert x == y, col
+
+
+def test_refill_sweep_resumes_and_refuses_other_halving_settings(tmp_path):
+    cfg = _cfg(halving=HALVING, chunk_size=6)
+    whole = config_sweep.run_sweep(cfg, lanes=4, progress=False)
+    ckpt = tmp_path / "ckpt"
+    config_sweep.run_sweep(cfg, lanes=4, progress=False, checkpoint_dir=ckpt)
+    chunks = sorted(ckpt.glob("group*_chunk*.ckpt"))
+    assert len(chunks) == 3
+    chunks[-1].unlink()  # as if killed during the last chunk
+    resumed = config_sweep.run_sweep(cfg, lanes=4, progress=False, checkpoint_dir=ckpt, resume=True)
+    assert resumed.stats.chunks_resumed == 2 and resumed.stats.chunks == 1
+    assert resumed.rows == whole.rows
+    other = _cfg(halving={"min_epochs": 3, "eta": 3}, chunk_size=6)
+    with pytest.raises(ValueError, match="different sweep"):
+        config_sweep.run_sweep(other, lanes=4, progress=False, checkpoint_dir=ckpt, resume=True)

@@ -123,3 +123,20 @@ def test_bad_arguments_are_named():
         sweep.run(quadratic_train, SPACE, chunk_size=0, progress=False)
     with pytest.raises(ValueError, match="empty"):
         sweep.run(quadratic_train, [], progress=False)
+
+
+def test_resume_keeps_namedtuple_outputs(tmp_path):
+    """A trainer's outputs are a NamedTuple (TrainResult); resumed chunks must come back as one."""
+    import os
+
+    from jaxopt_lab.config import from_dict
+    from jaxopt_lab.train import TrainResult, make_train
+
+    trainer = make_train(from_dict({"data": {"dataset": "moons", "n_samples": 120}, "model": {"hidden": [4]},
+                                    "train": {"epochs": 4}}))
+    space = sweep.grid({"optimizer.learning_rate": [0.01, 0.1, 0.3, 1.0]})
+    whole = sweep.run(trainer, space, out=tmp_path, chunk_size=2, progress=False)
+    os.remove(sorted((tmp_path / "checkpoints").glob("group*_chunk00001*"))[0])
+    resumed = sweep.run(trainer, space, out=tmp_path, chunk_size=2, progress=False, resume=True)
+    assert isinstance(resumed.outputs, TrainResult) and resumed.stats.chunks_resumed == 1
+    chex.assert_trees_all_equal(resumed.outputs.metrics, whole.outputs.metrics)

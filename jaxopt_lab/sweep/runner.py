@@ -284,6 +284,11 @@ def execute(
                 g.fn, jax.ShapeDtypeStruct((), jnp.int32),
                 {k: jax.ShapeDtypeStruct((), _float_dtype()) for k in keys},
             )
+            if execution == "refill":
+                from jaxopt_lab.sweep import adaptive
+
+                out_shape = (out_shape, adaptive.LaneInfo(jax.ShapeDtypeStruct((), jnp.bool_),
+                                                          jax.ShapeDtypeStruct((), jnp.int32)))
             per_run = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(out_shape))
             # In vmap mode every run of the chunk is live at once; in map mode only map_batch_size
             # per device, so the budget then only bounds the chunk's outputs.
@@ -309,7 +314,9 @@ def execute(
                 if path is not None and resume and path.exists():
                     from jaxopt_lab import checkpoint
 
-                    tree, meta = checkpoint.load(path)
+                    # `like` restores the outputs' structure (NamedTuples come back as dicts without it).
+                    like = jax.tree.map(lambda a, m=len(idx): np.zeros((m, *a.shape), a.dtype), out_shape)
+                    tree, meta = checkpoint.load(path, like=like)
                     if meta.get("fingerprint") != fp or list(meta.get("indices", [])) != [int(i) for i in idx]:
                         raise ValueError(f"checkpoint {path} belongs to a different sweep; remove it or drop --resume")
                     chunk_out = jax.tree.map(np.asarray, tree)
