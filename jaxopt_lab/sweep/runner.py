@@ -315,7 +315,7 @@ def execute(
                     from jaxopt_lab import checkpoint
 
                     # `like` restores the outputs' structure (NamedTuples come back as dicts without it).
-                    like = jax.tree.map(lambda a, m=len(idx): np.zeros((m, *a.shape), a.dtype), out_shape)
+                    like = _stacked_like(out_shape, len(idx))
                     tree, meta = checkpoint.load(path, like=like)
                     if meta.get("fingerprint") != fp or list(meta.get("indices", [])) != [int(i) for i in idx]:
                         raise ValueError(f"checkpoint {path} belongs to a different sweep; remove it or drop --resume")
@@ -413,6 +413,11 @@ def _refill_program(stepper: Any, keys: Sequence[str], mesh: Mesh, size: int, n_
         check_vma=False,
     )
     return jax.jit(sharded)
+
+
+def _stacked_like(out_shape: Any, n: int) -> Any:
+    """Zeros shaped like `n` runs' outputs stacked: the structure a chunk's checkpoint must have."""
+    return jax.tree.map(lambda a: np.zeros((n, *a.shape), a.dtype), out_shape)
 
 
 def _float_dtype():
