@@ -11,6 +11,7 @@ import inspect
 
 import chex
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -480,3 +481,28 @@ def test_states_keep_their_dtypes_under_float64_hyperparameters():
         u, new_state = tx.update(g, state, p)
         assert u.dtype == jnp.float32
         chex.assert_trees_all_equal_dtypes(new_state, state)
+
+
+def test_zero_coupled_weight_decay_reads_no_parameters():
+    """`g + 0 * p` costs a pass over every parameter per step; a plain zero coefficient skips it
+    (optax's add_decayed_weights does too), and a nonzero or traced one does not."""
+    g = {"w": jnp.array([1.0, -2.0])}
+    p = {"w": jnp.array([jnp.inf, 3.0])}  # 0 * inf would be NaN
+    tx = tr.add_l2_penalty_grad(0.0)
+    out, _ = tx.update(g, tx.init(p), p)
+    chex.assert_trees_all_equal(out, g)
+    out, _ = tx.update(g, tx.init(p), None)  # nothing to read, so no params needed
+    chex.assert_trees_all_equal(out, g)
+
+    def uses_params(opt):
+        jaxpr = jax.make_jaxpr(lambda params: opt.update(g, opt.init(params), params)[0])(p).jaxpr
+        used = {v for eqn in jaxpr.eqns for v in eqn.invars if isinstance(v, jax.extend.core.Var)}
+        return any(v in used or v in jaxpr.outvars for v in jaxpr.invars)
+
+    from jaxopt_lab.optim import aliases
+
+    assert not uses_params(aliases.adadelta(1.0))
+    assert uses_params(aliases.adadelta(1.0, weight_decay=0.1))
+    nonzero = tr.add_l2_penalty_grad(0.1)
+    with pytest.raises(ValueError, match="needs params"):
+        nonzero.update(g, nonzero.init(p), None)

@@ -21,6 +21,7 @@ Each factory returns an optax-compatible `GradientTransformation`; optimizers in
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -1250,9 +1251,16 @@ class _WeightDecayScheduleState(NamedTuple):
 def _add_param_term(
     coefficient: ScalarOrSchedule, term: Callable[[jax.Array], jax.Array], name: str
 ) -> GradientTransformation:
-    """Add `coefficient * term(param)` to each update; `coefficient` may be a schedule."""
+    """Add `coefficient * term(param)` to each update; `coefficient` may be a schedule.
+
+    A coefficient that is a plain number equal to 0 adds nothing and reads no parameters:
+    `g + 0 * p` would cost an extra pass over every parameter per step (adadelta with its
+    default `weight_decay=0.0` ran 1.24x slower than optax's, which skips it the same way).
+    """
     _check_nonneg(name, coefficient)
     scheduled = callable(coefficient)
+    if isinstance(coefficient, numbers.Real) and coefficient == 0:
+        return GradientTransformation(lambda params: EmptyState(), lambda updates, state, params=None: (updates, state))
 
     def init_fn(params):
         del params
