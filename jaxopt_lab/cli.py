@@ -98,6 +98,7 @@ def best_table(rows: list[dict], keys: list[str], n: int = 5) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from jaxopt_lab import registry
+    from jaxopt_lab.protocols import PROTOCOLS
 
     sections = {
         "optimizers": list(registry.optimizers()),
@@ -107,6 +108,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "activations": registry.activation_names(),
         "initializers": [*registry.initializer_names(), "auto"],
         "losses": registry.loss_names(),
+        "protocols (sweep --protocol)": [f"{name}: {m.TITLE}" for name, m in PROTOCOLS.items()],
     }
     for name, items in sections.items():
         print(f"{name}:")
@@ -329,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "algoperf (also [sweep] protocol = NAME; options in [sweep.protocol_options]; docs/protocols.md)")
     s.set_defaults(func=cmd_sweep)
 
-    li = sub.add_parser("list", help="optimizers, schedules, datasets, models, activations, initializers")
+    li = sub.add_parser("list", help="optimizers, schedules, datasets, models, activations, initializers, protocols")
     li.set_defaults(func=cmd_list)
 
     c = sub.add_parser("compare-optax", help="parity table of every shared optimizer against optax")

@@ -95,7 +95,8 @@ def test_list_names_everything(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     for word in ("optimizers:", "adamw", "schedules:", "exponential_decay", "datasets:", "moons", "digits",
-                 "activations:", "selu", "initializers:", "he_normal", "losses:", "cross_entropy"):
+                 "activations:", "selu", "initializers:", "he_normal", "losses:", "cross_entropy",
+                 "protocols (sweep --protocol):", "deepobs:", "algoperf:"):
         assert word in out
 
 
