@@ -249,8 +249,8 @@ class Trainer:
     """`train(key, hparams) -> TrainResult` for one config, built once.
 
     Call it directly, or use its pieces to checkpoint and resume a run:
-    `state = trainer.init_state(key, hp)`, `state = trainer.run_epochs(state, hp, until)`,
-    `result = trainer.finalize(state, hp)`.
+    `state = trainer.init_state(key, hp)`, `state = trainer.run_epochs(state, hp, until)`
+    (or one epoch: `trainer.step_epoch(state, hp)`), `result = trainer.finalize(state, hp)`.
 
     Attributes:
       config: the config it was built from.
@@ -599,6 +599,11 @@ class Trainer:
         loss = self.loss_fn(out, y, None)
         acc = self.accuracy_fn(out, y, None) if self.accuracy_fn is not None else jnp.asarray(jnp.nan, self.dtype)
         return loss.astype(self.dtype), jnp.asarray(acc, self.dtype)
+
+    def step_epoch(self, state: TrainState, hparams: Mapping[str, Any] | None = None) -> TrainState:
+        """One more epoch of `state`, whatever its stop flags (callers check `stopped`/`diverged`:
+        `run_epochs` does, and the sweep's refilling lanes do between epochs)."""
+        return self._epoch(state, self.resolve(hparams))
 
     def run_epochs(self, state: TrainState, hparams: Mapping[str, Any] | None = None, until: Any = None) -> TrainState:
         """Continue `state` until `until` epochs are done (default: all), or the run stops."""

@@ -90,7 +90,7 @@ def stepper_from_trainer(trainer: Any, summarize: Callable[[Any], PyTree] | None
         return trainer.init_state(jax.random.PRNGKey(seed), hp)
 
     def step(state, hp):
-        return trainer._epoch(state, trainer.resolve(hp))
+        return trainer.step_epoch(state, hp)
 
     def finished(state, hp):
         return state.stopped | state.diverged | (state.epoch >= epochs)
