@@ -4,13 +4,12 @@ is the one documented."""
 
 import json
 import math
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cli_helpers import cli, sweep_in_two_processes
 
 from jaxopt_lab import sweep
 from jaxopt_lab.config import ConfigError, from_dict
@@ -195,9 +194,19 @@ def test_halving_needs_refill_execution():
         config_sweep.run_sweep(_cfg(halving=HALVING), execution="map", progress=False)
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "jaxopt_lab", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+_cli = cli
+
+
+def _assert_runs_csv_close(a: list[str], b: list[str], exact: tuple[str, ...]) -> None:
+    """Two runs.csv texts (as lines): the same header, flags and empty cells; numbers to 1e-9."""
+    header = a[0].split(",")
+    assert header == b[0].split(",")
+    for x_row, y_row in zip(a[1:], b[1:], strict=True):
+        for col, x, y in zip(header, x_row.split(","), y_row.split(","), strict=True):
+            if x and y and col not in exact:
+                np.testing.assert_allclose(float(x), float(y), rtol=1e-9, err_msg=col)
+            else:
+                assert x == y, col
 
 
 def test_refill_and_halving_results_do_not_depend_on_the_device_count(tmp_path):
@@ -219,12 +228,7 @@ def test_refill_and_halving_results_do_not_depend_on_the_device_count(tmp_path):
         assert summary["devices"] == n and summary["execution"] == "refill" and summary["lanes"] == 6
     header = outs[1][0].split(",")
     assert "halted" in header and "rungs_passed" in header
-    for a, b in zip(outs[1][1:], outs[3][1:], strict=True):
-        for col, x, y in zip(header, a.split(","), b.split(","), strict=True):
-            if x and y and col not in ("diverged", "halted"):
-                np.testing.assert_allclose(float(x), float(y), rtol=1e-9, err_msg=col)
-            else:
-                assert x == y, col
+    _assert_runs_csv_close(outs[1], outs[3], exact=("diverged", "halted"))
     # Without rungs each device works through its own share of the queue: same results again.
     plain = tmp_path / "refill.toml"
     plain.write_text(cfg.read_text().replace("[sweep.halving]\nmin_epochs = 2\neta = 2\n", "")
@@ -235,14 +239,8 @@ def test_refill_and_halving_results_do_not_depend_on_the_device_count(tmp_path):
         assert r.returncode == 0, r.stderr
         assert json.loads((tmp_path / f"r{n}" / "summary.json").read_text())["execution"] == "refill"
         csvs.append((tmp_path / f"r{n}" / "runs.csv").read_text().splitlines())
-    header = csvs[0][0].split(",")
-    assert "halted" not in header
-    for a, b in zip(csvs[0][1:], csvs[1][1:], strict=True):
-        for col, x, y in zip(header, a.split(","), b.split(","), strict=True):
-            if x and y and col != "diverged":
-                np.testing.assert_allclose(float(x), float(y), rtol=1e-9, err_msg=col)
-            else:
-                assert x == y, col
+    assert "halted" not in csvs[0][0].split(",")
+    _assert_runs_csv_close(csvs[0], csvs[1], exact=("diverged",))
     r = _cli("sweep", cfg, "--out", tmp_path / "bad", "--lanes", "0")
     assert r.returncode == 2 and "--lanes 0 is out of range" in r.stderr
     assert not (tmp_path / "bad").exists()
@@ -278,38 +276,16 @@ HALVING_TOML = (
 def test_halving_across_two_processes_equals_one_process(tmp_path):
     """The rung records are shared through a collective: across 2 processes (jax.distributed,
     CPU collectives) the decisions and results equal those of one process."""
-    import os
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     cfg = tmp_path / "halving.toml"
     cfg.write_text(HALVING_TOML)
-    env = dict(os.environ, JAXOPT_LAB_CACHE_DIR="")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "jaxopt_lab", "sweep", str(cfg), "--out", str(tmp_path / f"p{i}"), "--no-report",
-             "--devices", "1", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for i in range(2)
-    ]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outs
+    sweep_in_two_processes(cfg, tmp_path / "p")
     single = _cli("sweep", cfg, "--out", tmp_path / "single", "--no-report", "--devices", "1")
     assert single.returncode == 0, single.stderr
     assert json.loads((tmp_path / "p0" / "summary.json").read_text())["devices"] == 2
     a = (tmp_path / "p0" / "runs.csv").read_text().splitlines()
     b = (tmp_path / "single" / "runs.csv").read_text().splitlines()
-    header = a[0].split(",")
-    assert header == b[0].split(",") and "rungs_passed" in header
-    for x_row, y_row in zip(a[1:], b[1:], strict=True):
-        for col, x, y in zip(header, x_row.split(","), y_row.split(","), strict=True):
-            if x and y and col not in ("diverged", "halted"):
-                np.testing.assert_allclose(float(x), float(y), rtol=1e-9, err_msg=col)
-            else:
-                assert x == y, col
+    assert "rungs_passed" in a[0].split(",")
+    _assert_runs_csv_close(a, b, exact=("diverged", "halted"))
 
 
 def test_refill_sweep_resumes_and_refuses_other_halving_settings(tmp_path):

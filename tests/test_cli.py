@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli, sweep_in_two_processes
 
 from jaxopt_lab.cli import main
 
@@ -54,12 +55,7 @@ def _write(tmp_path, text, name="c.toml"):
     return p
 
 
-def _cli(*args, env_extra=None, timeout=300):
-    env = dict(os.environ, JAXOPT_LAB_CACHE_DIR="", **(env_extra or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "jaxopt_lab", *map(str, args)], capture_output=True, text=True, env=env,
-        timeout=timeout,
-    )
+_cli = cli
 
 
 @pytest.mark.parametrize(
@@ -182,23 +178,8 @@ def test_train_writes_a_run_folder(tmp_path):
 
 def test_two_processes_on_loopback_give_the_same_runs_csv(tmp_path):
     """SPEC section 3: a sweep across 2 processes (jax.distributed, CPU collectives) equals one process."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     cfg = _write(tmp_path, SWEEP.format(epochs=15, chunk=12))
-    env = dict(os.environ, JAXOPT_LAB_CACHE_DIR="")
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "jaxopt_lab", "sweep", str(cfg), "--out", str(tmp_path / f"p{i}"), "--no-report",
-             "--devices", "1", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for i in range(2)
-    ]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outs
+    sweep_in_two_processes(cfg, tmp_path / "p")
     single = _cli("sweep", cfg, "--out", tmp_path / "single", "--no-report", "--devices", "1")
     assert single.returncode == 0, single.stderr
     assert json.loads((tmp_path / "p0" / "summary.json").read_text())["devices"] == 2
