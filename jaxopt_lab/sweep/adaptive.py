@@ -64,6 +64,10 @@ class Stepper(NamedTuple):
         epoch (lower is better; NaN counts as +inf).
       finalize: `finalize(state, hparams) -> pytree`: the run's outputs.
       max_epochs: the epoch budget of every run (rungs lie below it).
+      data: arrays the run reads, passed to compiled programs as an argument (a
+        trainer's `data_arrays`), or None.
+      takes_data: `init`, `step`, `finished` and `finalize` take `data` as a last
+        argument (`bind_data` fixes it inside a traced program).
     """
 
     init: Callable[[Array, Mapping[str, Array]], PyTree]
@@ -73,6 +77,23 @@ class Stepper(NamedTuple):
     monitor: Callable[[PyTree], Array]
     finalize: Callable[[PyTree, Mapping[str, Array]], PyTree]
     max_epochs: int
+    data: Any = None
+    takes_data: bool = False
+
+
+def bind_data(stepper: Stepper, *data: Any) -> Stepper:
+    """`stepper` with its data fixed to `data` (the program's data argument, traced), as the
+    two-argument Stepper the lanes run; a stepper that takes no data is returned as it is."""
+    if not stepper.takes_data:
+        return stepper
+    (arrays,) = data if data else (stepper.data,)
+    return stepper._replace(
+        init=lambda seed, hp: stepper.init(seed, hp, arrays),
+        step=lambda state, hp: stepper.step(state, hp, arrays),
+        finished=lambda state, hp: stepper.finished(state, hp, arrays),
+        finalize=lambda state, hp: stepper.finalize(state, hp, arrays),
+        data=None, takes_data=False,
+    )
 
 
 def stepper_from_trainer(trainer: Any, summarize: Callable[[Any], PyTree] | None = None) -> Stepper:
@@ -86,13 +107,13 @@ def stepper_from_trainer(trainer: Any, summarize: Callable[[Any], PyTree] | None
     col = HISTORY_KEYS.index("val_loss" if trainer.has_val else "train_loss")
     summarize = summarize or (lambda result: result)
 
-    def init(seed, hp):
+    def init(seed, hp, data):
         return trainer.init_state(jax.random.PRNGKey(seed), hp)
 
-    def step(state, hp):
-        return trainer.step_epoch(state, hp)
+    def step(state, hp, data):
+        return trainer.step_epoch(state, hp, data)
 
-    def finished(state, hp):
+    def finished(state, hp, data):
         return state.stopped | state.diverged | (state.epoch >= epochs)
 
     def monitor(state):
@@ -100,11 +121,11 @@ def stepper_from_trainer(trainer: Any, summarize: Callable[[Any], PyTree] | None
         value = state.history[row, col]
         return jnp.where(state.diverged | (state.epoch == 0), jnp.inf, value)
 
-    def finalize(state, hp):
-        return summarize(trainer.finalize(state, hp))
+    def finalize(state, hp, data):
+        return summarize(trainer.finalize(state, hp, data))
 
     return Stepper(init=init, step=step, finished=finished, epoch=lambda s: s.epoch, monitor=monitor,
-                   finalize=finalize, max_epochs=epochs)
+                   finalize=finalize, max_epochs=epochs, data=trainer.data_arrays, takes_data=True)
 
 
 def run_alone(stepper: Stepper, seed: Array, hparams: Mapping[str, Array], until: Any = None) -> PyTree:
@@ -113,6 +134,7 @@ def run_alone(stepper: Stepper, seed: Array, hparams: Mapping[str, Array], until
     This is the reference a lane's result equals (and what a halted run equals with
     `until` set to its rung).
     """
+    stepper = bind_data(stepper)
     state = stepper.init(seed, hparams)
     limit = stepper.max_epochs if until is None else until
 

@@ -26,7 +26,7 @@ from jaxopt_lab.config import Config, ConfigError
 from jaxopt_lab.sweep import adaptive, runner
 from jaxopt_lab.sweep import space as space_mod
 from jaxopt_lab.sweep.results import RESULT_COLUMNS
-from jaxopt_lab.train import TRACEABLE_KEYS, Trainer, make_train
+from jaxopt_lab.train import SWITCHABLE_KEYS, TRACEABLE_KEYS, Trainer, make_train
 
 #: The metric columns of runs.csv (SPEC section 5).
 METRIC_COLUMNS = RESULT_COLUMNS
@@ -148,8 +148,8 @@ def _outputs(result: Any) -> dict[str, Any]:
 
 
 def _summarize(trainer: Trainer):
-    def fn(seed, hp):
-        return _outputs(trainer(jax.random.PRNGKey(seed), hp))
+    def fn(seed, hp, data):
+        return _outputs(trainer(jax.random.PRNGKey(seed), hp, data))
 
     return fn
 
@@ -232,7 +232,7 @@ def plan(cfg: Config) -> ConfigSweep:
         groups.append(runner.Group(
             fn=_summarize(trainer), indices=np.asarray(idx), seeds=np.asarray([int(points[i]["seed"]) for i in idx]),
             hparams=hp, label=label, cache_key=_structure_key(gcfg, hp_keys),
-            stepper=adaptive.stepper_from_trainer(trainer, _outputs),
+            stepper=adaptive.stepper_from_trainer(trainer, _outputs), data=trainer.data_arrays,
         ))
     return ConfigSweep(config=cfg, space=sp, points=points, groups=groups, swept_keys=swept)
 
@@ -257,9 +257,7 @@ def _base_for(cfg: Config, label: Mapping[str, Any]) -> Config:
 
 
 def _switch(key: str) -> bool:
-    from jaxopt_lab.train import _SWITCHABLE
-
-    return key in _SWITCHABLE
+    return key in SWITCHABLE_KEYS
 
 
 def _trainer_for(cfg: Config, hp_keys: Sequence[str] | None) -> Trainer:

@@ -58,12 +58,15 @@ class Group:
 
     Attributes:
       fn: `fn(seed, hparams) -> pytree`: one run, pure and traceable; `seed` is an int32 scalar.
+        With `data`, `fn(seed, hparams, data) -> pytree`.
       indices: the runs' positions in the whole sweep.
       seeds: int seeds, one per run.
       hparams: numeric hyperparameters, one array per key, one value per run.
       label: the group's categorical values, for progress lines and reports.
       cache_key: identifies the compiled program across sweeps (same key, same program).
       stepper: the run split into epochs (`adaptive.Stepper`), for ``execution="refill"``.
+      data: arrays every run of the group reads (a trainer's `data_arrays`), or None. They
+        enter the compiled program as one replicated argument, not as constants.
     """
 
     fn: RunFn
@@ -73,6 +76,11 @@ class Group:
     label: dict[str, Any] = field(default_factory=dict)
     cache_key: Any = None
     stepper: Any = None
+    data: Any = None
+
+    def data_args(self) -> tuple:
+        """`(data,)` when the group's runs take data, else `()`: the runs' trailing arguments."""
+        return () if self.data is None else (self.data,)
 
 
 @dataclass
@@ -146,22 +154,30 @@ def chunk_plan(n_runs: int, n_devices: int, chunk_size: int | None, bytes_per_ru
     return per_chunk, n_chunks
 
 
-def _program(fn: RunFn, keys: Sequence[str], mesh: Mesh, execution: str, map_batch_size: int):
-    """jit(shard_map(map-or-vmap(fn))) over (seeds, hparams) arrays."""
+def _program(fn: RunFn, keys: Sequence[str], mesh: Mesh, execution: str, map_batch_size: int,
+             with_data: bool = False):
+    """jit(shard_map(map-or-vmap(fn))) over (seeds, hparams) arrays, and the group's data
+    (replicated on every device) when `with_data`."""
 
-    def one(seed, hp):
-        return fn(seed, hp)
+    def shard(seeds, hp, *data):
+        def one(seed, h):
+            return fn(seed, h, *data)
 
-    def shard(seeds, hp):
         if execution == "vmap":
             return jax.vmap(one)(seeds, hp)
         return jax.lax.map(lambda a: one(*a), (seeds, hp), batch_size=map_batch_size)
 
     spec = PartitionSpec("runs")
-    sharded = jax.shard_map(
-        shard, mesh=mesh, in_specs=(spec, {k: spec for k in keys}), out_specs=spec, check_vma=False
-    )
+    in_specs = (spec, {k: spec for k in keys}) + ((PartitionSpec(),) if with_data else ())
+    sharded = jax.shard_map(shard, mesh=mesh, in_specs=in_specs, out_specs=spec, check_vma=False)
     return jax.jit(sharded)
+
+
+def _replicated(data: Any, mesh: Mesh, multi: bool) -> Any:
+    """The group's data as one replicated copy on the mesh's devices (placed once per group)."""
+    if multi:
+        return jax.tree.map(lambda a: _global(np.asarray(a), mesh, replicated=True), data)
+    return jax.device_put(data, jax.sharding.NamedSharding(mesh, PartitionSpec()))
 
 
 def _fingerprint(groups: Sequence[Group], extra: Any) -> str:
@@ -282,8 +298,9 @@ def execute(
             n = len(g.indices)
             out_shape = jax.eval_shape(
                 g.fn, jax.ShapeDtypeStruct((), jnp.int32),
-                {k: jax.ShapeDtypeStruct((), _float_dtype()) for k in keys},
+                {k: jax.ShapeDtypeStruct((), _float_dtype()) for k in keys}, *g.data_args(),
             )
+            data_args = None  # placed on the devices when the first chunk runs
             if execution == "refill":
                 from jaxopt_lab.sweep import adaptive
 
@@ -334,21 +351,27 @@ def execute(
                         args = jax.tree.map(lambda a: _global(a, mesh, replicated=True), args)
                 elif multi:
                     args = (_global(seeds, mesh), {k: _global(v, mesh) for k, v in hp.items()})
+                if data_args is None:
+                    data_args = tuple(_replicated(d, mesh, multi) for d in g.data_args())
+                args = (*args, *data_args)
                 if program is None:
                     variant = (execution, map_batch_size) if execution != "refill" else (execution, n_lanes, rungs,
                                                                                          halving and halving.eta)
                     cache_key = (
                         g.cache_key if g.cache_key is not None else id(g.fn),
                         tuple(keys), size, variant, tuple(str(d) for d in devices), str(_float_dtype()),
+                        _shapes(g.data),
                     )
                     program = _COMPILED.get(cache_key)
                     if program is None:
                         tc = time.perf_counter()
                         if execution == "refill":
                             jitted = _refill_program(g.stepper, keys, mesh, size, n_lanes, rungs,
-                                                     halving.eta if halving is not None else 3.0)
+                                                     halving.eta if halving is not None else 3.0,
+                                                     with_data=g.data is not None)
                         else:
-                            jitted = _program(g.fn, keys, mesh, execution, map_batch_size)
+                            jitted = _program(g.fn, keys, mesh, execution, map_batch_size,
+                                              with_data=g.data is not None)
                         program = compile_lowered(jitted.lower(*args))
                         stats.compile_seconds += time.perf_counter() - tc
                         stats.compilations += 1
@@ -399,20 +422,30 @@ def _refill_lanes(lanes: int | None, size: int, n_dev: int) -> int:
 
 
 def _refill_program(stepper: Any, keys: Sequence[str], mesh: Mesh, size: int, n_lanes: int,
-                    rungs: Sequence[int], eta: float):
+                    rungs: Sequence[int], eta: float, with_data: bool = False):
     """jit(shard_map(refill lanes)): the queue replicated, the lanes split over devices."""
     from jaxopt_lab.sweep import adaptive
 
     n_dev = mesh.devices.size
-    shard = adaptive.refill_shard(
-        stepper, lanes_per_device=n_lanes // n_dev, n_devices=n_dev, queue_size=size, rungs=rungs, eta=eta,
-    )
+
+    def shard(seeds, hp, n_valid, *data):
+        lanes = adaptive.refill_shard(
+            adaptive.bind_data(stepper, *data), lanes_per_device=n_lanes // n_dev, n_devices=n_dev,
+            queue_size=size, rungs=rungs, eta=eta,
+        )
+        return lanes(seeds, hp, n_valid)
+
     rep = PartitionSpec()
     sharded = jax.shard_map(
-        shard, mesh=mesh, in_specs=(rep, {k: rep for k in keys}, rep), out_specs=PartitionSpec("runs"),
-        check_vma=False,
+        shard, mesh=mesh, in_specs=(rep, {k: rep for k in keys}, rep) + ((rep,) if with_data else ()),
+        out_specs=PartitionSpec("runs"), check_vma=False,
     )
     return jax.jit(sharded)
+
+
+def _shapes(tree: Any) -> Any:
+    return tuple((tuple(np.shape(a)), str(np.asarray(a).dtype) if not hasattr(a, "dtype") else str(a.dtype))
+                 for a in jax.tree.leaves(tree))
 
 
 def _stacked_like(out_shape: Any, n: int) -> Any:
@@ -601,12 +634,12 @@ def run(
         num_keys = [k for k in points[idx[0]] if k != "seed" and k not in label]
         hp = {k: np.asarray([points[i][k] for i in idx], np.float64) for k in num_keys}
 
-        def fn(seed, h, label=label):
+        def fn(seed, h, *data, label=label):
             if train_fn is stepper:  # a Stepper given directly: its whole run
                 from jaxopt_lab.sweep import adaptive
 
-                return adaptive.run_alone(stepper, seed, h)
-            return train_fn(jax.random.PRNGKey(seed), {**h, **label})
+                return adaptive.run_alone(adaptive.bind_data(stepper, *data), seed, h)
+            return train_fn(jax.random.PRNGKey(seed), {**h, **label}, *data)
 
         if stepper is not None and label:
             raise ValueError(
@@ -616,7 +649,7 @@ def run(
         groups.append(Group(
             fn=fn, indices=np.asarray(idx), seeds=np.asarray([int(points[i]["seed"]) for i in idx]), hparams=hp,
             label=label, cache_key=(id(train_fn), json.dumps(label, sort_keys=True, default=str)),
-            stepper=stepper,
+            stepper=stepper, data=_data_of(train_fn),
         ))
     ckpt = Path(out) / "checkpoints" if out is not None else None
     outputs, stats = execute(
@@ -634,6 +667,15 @@ def run(
 
 
 
+
+
+def _data_of(train_fn: Any) -> Any:
+    """The data a run function reads as an argument: a trainer's `data_arrays` (a `Stepper`'s
+    `data`), else None (the function closes over whatever it reads)."""
+    data = getattr(train_fn, "data_arrays", None)
+    if data is None and getattr(train_fn, "takes_data", False):
+        data = train_fn.data
+    return data
 
 
 def use_cpu_cores(n: int | None = None) -> int:

@@ -98,13 +98,14 @@ def run_loop(group: runner.Group, devices: Sequence[Any]) -> tuple[list[Any], ru
         hp = {k: jax.device_put(np.asarray(group.hparams[k][i], dt), device) for k in keys}
         return seed, hp
 
+    data = jax.device_put(group.data_args(), device)
     stats = runner.ExecutionStats(runs=len(group.indices), devices=1, execution="loop")
     t0 = time.perf_counter()
     # cached like the runner's programs, so the timed repeats do not compile again
     key = (group.cache_key if group.cache_key is not None else id(group.fn), tuple(keys), str(device), str(dt))
     hit = _LOOP_COMPILED.get(key)
     if hit is None:
-        compiled = jax.jit(group.fn).lower(*args(0)).compile()
+        compiled = jax.jit(group.fn).lower(*args(0), *data).compile()
         _LOOP_COMPILED[key] = (compiled, group.fn)  # the fn kept alive so that its id is not reused
         stats.compile_seconds = time.perf_counter() - t0
         stats.compilations = 1
@@ -112,7 +113,7 @@ def run_loop(group: runner.Group, devices: Sequence[Any]) -> tuple[list[Any], ru
         compiled = hit[0]
     outputs = []
     for i in range(len(group.indices)):
-        outputs.append(jax.device_get(jax.block_until_ready(compiled(*args(i)))))
+        outputs.append(jax.device_get(jax.block_until_ready(compiled(*args(i), *data))))
     stats.wall_seconds = time.perf_counter() - t0
     stats.chunks = len(group.indices)
     return outputs, stats
@@ -343,7 +344,7 @@ def check_vectorization(
         sub = runner.Group(
             fn=g.fn, indices=np.arange(len(pos)), seeds=np.asarray(g.seeds)[pos],
             hparams={k: np.asarray(v)[pos] for k, v in g.hparams.items()}, label=g.label, cache_key=g.cache_key,
-            stepper=g.stepper,
+            stepper=g.stepper, data=g.data,
         )
         runs = [int(i) for i in np.asarray(g.indices)[pos]]
         ref_out, ref = _timed(loop, sub, devices, repeats, "loop")

@@ -1,0 +1,83 @@
+"""A run's data: split and standardized once on the host, then one device copy per trainer.
+
+The arrays enter compiled programs as *arguments* (`Trainer.data_arrays`, passed by
+the sweep runner to every chunk), never as constants baked into the program: compile
+time and program size do not grow with the data, and a later sweep on other data of
+the same shapes reuses the compiled program.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_lab.config import Config
+from jaxopt_lab.data import preprocessing, splits
+from jaxopt_lab.data.registry import DATASETS, load_dataset
+
+#: The names of the arrays a run reads, in `Trainer.data_arrays`.
+SPLIT_NAMES = ("train", "val", "test")
+
+
+class PreparedData(NamedTuple):
+    """The split, preprocessed data of a run, on the host (float64 numpy)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    num_classes: int | None
+
+
+def _load(config: Config, data: Any) -> tuple[np.ndarray, np.ndarray, int | None]:
+    d = config.data
+    if data is None:
+        wanted = {k: getattr(d, k, None) for k in DATASETS[d.dataset].options}
+        ds = load_dataset(d.dataset, **{k: v for k, v in wanted.items() if v is not None})
+        return np.asarray(ds.x, np.float64), np.asarray(ds.y), ds.num_classes
+    if hasattr(data, "x") and hasattr(data, "y"):
+        return np.asarray(data.x, np.float64), np.asarray(data.y), getattr(data, "num_classes", None)
+    x, y = (np.asarray(a) for a in data)
+    num_classes = int(y.max()) + 1 if np.issubdtype(y.dtype, np.integer) else None
+    return x.astype(np.float64), y, num_classes
+
+
+def prepare_data(config: Config, data: Any = None) -> PreparedData:
+    """Load (or take `data`: `(x, y)` arrays or a `Dataset`) the data set, split it by
+    `data.random_state`, and standardize it on the training rows."""
+    d = config.data
+    x, y, num_classes = _load(config, data)
+    if x.ndim == 1:
+        x = x[:, None]
+    stratify = y if (num_classes is not None and d.stratify and d.val_fraction + d.test_fraction > 0) else None
+    if d.val_fraction == 0 and d.test_fraction == 0:
+        tr, va, te = np.arange(len(x)), np.arange(0), np.arange(0)
+    else:
+        tr, va, te = splits.train_val_test_split(
+            len(x), val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.random_state,
+            stratify=stratify,
+        )
+    if d.standardize:
+        scaler = preprocessing.Standardizer.fit(x[tr])
+        x = scaler.transform(x)
+
+    def part(idx):
+        return (x[idx], y[idx]) if len(idx) else (None, None)
+
+    return PreparedData(*part(tr), *part(va), *part(te), num_classes=num_classes)
+
+
+def device_arrays(data: PreparedData, dtype: Any) -> dict[str, Any]:
+    """The splits present as device arrays (`x_<split>` in `dtype`, `y_<split>`), one copy."""
+    out = {}
+    for name in SPLIT_NAMES:
+        x, y = getattr(data, f"x_{name}"), getattr(data, f"y_{name}")
+        if x is None:
+            continue
+        out[f"x_{name}"] = jnp.asarray(x, dtype)
+        out[f"y_{name}"] = jnp.asarray(y, jnp.int32) if np.issubdtype(y.dtype, np.integer) else jnp.asarray(y, dtype)
+    return out
