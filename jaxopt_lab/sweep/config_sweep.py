@@ -367,7 +367,7 @@ def best_row(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 
 def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: bool = True) -> Path:
-    """Write runs.csv, summary.json, histories.npz (and the report) atomically into `out`.
+    """Write runs.csv, summary.json, config.json, histories.npz (and the report) atomically into `out`.
 
     Everything is written into a temporary folder beside `out` first and moved
     in only when complete, so a crash never leaves half-written results.
@@ -385,6 +385,8 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
             _write_table(tmp / "aggregate.csv", agg)
         summary = summary_of(result)
         results_mod.write_summary_json(tmp / "summary.json", summary)
+        # The config the runs came from, so the folder can be analysed and re-reported alone.
+        results_mod.write_summary_json(tmp / "config.json", to_dict(result.plan.config))
         if report:
             from jaxopt_lab import report as report_mod
 

@@ -513,6 +513,12 @@ class SweepResult:
             rows.append(row)
         return rows
 
+    def to_pandas(self) -> Any:
+        """`table` as a pandas DataFrame, typed like `jaxopt_lab.results.load`'s ``runs``."""
+        from jaxopt_lab.results import frame
+
+        return frame(self.table())
+
 
 def _points(space: Any) -> list[dict[str, Any]]:
     pts = space.points() if hasattr(space, "points") else list(space)
