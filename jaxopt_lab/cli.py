@@ -281,6 +281,85 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- compare (results as data)
+
+
+def _load_results(path: str) -> Any:
+    """`jaxopt_lab.results.load`, with a missing folder or library as bad input."""
+    from jaxopt_lab import results
+
+    if not Path(path).is_dir():
+        raise BadInput(f"{path!r} is not a folder: give a sweep's --out folder")
+    try:
+        return results.load(path)
+    except (ImportError, FileNotFoundError) as e:
+        raise BadInput(str(e)) from None
+
+
+def _compare_groups(args: argparse.Namespace) -> tuple[tuple[str, str], Any, Any, list[str]]:
+    """(labels, runs A, runs B, configuration keys) for `compare`, refusing what cannot be paired."""
+    from jaxopt_lab import compare
+
+    res_a = _load_results(args.out_a)
+    if args.out_b is None:
+        if args.by is None:
+            raise BadInput("compare needs two folders, or one folder and --by KEY (a swept key with two values)")
+        if args.by not in res_a.swept_keys:
+            from jaxopt_lab.config import closest
+
+            raise BadInput(f"--by {args.by!r} is not a swept key of {args.out_a!r}{closest(args.by, res_a.swept_keys)}"
+                           f"; valid choices: {', '.join(res_a.swept_keys) or '(none: nothing was swept)'}")
+        labels, a, b = compare.split_by(res_a.runs, args.by)
+        return labels, a, b, [k for k in res_a.swept_keys if k != args.by]
+    res_b = _load_results(args.out_b)
+    keys_a = [k for k in res_a.swept_keys if k != args.by]
+    keys_b = [k for k in res_b.swept_keys if k != args.by]
+    if set(keys_a) != set(keys_b):
+        raise compare.Unpaired(f"different configurations: {args.out_a!r} sweeps {keys_a or 'nothing'} but "
+                               f"{args.out_b!r} sweeps {keys_b or 'nothing'}")
+    labels = (Path(args.out_a).name, Path(args.out_b).name)
+    if args.by is not None:
+        by = tuple(compare.config_value(r.config, args.by) for r in (res_a, res_b))
+        if None not in by and by[0] != by[1]:
+            labels = (str(by[0]), str(by[1]))
+    if labels[0] == labels[1]:
+        labels = (f"A:{labels[0]}", f"B:{labels[1]}")
+    return labels, res_a.runs, res_b.runs, keys_a
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from jaxopt_lab import compare
+    from jaxopt_lab.config import ConfigError
+
+    if args.resamples < 100:
+        raise BadInput(f"--resamples {args.resamples} is out of range: valid range is [100, inf)")
+    out = _check_out(args.out) or Path("compare")
+    try:
+        labels, a, b, keys = _compare_groups(args)
+        comp = compare.compare_frames(a, b, keys, args.metric, labels, seed=args.seed, resamples=args.resamples)
+    except compare.Unpaired as e:
+        raise BadInput(f"cannot pair the runs: {e}") from None
+    except ConfigError as e:
+        raise BadInput(str(e)) from None
+    print(compare.format_table(comp))
+    compare.write(out, comp)
+    print(f"wrote {out / 'compare.csv'} and {out / 'compare.png'}")
+    return EXIT_OK
+
+
+def _add_compare_parser(sub: Any) -> None:
+    cp = sub.add_parser("compare", help="paired statistics of two sweeps (or two groups of one sweep, --by)")
+    cp.add_argument("out_a", metavar="OUT_A", help="a sweep's results folder")
+    cp.add_argument("out_b", metavar="OUT_B", nargs="?", default=None, help="another (omit with --by)")
+    cp.add_argument("--metric", default="best_val_loss", help="runs.csv column to compare (default best_val_loss)")
+    cp.add_argument("--by", default=None, metavar="KEY", help="the key that tells the groups apart: a swept key "
+                    "with two values (one folder), or a config key labelling each folder (two folders)")
+    cp.add_argument("--out", default=None, help="folder for compare.csv and compare.png (default ./compare)")
+    cp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    cp.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    cp.set_defaults(func=cmd_compare)
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -339,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--only", help="comma-separated optimizer names (default: every shared optimizer)")
     c.set_defaults(func=cmd_compare_optax)
+    _add_compare_parser(sub)
     return p
 
 
