@@ -360,6 +360,31 @@ def _add_compare_parser(sub: Any) -> None:
     cp.set_defaults(func=cmd_compare)
 
 
+# ----------------------------------------------------------------------------- report (re-render)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render a finished sweep's figures and index.html from its files; nothing is rerun."""
+    out = Path(args.out)
+    if not out.is_dir():
+        raise BadInput(f"{args.out!r} is not a folder: give a finished sweep's --out folder")
+    if (out / "protocol.json").is_file():
+        raise BadInput(f"{args.out!r} is a protocol run: its report is written by the protocol; re-render one of "
+                       "its sweep folders instead")
+    from jaxopt_lab import report
+    from jaxopt_lab.results import read_sweep_result
+    from jaxopt_lab.sweep.results import staged_folder
+
+    try:
+        result = read_sweep_result(out)
+    except FileNotFoundError as e:
+        raise BadInput(str(e)) from None
+    with staged_folder(out) as tmp:  # the new figures and index.html replace the old ones together
+        report.sweep_report(tmp, result)
+    print(f"wrote {out / 'index.html'}")
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -419,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--only", help="comma-separated optimizer names (default: every shared optimizer)")
     c.set_defaults(func=cmd_compare_optax)
     _add_compare_parser(sub)
+    rp = sub.add_parser("report", help="re-render a finished sweep's report (figures, index.html) from its files")
+    rp.add_argument("out", metavar="OUT", help="the sweep's results folder")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SweepData", "load", "frame", "INSTALL_HINT"]
+__all__ = ["SweepData", "load", "frame", "read_sweep_result", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install 'jaxopt-lab[analysis]'"
 """The command that installs what this module needs (pandas and xarray)."""
@@ -243,6 +243,46 @@ def _load_single(folder: Path) -> SweepData:
     histories = _histories({k: np.asarray([v]) for k, v in arrays.items()}, runs, ["seed"])
     return SweepData(path=folder, runs=runs, histories=histories, summary=metrics,
                      config=_read_json(folder / "config.json"))
+
+
+def read_sweep_result(out_dir: str | Any) -> Any:
+    """A config sweep's folder as the result object its report is drawn from (no pandas needed).
+
+    The object has what `jaxopt_lab.report.sweep_report` reads: ``rows`` (`read_runs_csv`),
+    ``histories`` (``histories.npz``), ``plan`` (``swept_keys``, ``groups``, ``config``: a
+    `jaxopt_lab.config.Config` from ``config.json``, None without one) and ``stats`` (an
+    `ExecutionStats` from ``summary.json``). `jaxopt-lab report` re-renders a report from it.
+
+    Raises:
+      FileNotFoundError: `out_dir` has no ``runs.csv`` or no ``summary.json``.
+    """
+    from types import SimpleNamespace
+
+    from jaxopt_lab import config as config_mod
+    from jaxopt_lab.sweep.results import read_runs_csv
+    from jaxopt_lab.sweep.runner import ExecutionStats
+
+    folder = Path(out_dir)
+    for name in ("runs.csv", "summary.json"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{str(folder)!r} has no {name}: it is not a finished sweep's folder")
+    with open(folder / "runs.csv", encoding="utf-8", newline="") as f:
+        header = next(csv.reader(f), [])
+    summary = _read_json(folder / "summary.json") or {}
+    raw_config = _read_json(folder / "config.json")
+    histories: dict[str, np.ndarray] = {}
+    if (folder / "histories.npz").is_file():
+        with np.load(folder / "histories.npz", allow_pickle=False) as npz:
+            histories = {k: npz[k] for k in npz.files if k != "run"}
+    stats = ExecutionStats(**{k: summary[k] for k in ("runs", "devices", "execution", "lanes", "wall_seconds",
+                                                      "compile_seconds", "chunks", "chunks_resumed",
+                                                      "compilations") if summary.get(k) is not None})
+    plan = SimpleNamespace(
+        swept_keys=summary.get("swept_keys", header[1 : header.index("seed")] if "seed" in header else []),
+        groups=summary.get("groups", [{}]),
+        config=config_mod.from_dict(raw_config) if raw_config is not None else None,
+    )
+    return SimpleNamespace(plan=plan, rows=read_runs_csv(folder / "runs.csv"), histories=histories, stats=stats)
 
 
 def load(out_dir: str | Any) -> SweepData:

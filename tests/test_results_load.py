@@ -24,9 +24,9 @@ BASE = Config(
 )
 
 
-def _write(cfg, out, **kw):
+def _write(cfg, out, report=False, **kw):
     res = config_sweep.run_sweep(cfg, progress=False, **kw)
-    config_sweep.write_results(out, res, report=False)
+    config_sweep.write_results(out, res, report=report)
     return res
 
 
@@ -36,7 +36,7 @@ def plain(tmp_path_factory):
     out = tmp_path_factory.mktemp("plain")
     cfg = BASE.replace(sweep={"seeds": 2, "grid": {"optimizer": {"learning_rate": [0.1, 1e30]},
                                                    "model": {"activation": ["relu", "tanh"]}}})
-    _write(cfg, out)
+    _write(cfg, out, report=True)
     return out
 
 
@@ -57,7 +57,7 @@ def halving(tmp_path_factory):
                        sweep={"lanes": 4, "halving": {"min_epochs": 1, "eta": 3},
                               "random": {"trials": 9, "seed": 0,
                                          "optimizer": {"learning_rate": {"loguniform": [1e-3, 1.0]}}}})
-    _write(cfg, out)
+    _write(cfg, out, report=True)
     return out
 
 
@@ -227,3 +227,32 @@ def test_docs_example_runs_as_written(tmp_path, monkeypatch):
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, "docs/analysis.md", "exec"), namespace)  # noqa: S102
+
+
+def _report_rerenders_identically(folder, tmp_path):
+    import shutil
+
+    from jaxopt_lab import cli
+
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    for p in [*copy.glob("*.png"), copy / "index.html"]:
+        p.unlink()
+    assert cli.main(["report", str(copy)]) == 0
+    # Figures are embedded in index.html: the same page means the same figures and tables.
+    assert (copy / "index.html").read_text() == (folder / "index.html").read_text()
+    assert sorted(p.name for p in copy.glob("*.png")) == sorted(p.name for p in folder.glob("*.png"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_report_rerenders_from_files(plain, tmp_path, capsys):
+    _report_rerenders_identically(plain, tmp_path)
+    from jaxopt_lab import cli
+
+    assert cli.main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_report_rerenders_halving(halving, tmp_path):
+    _report_rerenders_identically(halving, tmp_path)
