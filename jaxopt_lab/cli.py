@@ -45,11 +45,32 @@ def _setup_jax(devices: int | None, x64: bool) -> None:
             pass
 
 
-def _load_config(path: str):
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """``--set section.key=value`` items as {dotted key: value}; values are TOML (``0.3``, ``[32, 32]``,
+    ``true``, ``"adam"``), and a bare word that is not TOML (``adam``) is taken as a string."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key:
+            raise BadInput(f"--set {item!r} must be section.key=value, e.g. --set optimizer.learning_rate=0.3")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            if not text or not all(c.isalnum() or c in "_-.:/" for c in text):
+                raise BadInput(f"--set {key}: {text!r} is not a TOML value (quote strings: {key}='\"...\"')") from None
+            value = text
+        out[key] = value
+    return out
+
+
+def _load_config(path: str, overrides: list[str] | None = None):
     from jaxopt_lab import config as config_mod
 
     try:
-        return config_mod.load(path)
+        return config_mod.load(path, parse_set(overrides))
     except config_mod.ConfigError as e:
         raise BadInput(str(e)) from None
 
@@ -133,7 +154,7 @@ def cmd_compare_optax(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = _load_config(args.config)
+    cfg = _load_config(args.config, args.set)
     out = _check_out(args.out)
     if args.seed < 0:
         raise BadInput(f"--seed {args.seed} is out of range: valid range is [0, inf)")
@@ -213,7 +234,7 @@ def _sweep_protocol(args: argparse.Namespace, cfg: Any, out: Path) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    cfg = _load_config(args.config)
+    cfg = _load_config(args.config, args.set)
     out = _check_out(args.out, resume=args.resume, required=True)
     if args.chunk_size is not None and args.chunk_size < 1:
         raise BadInput(f"--chunk-size {args.chunk_size} is out of range: valid range is [1, inf)")
@@ -393,6 +414,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"jaxopt-lab: error: {message}\n")
 
 
+def _add_set_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (TOML value; repeatable), checked like the file: "
+                   "--set optimizer.learning_rate=0.3 --set train.epochs=50")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="jaxopt-lab", description="Study how neural networks are trained and optimized.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -407,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="CONFIG.toml")
     t.add_argument("--out", help="output folder (default: runs/train-TIMESTAMP)")
     t.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
+    _add_set_flag(t)
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sweep", help="every run of the config's sweep, vectorized")
@@ -433,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--protocol", default=None, metavar="NAME",
                    help="run a benchmark protocol instead of the config's sweep: deepobs, crowded_valley, choi, "
                    "algoperf (also [sweep] protocol = NAME; options in [sweep.protocol_options]; docs/protocols.md)")
+    _add_set_flag(s)
     s.set_defaults(func=cmd_sweep)
 
     li = sub.add_parser("list", help="optimizers, schedules, datasets, models, activations, initializers, protocols")
