@@ -233,8 +233,17 @@ def _sweep_protocol(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     return EXIT_OK
 
 
+def _with_log_flags(cfg: Any, args: argparse.Namespace) -> Any:
+    """`--tensorboard DIR` / `--mlflow URI` set `[sweep.log]` (checked with the rest of the sweep)."""
+    flags = {k: v for k, v in (("tensorboard", args.tensorboard), ("mlflow", args.mlflow)) if v is not None}
+    if not flags:
+        return cfg
+    log = dict((cfg.sweep or {}).get("log") or {})
+    return cfg.replace(sweep={**(cfg.sweep or {}), "log": {**log, **flags}})
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
-    cfg = _load_config(args.config, args.set)
+    cfg = _with_log_flags(_load_config(args.config, args.set), args)
     out = _check_out(args.out, resume=args.resume, required=True)
     if args.chunk_size is not None and args.chunk_size < 1:
         raise BadInput(f"--chunk-size {args.chunk_size} is out of range: valid range is [1, inf)")
@@ -462,6 +471,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run a benchmark protocol instead of the config's sweep: deepobs, crowded_valley, choi, "
                    "algoperf (also [sweep] protocol = NAME; options in [sweep.protocol_options]; docs/protocols.md)")
     _add_set_flag(s)
+    s.add_argument("--tensorboard", default=None, metavar="DIR", help="log every run to TensorBoard under DIR "
+                   "(also [sweep.log] tensorboard = DIR; extra 'log')")
+    s.add_argument("--mlflow", default=None, metavar="URI", help="log every run to MLflow at tracking URI "
+                   "(e.g. sqlite:///mlflow.db; also [sweep.log] mlflow = URI; extra 'log')")
     s.set_defaults(func=cmd_sweep)
 
     li = sub.add_parser("list", help="optimizers, schedules, datasets, models, activations, initializers, protocols")
