@@ -61,7 +61,8 @@ def paired_stats(a: Sequence[float], b: Sequence[float], *, maximize: bool = Fal
     """Statistics of the paired differences ``a - b`` (see the module docstring).
 
     Args:
-      a, b: the metric of each paired seed, in the same order.
+      a: group A's metric on each paired seed.
+      b: group B's metric on the same seeds, in the same order.
       maximize: whether higher values are better (decides wins and losses).
       seed: seed of the bootstrap's random generator.
       resamples: bootstrap resamples.
@@ -174,7 +175,8 @@ def compare_frames(a: Any, b: Any, keys: Sequence[str], metric: str, labels: tup
     """Pair the runs of DataFrames `a` and `b` by `keys` and ``seed`` and compare `metric`.
 
     Args:
-      a, b: runs tables (`jaxopt_lab.results.load(...).runs`, or any with ``seed`` and `keys`).
+      a: group A's runs table (`jaxopt_lab.results.load(...).runs`, or any with ``seed`` and `keys`).
+      b: group B's runs table.
       keys: the configuration keys to match by.
       metric: the numeric column to compare.
       labels: names of the two groups.
