@@ -142,6 +142,13 @@ def frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = Non
 
     Returns:
       A `pandas.DataFrame` with one row per dict.
+
+    Examples:
+      >>> df = frame([{"run": 0, "loss": float("nan"), "ok": True}, {"run": 1, "loss": None, "ok": False}])
+      >>> df["loss"].isna().tolist()  # None is missing; NaN is a value
+      [False, True]
+      >>> [str(df[c].dtype) for c in df.columns]
+      ['Int64', 'Float64', 'boolean']
     """
     (pd,) = _require("pandas")
     from jaxopt_lab.sweep.results import _python
