@@ -26,8 +26,9 @@ Across configurations, a performance profile (Dolan & More 2002,
 `jaxopt_lab.protocols.profiles`) treats each configuration as a problem and each group as a
 solver, scored by the mean over seeds (losses as they are, accuracies as ``1 - accuracy``).
 
-Runs whose metric is missing or not finite (a diverged run's NaN, say) are left out with
-their partner, and counted in ``dropped``.
+Runs whose metric is missing or not finite are left out with their partner, and counted in
+``dropped``. A diverged run takes part with the metric it recorded (its values are frozen at
+the last finite epoch), so a diverging setting counts against its group.
 """
 
 from __future__ import annotations
@@ -289,7 +290,9 @@ def write(out: str | os.PathLike, comp: Comparison) -> list[Path]:
         rows = [{"group_a": a, "group_b": b, "metric": comp.metric, **{c: r.get(c) for c in _columns(comp)}}
                 for r in comp.rows]
         write_csv(tmp / "compare.csv", rows)
-        fig, (ax_d, ax_p) = plots.new_figure(1, 2, figsize=(11, max(3.5, 0.35 * len(comp.rows) + 1.5)))
+        labelled = len(comp.rows) <= 40  # beyond that, tick labels would overlap: rows are in compare.csv's order
+        height = min(14.0, max(3.5, 0.35 * len(comp.rows) + 1.5))
+        fig, (ax_d, ax_p) = plots.new_figure(1, 2, figsize=(11, height))
         y = np.arange(len(comp.rows))
         mean = np.asarray([r["mean_diff"] for r in comp.rows], dtype=float)
         lo = np.asarray([r["ci_low"] for r in comp.rows], dtype=float)
@@ -297,8 +300,11 @@ def write(out: str | os.PathLike, comp: Comparison) -> list[Path]:
         err = np.vstack([np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)])
         ax_d.errorbar(mean, y, xerr=err, fmt="o", capsize=3)
         ax_d.axvline(0.0, color="0.5", lw=1)
-        ax_d.set_yticks(y, [", ".join(f"{k}={_fmt(r[k])}" for k in comp.keys) or "all" for r in comp.rows],
-                        fontsize=7)
+        if labelled:
+            ax_d.set_yticks(y, [", ".join(f"{k}={_fmt(r[k])}" for k in comp.keys) or "all" for r in comp.rows],
+                            fontsize=7)
+        else:
+            ax_d.set_ylabel("configuration (row of compare.csv)")
         ax_d.set_xlabel(f"{comp.metric}: {a} - {b} (mean, 95% bootstrap interval)")
         ax_d.set_title("Paired differences per configuration")
         if comp.profile:

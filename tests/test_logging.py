@@ -14,20 +14,44 @@ BASE = Config(
     data=DataConfig(dataset="moons", n_samples=60, noise=0.2, random_state=1, val_fraction=0.25),
     model=ModelConfig(hidden=(4,)),
     train=TrainConfig(epochs=5, precision="float64"),
-    optimizer=OptimizerConfig("sgd", {"learning_rate": 0.1, "momentum": 0.5},
-                              schedule=None),
+    optimizer=OptimizerConfig("sgd", {"learning_rate": 0.1, "momentum": 0.5}),
 )
-SWEEP = {"seeds": 2, "chunk_size": 2, "grid": {"optimizer": {"learning_rate": [0.05, 0.3]}}}
+
+
+CONFIG = """
+[data]
+dataset = "moons"
+n_samples = 60
+noise = 0.2
+random_state = 1
+val_fraction = 0.25
+[model]
+hidden = [4]
+[train]
+epochs = 5
+precision = "float64"
+[optimizer]
+name = "sgd"
+learning_rate = 0.1
+momentum = 0.5
+[sweep]
+seeds = 2
+chunk_size = 2
+[sweep.grid.optimizer]
+learning_rate = [0.05, 0.3]
+[sweep.log]
+experiment = "test-sweep"
+"""
 
 
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
+    # Through the command line: [sweep.log] from the file, the locations from --tensorboard/--mlflow.
     root = tmp_path_factory.mktemp("logged")
+    (root / "sweep.toml").write_text(CONFIG)
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    cfg = BASE.replace(sweep={**SWEEP, "log": {"tensorboard": str(root / "tb"), "mlflow": uri,
-                                               "experiment": "test-sweep"}})
-    res = config_sweep.run_sweep(cfg, progress=False)
-    config_sweep.write_results(root / "out", res, report=False)
+    assert cli.main(["sweep", str(root / "sweep.toml"), "--out", str(root / "out"), "--no-report",
+                     "--tensorboard", str(root / "tb"), "--mlflow", uri]) == 0
     with np.load(root / "out" / "histories.npz") as npz:
         hist = {k: npz[k] for k in npz.files}
     return root, uri, read_runs_csv(root / "out" / "runs.csv"), hist
