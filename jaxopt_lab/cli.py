@@ -45,11 +45,32 @@ def _setup_jax(devices: int | None, x64: bool) -> None:
             pass
 
 
-def _load_config(path: str):
+def parse_set(items: list[str] | None) -> dict[str, Any]:
+    """``--set section.key=value`` items as {dotted key: value}; values are TOML (``0.3``, ``[32, 32]``,
+    ``true``, ``"adam"``), and a bare word that is not TOML (``adam``) is taken as a string."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key:
+            raise BadInput(f"--set {item!r} must be section.key=value, e.g. --set optimizer.learning_rate=0.3")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            if not text or not all(c.isalnum() or c in "_-.:/" for c in text):
+                raise BadInput(f"--set {key}: {text!r} is not a TOML value (quote strings: {key}='\"...\"')") from None
+            value = text
+        out[key] = value
+    return out
+
+
+def _load_config(path: str, overrides: list[str] | None = None):
     from jaxopt_lab import config as config_mod
 
     try:
-        return config_mod.load(path)
+        return config_mod.load(path, parse_set(overrides))
     except config_mod.ConfigError as e:
         raise BadInput(str(e)) from None
 
@@ -133,7 +154,7 @@ def cmd_compare_optax(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    cfg = _load_config(args.config)
+    cfg = _load_config(args.config, args.set)
     out = _check_out(args.out)
     if args.seed < 0:
         raise BadInput(f"--seed {args.seed} is out of range: valid range is [0, inf)")
@@ -212,8 +233,17 @@ def _sweep_protocol(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     return EXIT_OK
 
 
+def _with_log_flags(cfg: Any, args: argparse.Namespace) -> Any:
+    """`--tensorboard DIR` / `--mlflow URI` set `[sweep.log]` (checked with the rest of the sweep)."""
+    flags = {k: v for k, v in (("tensorboard", args.tensorboard), ("mlflow", args.mlflow)) if v is not None}
+    if not flags:
+        return cfg
+    log = dict((cfg.sweep or {}).get("log") or {})
+    return cfg.replace(sweep={**(cfg.sweep or {}), "log": {**log, **flags}})
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
-    cfg = _load_config(args.config)
+    cfg = _with_log_flags(_load_config(args.config, args.set), args)
     out = _check_out(args.out, resume=args.resume, required=True)
     if args.chunk_size is not None and args.chunk_size < 1:
         raise BadInput(f"--chunk-size {args.chunk_size} is out of range: valid range is [1, inf)")
@@ -281,12 +311,122 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- compare (results as data)
+
+
+def _load_results(path: str) -> Any:
+    """`jaxopt_lab.results.load`, with a missing folder or library as bad input."""
+    from jaxopt_lab import results
+
+    if not Path(path).is_dir():
+        raise BadInput(f"{path!r} is not a folder: give a sweep's --out folder")
+    try:
+        return results.load(path)
+    except (ImportError, FileNotFoundError) as e:
+        raise BadInput(str(e)) from None
+
+
+def _compare_groups(args: argparse.Namespace) -> tuple[tuple[str, str], Any, Any, list[str]]:
+    """(labels, runs A, runs B, configuration keys) for `compare`, refusing what cannot be paired."""
+    from jaxopt_lab import compare
+
+    res_a = _load_results(args.out_a)
+    if args.out_b is None:
+        if args.by is None:
+            raise BadInput("compare needs two folders, or one folder and --by KEY (a swept key with two values)")
+        if args.by not in res_a.swept_keys:
+            from jaxopt_lab.config import closest
+
+            raise BadInput(f"--by {args.by!r} is not a swept key of {args.out_a!r}{closest(args.by, res_a.swept_keys)}"
+                           f"; valid choices: {', '.join(res_a.swept_keys) or '(none: nothing was swept)'}")
+        labels, a, b = compare.split_by(res_a.runs, args.by)
+        return labels, a, b, [k for k in res_a.swept_keys if k != args.by]
+    res_b = _load_results(args.out_b)
+    keys_a = [k for k in res_a.swept_keys if k != args.by]
+    keys_b = [k for k in res_b.swept_keys if k != args.by]
+    if set(keys_a) != set(keys_b):
+        raise compare.Unpaired(f"different configurations: {args.out_a!r} sweeps {keys_a or 'nothing'} but "
+                               f"{args.out_b!r} sweeps {keys_b or 'nothing'}")
+    labels = (Path(args.out_a).name, Path(args.out_b).name)
+    if args.by is not None:
+        by = tuple(compare.config_value(r.config, args.by) for r in (res_a, res_b))
+        if None not in by and by[0] != by[1]:
+            labels = (str(by[0]), str(by[1]))
+    if labels[0] == labels[1]:
+        labels = (f"A:{labels[0]}", f"B:{labels[1]}")
+    return labels, res_a.runs, res_b.runs, keys_a
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from jaxopt_lab import compare
+    from jaxopt_lab.config import ConfigError
+
+    if args.resamples < 100:
+        raise BadInput(f"--resamples {args.resamples} is out of range: valid range is [100, inf)")
+    out = _check_out(args.out) or Path("compare")
+    try:
+        labels, a, b, keys = _compare_groups(args)
+        comp = compare.compare_frames(a, b, keys, args.metric, labels, seed=args.seed, resamples=args.resamples)
+    except compare.Unpaired as e:
+        raise BadInput(f"cannot pair the runs: {e}") from None
+    except ConfigError as e:
+        raise BadInput(str(e)) from None
+    print(compare.format_table(comp))
+    compare.write(out, comp)
+    print(f"wrote {out / 'compare.csv'} and {out / 'compare.png'}")
+    return EXIT_OK
+
+
+def _add_compare_parser(sub: Any) -> None:
+    cp = sub.add_parser("compare", help="paired statistics of two sweeps (or two groups of one sweep, --by)")
+    cp.add_argument("out_a", metavar="OUT_A", help="a sweep's results folder")
+    cp.add_argument("out_b", metavar="OUT_B", nargs="?", default=None, help="another (omit with --by)")
+    cp.add_argument("--metric", default="best_val_loss", help="runs.csv column to compare (default best_val_loss)")
+    cp.add_argument("--by", default=None, metavar="KEY", help="the key that tells the groups apart: a swept key "
+                    "with two values (one folder), or a config key labelling each folder (two folders)")
+    cp.add_argument("--out", default=None, help="folder for compare.csv and compare.png (default ./compare)")
+    cp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    cp.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples (default 10000)")
+    cp.set_defaults(func=cmd_compare)
+
+
+# ----------------------------------------------------------------------------- report (re-render)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render a finished sweep's figures and index.html from its files; nothing is rerun."""
+    out = Path(args.out)
+    if not out.is_dir():
+        raise BadInput(f"{args.out!r} is not a folder: give a finished sweep's --out folder")
+    if (out / "protocol.json").is_file():
+        raise BadInput(f"{args.out!r} is a protocol run: its report is written by the protocol; re-render one of "
+                       "its sweep folders instead")
+    from jaxopt_lab import report
+    from jaxopt_lab.results import read_sweep_result
+    from jaxopt_lab.sweep.results import staged_folder
+
+    try:
+        result = read_sweep_result(out)
+    except FileNotFoundError as e:
+        raise BadInput(str(e)) from None
+    with staged_folder(out) as tmp:  # the new figures and index.html replace the old ones together
+        report.sweep_report(tmp, result)
+    print(f"wrote {out / 'index.html'}")
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- parser
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit status 2
         self.exit(EXIT_BAD_INPUT, f"jaxopt-lab: error: {message}\n")
+
+
+def _add_set_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config value (TOML value; repeatable), checked like the file: "
+                   "--set optimizer.learning_rate=0.3 --set train.epochs=50")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -303,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="CONFIG.toml")
     t.add_argument("--out", help="output folder (default: runs/train-TIMESTAMP)")
     t.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
+    _add_set_flag(t)
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sweep", help="every run of the config's sweep, vectorized")
@@ -329,6 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--protocol", default=None, metavar="NAME",
                    help="run a benchmark protocol instead of the config's sweep: deepobs, crowded_valley, choi, "
                    "algoperf (also [sweep] protocol = NAME; options in [sweep.protocol_options]; docs/protocols.md)")
+    _add_set_flag(s)
+    s.add_argument("--tensorboard", default=None, metavar="DIR", help="log every run to TensorBoard under DIR "
+                   "(also [sweep.log] tensorboard = DIR; extra 'log')")
+    s.add_argument("--mlflow", default=None, metavar="URI", help="log every run to MLflow at tracking URI "
+                   "(e.g. sqlite:///mlflow.db; also [sweep.log] mlflow = URI; extra 'log')")
     s.set_defaults(func=cmd_sweep)
 
     li = sub.add_parser("list", help="optimizers, schedules, datasets, models, activations, initializers, protocols")
@@ -339,6 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--only", help="comma-separated optimizer names (default: every shared optimizer)")
     c.set_defaults(func=cmd_compare_optax)
+    _add_compare_parser(sub)
+    rp = sub.add_parser("report", help="re-render a finished sweep's report (figures, index.html) from its files")
+    rp.add_argument("out", metavar="OUT", help="the sweep's results folder")
+    rp.set_defaults(func=cmd_report)
     return p
 
 

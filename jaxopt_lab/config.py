@@ -234,8 +234,13 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     return Config(**kwargs)
 
 
-def load(path: str | Path) -> Config:
-    """Read and validate a TOML config file."""
+def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read and validate a TOML config file.
+
+    `overrides` (``{"train.epochs": 50, "sweep.grid.optimizer.learning_rate": [0.1, 0.3]}``, what
+    ``--set`` gives) replace or add values of the file before anything is checked, so they are
+    validated exactly like the file's own.
+    """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
@@ -243,6 +248,8 @@ def load(path: str | Path) -> Config:
         raw = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}") from None
+    for key, value in (overrides or {}).items():
+        _set_dotted(raw, key, value)
     cfg = from_dict(raw)
     validate(cfg)
     return cfg
@@ -264,6 +271,19 @@ def _check(key: str, value: Any, low: float | None, high: float | None, *, low_o
             f"{key} = {value!r} is out of range; valid range: {lb}{'-inf' if low is None else low}, "
             f"{'inf' if high is None else high}{hb}"
         )
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``raw[a][b]...[z] = value`` for ``key = "a.b...z"``, creating tables on the way."""
+    parts = key.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise ConfigError(f"{key!r} is not a section.key name (e.g. optimizer.learning_rate)")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(parts[: i + 1])} is a value, not a table: cannot set {key}")
+    node[parts[-1]] = value
 
 
 def validate(cfg: Config) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from jaxopt_lab import config as config_mod
 from jaxopt_lab.config import Config, ConfigError
-from jaxopt_lab.sweep import adaptive, runner
+from jaxopt_lab.sweep import adaptive, runner, tracking
 from jaxopt_lab.sweep import space as space_mod
 from jaxopt_lab.sweep.results import RESULT_COLUMNS
 from jaxopt_lab.train import SWITCHABLE_KEYS, TRACEABLE_KEYS, Trainer, make_train
@@ -35,9 +35,11 @@ METRIC_COLUMNS = RESULT_COLUMNS
 #: Keys of `[sweep]` besides the space: the chunk size, a target for steps-to-target
 #: (`target_metric` one of val_accuracy, val_loss, train_accuracy, train_loss; `target_value`),
 #: lane recycling (`refill`, `lanes`), successive halving (`[sweep.halving]`) and a
-#: benchmark protocol (`protocol` with its options in `[sweep.protocol_options]`).
+#: benchmark protocol (`protocol` with its options in `[sweep.protocol_options]`) and logging
+#: (`[sweep.log]`, `jaxopt_lab.sweep.tracking`).
 SWEEP_OPTIONS = (
     "chunk_size", "target_metric", "target_value", "refill", "lanes", "halving", "protocol", "protocol_options",
+    "log",
 )
 TARGET_METRICS = {"val_accuracy": "max", "train_accuracy": "max", "val_loss": "min", "train_loss": "min"}
 
@@ -187,6 +189,7 @@ def plan(cfg: Config) -> ConfigSweep:
     sp = space_of(cfg)
     _target(cfg)
     adaptive_options(cfg)
+    tracking.options(cfg.sweep)
     if "protocol_options" in cfg.sweep and "protocol" not in cfg.sweep:
         raise ConfigError("sweep.protocol_options is set but sweep.protocol is not: name the protocol "
                           "(sweep.protocol or --protocol) or remove the options")
@@ -306,10 +309,15 @@ def run_sweep(
     if halving is not None and execution != "refill":
         raise ConfigError(f"sweep.halving needs lanes that take new runs: execution {execution!r} cannot halve; "
                           "use execution 'auto' or 'refill'")
+    log = tracking.options(cfg.sweep)
+    logger = tracking.SweepLogger(log, sp.points, to_dict(cfg)) if log.enabled else None
     outputs, stats = runner.execute(
         sp.groups, len(sp.points), chunk_size=chunk, execution=execution, map_batch_size=map_batch_size,
         devices=devices, checkpoint_dir=checkpoint_dir, resume=resume, progress=progress,
-        fingerprint_extra=to_dict(cfg), lanes=lanes if lanes is not None else cfg_lanes, halving=halving,
+        # Where the logs go does not change the results: a resumed sweep may log elsewhere.
+        fingerprint_extra=to_dict(cfg.replace(sweep={k: v for k, v in cfg.sweep.items() if k != "log"})),
+        lanes=lanes if lanes is not None else cfg_lanes, halving=halving,
+        on_chunk=logger.on_chunk if logger is not None else None,
     )
     info = None
     if stats.execution == "refill":
@@ -365,7 +373,7 @@ def best_row(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 
 def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: bool = True) -> Path:
-    """Write runs.csv, summary.json, histories.npz (and the report) atomically into `out`.
+    """Write runs.csv, summary.json, config.json, histories.npz (and the report) atomically into `out`.
 
     Everything is written into a temporary folder beside `out` first and moved
     in only when complete, so a crash never leaves half-written results.
@@ -383,6 +391,8 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
             _write_table(tmp / "aggregate.csv", agg)
         summary = summary_of(result)
         results_mod.write_summary_json(tmp / "summary.json", summary)
+        # The config the runs came from, so the folder can be analysed and re-reported alone.
+        results_mod.write_summary_json(tmp / "config.json", to_dict(result.plan.config))
         if report:
             from jaxopt_lab import report as report_mod
 

@@ -246,12 +246,17 @@ def execute(
     chunk_budget: int = DEFAULT_CHUNK_BUDGET,
     lanes: int | None = None,
     halving: Any = None,
+    on_chunk: Callable[[np.ndarray, Any], None] | None = None,
 ) -> tuple[list[Any], ExecutionStats]:
     """Run every group in chunks; returns (per-run outputs as host numpy pytrees, stats).
 
     With ``execution="refill"`` (implied by `halving`, an `adaptive.Halving`) each
     chunk runs in `lanes` recycled lanes (default `adaptive.default_lanes`), and
     each run's output is `(fn's output, adaptive.LaneInfo)`.
+
+    `on_chunk(indices, chunk_outputs)` is called on the writing process after each chunk
+    (computed or resumed) with the run indices and their host outputs (leading axis over
+    those runs): loggers write from there, outside any compiled program.
     """
     if execution == "auto":
         execution = "refill" if halving is not None else default_execution()
@@ -338,6 +343,8 @@ def execute(
                         raise ValueError(f"checkpoint {path} belongs to a different sweep; remove it or drop --resume")
                     chunk_out = jax.tree.map(np.asarray, tree)
                     _scatter(outputs, idx, chunk_out, out_shape)
+                    if on_chunk is not None and writer:
+                        on_chunk(idx, chunk_out)
                     stats.chunks_resumed += 1
                     prog.update(len(idx), False, time.perf_counter() - t0, _label(g.label))
                     continue
@@ -396,6 +403,8 @@ def execute(
 
                     checkpoint.save(path, chunk_out, {"fingerprint": fp, "indices": [int(i) for i in idx]})
                 _scatter(outputs, idx, chunk_out, out_shape)
+                if on_chunk is not None and writer:
+                    on_chunk(idx, chunk_out)
                 stats.chunks += 1
                 prog.update(len(idx), True, time.perf_counter() - t0, _label(g.label))
     except KeyboardInterrupt:
@@ -545,6 +554,12 @@ class SweepResult:
                 row[name.rsplit(".", 1)[-1] if name.startswith("metrics.") else name] = arr[i].item()
             rows.append(row)
         return rows
+
+    def to_pandas(self) -> Any:
+        """`table` as a pandas DataFrame, typed like `jaxopt_lab.results.load`'s ``runs``."""
+        from jaxopt_lab.results import frame
+
+        return frame(self.table())
 
 
 def _points(space: Any) -> list[dict[str, Any]]:
