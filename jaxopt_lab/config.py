@@ -46,6 +46,9 @@ class ModelConfig:
     dropout: float = 0.0
     norm: str = "none"
     bn_momentum: float = 0.9
+    #: "package.module:function" returning a model (see `jaxopt_lab.models`); called with `kwargs`.
+    factory: str | None = None
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +150,10 @@ def _coerce(key: str, value: Any, annotation: str, default: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} = {value!r} must be a number")
         return float(value)
+    if ann.startswith("Mapping"):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} = {value!r} must be a table ([{key}])")
+        return dict(value)
     if ann.startswith("str"):
         if not isinstance(value, str):
             raise ConfigError(f"{key} = {value!r} must be a string")
@@ -316,6 +323,10 @@ def validate(cfg: Config) -> None:
     if m.norm not in ("none", "batch", "layer"):
         raise choices_error("model.norm", m.norm, ("none", "batch", "layer"))
     _check("model.bn_momentum", m.bn_momentum, 0, 1)
+    if m.factory is not None:
+        module, sep, attr = m.factory.partition(":")
+        if not (sep and module and attr):
+            raise ConfigError(f"model.factory = {m.factory!r} must be 'package.module:function'")
     if t.loss not in registry.loss_names():
         raise choices_error("train.loss", t.loss, registry.loss_names())
     _check("train.epochs", t.epochs, 1, None)

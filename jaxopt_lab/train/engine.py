@@ -276,6 +276,13 @@ class Trainer:
                 defaults[f"optimizer.plateau.{f.name}"] = float(getattr(o.plateau, f.name))
         return defaults, optional
 
+    def updates_per_epoch(self) -> int:
+        """Optimizer updates in one epoch (1 for full batch)."""
+        from jaxopt_lab.data import batching
+
+        t = self.config.train
+        return batching.num_batches(len(self.data.x_train), t.batch_size, t.drop_last)
+
     # -- hyperparameters ------------------------------------------------------
 
     def traceable_keys(self) -> list[str]:
