@@ -362,10 +362,21 @@ def eval_params(name: str) -> Callable[[Any, Any], Any] | None:
 def traced_value_error(name: str, kwargs: Mapping[str, Any]) -> str | None:
     """None when optimizer `name` takes one step with the numeric values of `kwargs` traced,
     else a one-line message naming the first keyword that breaks it."""
+    key = (name, repr(sorted(kwargs.items())))
+    if key not in _TRACED_CHECKS:
+        _TRACED_CHECKS[key] = _traced_value_error(name, kwargs)
+    return _TRACED_CHECKS[key]
+
+
+#: `traced_value_error`'s answers: configs are validated many times (once per sweep group and override).
+_TRACED_CHECKS: dict[tuple[str, str], str | None] = {}
+
+
+def _traced_value_error(name: str, kwargs: Mapping[str, Any]) -> str | None:
     factory = optimizer_factory(name)
     numeric = set(numeric_keywords(factory))
     traced = {k: v for k, v in kwargs.items() if k in numeric and _is_number(v)}
-    fixed = {**_required_values(factory), **{k: v for k, v in kwargs.items() if k not in traced}}
+    fixed = {k: v for k, v in {**_required_values(factory), **kwargs}.items() if k not in traced}
     extras = extra_update_arguments(name)
     try:
         _one_step(factory, fixed, traced, extras)

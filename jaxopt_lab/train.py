@@ -338,11 +338,14 @@ class Trainer:
         # are passed to factories, so their own defaults stay Python numbers.
         defaults: dict[str, float] = {k: float(_get(config, k)) for k in TRACEABLE_KEYS}
         optional: set[str] = set()
-        for name, p in inspect.signature(registry.optimizers()[o.name]).parameters.items():
+        self._numeric = registry.numeric_keywords(o.name)
+        for name in self._numeric:
             if name in o.kwargs and _is_numeric(o.kwargs[name]):
                 defaults[f"optimizer.{name}"] = float(o.kwargs[name])
-            elif _is_numeric(p.default) or (p.default is None and name not in _NON_NUMERIC_KEYWORDS):
+            else:
                 optional.add(f"optimizer.{name}")
+        named = self._optimizer_fn is None
+        self._eval_params = (registry.eval_params(o.name) if named else None) or (lambda opt_state, params: params)
         if o.schedule is not None:
             for name, p in inspect.signature(registry.schedules()[o.schedule.name]).parameters.items():
                 if name in _LR_SLOTS:
@@ -387,7 +390,7 @@ class Trainer:
             lr = opt_hp.get("learning_rate", jnp.nan)
             return self._optimizer_fn(opt_hp), lambda step: lr
         o = self.config.optimizer
-        kwargs: dict[str, Any] = {k: v for k, v in o.kwargs.items() if not _is_numeric(v)}
+        kwargs: dict[str, Any] = {k: v for k, v in o.kwargs.items() if not (_is_numeric(v) and k in self._numeric)}
         for key, value in hp.items():
             if key != _ON and key.startswith("optimizer.") and key.count(".") == 1:
                 kwargs[key.split(".", 1)[1]] = value
@@ -500,7 +503,9 @@ class Trainer:
                 clip = hp["train.clip_norm"]
                 factor = jnp.where((clip > 0) & (gnorm > clip), clip / jnp.maximum(gnorm, 1e-30), 1.0)
                 grads = jax.tree.map(lambda g: g * factor.astype(g.dtype), grads)
-            updates, new_opt = opt.update(grads, opt_state, params)
+            extra = {} if self._optimizer_fn is not None else registry.update_extras(
+                self.config.optimizer.name, value=total, grad=grads, value_fn=lambda p: objective(p)[0])
+            updates, new_opt = opt.update(grads, opt_state, params, **extra)
             # The optimizer's own count equals step_i: a skipped (non-finite) step ends the run.
             lr_t = jnp.asarray(lr_fn(step_i), dt) * scale
             if plateau is not None:
@@ -550,8 +555,9 @@ class Trainer:
         train_acc = jnp.where(count > 0, sums[1] / safe, nan) if self.accuracy_fn is not None else nan
         grad_norm = jnp.where(count > 0, sums[2] / safe, nan)
 
+        eval_params = self._eval_params(opt_state, params)
         if self.has_val:
-            val_loss, val_acc = self._evaluate(params, model_state, self.data.x_val, self.data.y_val, hp)
+            val_loss, val_acc = self._evaluate(eval_params, model_state, self.data.x_val, self.data.y_val, hp)
             monitor = val_loss
         else:
             val_loss = val_acc = nan
@@ -563,7 +569,7 @@ class Trainer:
         best_epoch = jnp.where(improved, epoch, state.best_epoch)
         best_params, best_model_state = state.best_params, state.best_model_state
         if _tracks_best(hp):
-            best_params = _tree_where(improved, params, best_params)
+            best_params = _tree_where(improved, eval_params, best_params)
             best_model_state = _tree_where(improved, model_state, best_model_state)
         wait = jnp.where(improved, 0, state.wait + 1)
         patience = hp["train.early_stopping_patience"]
@@ -619,7 +625,7 @@ class Trainer:
         hp = self.resolve(hparams)
         nan = jnp.asarray(jnp.nan, self.dtype)
         restore = (hp["train.early_stopping_patience"] > 0) & self.config.train.restore_best & (state.best_epoch > 0)
-        params, model_state = state.params, state.model_state
+        params, model_state = self._eval_params(state.opt_state, state.params), state.model_state
         if _tracks_best(hp):
             params = _tree_where(restore, state.best_params, params)
             model_state = _tree_where(restore, state.best_model_state, model_state)
@@ -702,5 +708,4 @@ def _tracks_best(hp: Mapping[str, Any]) -> bool:
     return "train.early_stopping_patience" in hp[_ON]
 
 
-_NON_NUMERIC_KEYWORDS = {"mask", "mu_dtype", "accumulator_dtype", "nesterov"}
 _LR_SLOTS = registry._LR_SLOTS
