@@ -181,7 +181,9 @@ def _one_step(factory: Callable[..., Any], kwargs: Mapping[str, Any], traced: Ma
         more = _probe_extras(params, extras)
         return opt.update(params, state, params, **more)
 
-    values = {k: jnp.asarray(v, jnp.float32) for k, v in traced.items()}
+    # Abstract values only: probing must not start a JAX backend (the CLI sets the device count
+    # and x64 after the config is checked, which JAX allows only before a backend starts).
+    values = {k: jax.ShapeDtypeStruct((), jnp.float32) for k in traced}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. noisy_sgd without a key warns at every build
         return jax.eval_shape(run, values)

@@ -209,3 +209,15 @@ def test_list_and_compare_optax_take_optax_names(capsys):
     assert {"adam", "optax.adafactor", "optax.contrib.muon", "optax.contrib.schedule_free_adamw"} <= set(listed)
     r = cli("compare-optax", "--only", "optax.adam", "--steps", "3")
     assert r.returncode == 0 and "all 1 cases match optax" in r.stdout, r.stderr
+
+
+def test_probing_starts_no_jax_backend():
+    """The CLI checks a config before it sets JAX's device count, which JAX only allows before a backend starts."""
+    import subprocess
+    import sys
+
+    code = ("from jax._src import xla_bridge as xb; from jaxopt_lab import registry; "
+            "registry.numeric_keywords('optax.contrib.muon'); registry.extra_update_arguments('optax.lbfgs'); "
+            "registry.traced_value_error('optax.adafactor', {'learning_rate': 0.1}); print(bool(xb._backends))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "False", r.stderr
