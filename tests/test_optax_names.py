@@ -221,3 +221,18 @@ def test_probing_starts_no_jax_backend():
             "registry.traced_value_error('optax.adafactor', {'learning_rate': 0.1}); print(bool(xb._backends))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "False", r.stderr
+
+
+def test_a_traced_value_that_breaks_the_factory_is_named(monkeypatch):
+    """`a` traces in the default mode, but the config's `mode` makes the factory branch on it in Python."""
+
+    def fake(learning_rate, a=1.0, mode="plain"):
+        if mode == "clipped" and a > 0:
+            return optax.chain(optax.clip(a), optax.sgd(learning_rate))
+        return optax.sgd(learning_rate)
+
+    monkeypatch.setattr(registry, "optax_optimizers", lambda: {"optax.fake": fake})
+    assert "a" in registry.numeric_keywords("optax.fake") and "mode" in registry.static_keywords("optax.fake")
+    validate_config(_with_optimizer("optax.fake", learning_rate=0.1, a=0.5))
+    with pytest.raises(ConfigError, match=r"^optimizer.a = 0.5 cannot be a traced value of optax.fake \(Tracer"):
+        validate_config(_with_optimizer("optax.fake", learning_rate=0.1, a=0.5, mode="clipped"))
