@@ -201,12 +201,16 @@ def _configs(prepared):
     return list(configs.values()) if isinstance(configs, dict) else list(configs)
 
 
-def test_list_and_compare_optax_take_optax_names(capsys):
+def test_list_shows_optax_names(capsys):
     from jaxopt_lab import cli as cli_mod
 
     assert cli_mod.cmd_list(None) == 0
     listed = capsys.readouterr().out.split()
     assert {"adam", "optax.adafactor", "optax.contrib.muon", "optax.contrib.schedule_free_adamw"} <= set(listed)
+
+
+@pytest.mark.slow
+def test_compare_optax_takes_optax_names():
     r = cli("compare-optax", "--only", "optax.adam", "--steps", "3")
     assert r.returncode == 0 and "all 1 cases match optax" in r.stdout, r.stderr
 
