@@ -145,6 +145,8 @@ def cmd_compare_optax(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise BadInput(f"--steps {args.steps} is out of range: valid range is [1, inf)")
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    # Every case compares a name against optax's own, so `optax.adam` asks for the `adam` case.
+    only = [n.removeprefix("optax.") if n.count(".") == 1 else n for n in only] if only else None
     try:
         rows = parity.parity_table(steps=args.steps, seed=args.seed, only=only)
     except ValueError as e:

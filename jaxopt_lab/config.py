@@ -346,8 +346,14 @@ def validate_optimizer(o: OptimizerConfig) -> None:
 
     factories = registry.optimizers()
     if o.name not in factories:
+        reason = registry.refusal(o.name)
+        if reason is not None:
+            raise ConfigError(f"optimizer.name = {o.name!r} cannot be trained by name: {reason}")
         raise choices_error("optimizer.name", o.name, factories)
-    params = inspect.signature(factories[o.name]).parameters
+    reason = registry.unusable(o.name)
+    if reason is not None:
+        raise ConfigError(f"optimizer.name = {o.name!r} cannot take a step on a parameter tree: {reason}")
+    params = registry.optimizer_params(factories[o.name])
     for key in o.kwargs:
         if key not in params:
             raise ConfigError(
@@ -363,6 +369,9 @@ def validate_optimizer(o: OptimizerConfig) -> None:
         raise ConfigError(f"optimizer: {e}") from None
     except TypeError as e:
         raise ConfigError(f"optimizer.{o.name}: {e}") from None
+    traced_error = registry.traced_value_error(o.name, o.kwargs)
+    if traced_error is not None:
+        raise ConfigError(traced_error)
     if o.schedule is not None:
         schedules = registry.schedules()
         if o.schedule.name not in schedules:

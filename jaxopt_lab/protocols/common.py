@@ -154,6 +154,9 @@ def check_optimizers(names: Sequence[str]) -> list[str]:
     valid = registry.optimizers()
     for name in names:
         if name not in valid:
+            reason = registry.refusal(name)
+            if reason is not None:
+                raise ConfigError(f"{PREFIX}.optimizers: {name!r} cannot be trained by name: {reason}")
             raise config_mod.choices_error(f"{PREFIX}.optimizers", name, valid)
     return list(names)
 
@@ -169,7 +172,12 @@ def config_optimizer(cfg: Config) -> list[str]:
 def _factory_params(name: str) -> Mapping[str, inspect.Parameter]:
     from jaxopt_lab import registry
 
-    return inspect.signature(registry.optimizers()[name]).parameters
+    return registry.optimizer_params(registry.optimizer_factory(name))
+
+
+def default_learning_rate(name: str) -> float:
+    """`DEFAULT_LEARNING_RATES` of an optimizer, also under optax's names (``optax.adam`` as ``adam``)."""
+    return DEFAULT_LEARNING_RATES.get(name.rsplit(".", 1)[-1], 0.01)
 
 
 def check_space(where: str, optimizer: str, space: Any) -> dict[str, dict[str, list]]:
@@ -182,9 +190,9 @@ def check_space(where: str, optimizer: str, space: Any) -> dict[str, dict[str, l
     """
     if not isinstance(space, Mapping) or not space:
         raise ConfigError(f"{where} must be a non-empty table of keyword = {{ distribution = [args] }}")
-    params = _factory_params(optimizer)
-    numeric = [p for p, v in params.items() if p not in ("mask", "mu_dtype", "accumulator_dtype")
-               and not isinstance(v.default, bool)]
+    from jaxopt_lab import registry
+
+    numeric = list(registry.numeric_keywords(optimizer))
     out = {}
     for key, spec in space.items():
         if "." not in key and key not in numeric:
@@ -277,7 +285,7 @@ def optimizer_config(cfg: Config, name: str, kwargs: Mapping[str, Any] | None = 
     if "learning_rate" in params and "learning_rate" not in kw:
         default = params["learning_rate"].default
         numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
-        kw["learning_rate"] = float(default) if numeric else DEFAULT_LEARNING_RATES.get(name, 0.01)
+        kw["learning_rate"] = float(default) if numeric else default_learning_rate(name)
     opt = dataclasses.replace(cfg.optimizer, name=name, kwargs=kw)
     out = cfg.replace(optimizer=opt, sweep={})
     config_mod.validate(out)

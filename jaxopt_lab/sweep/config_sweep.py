@@ -91,11 +91,20 @@ def sweepable_keys(cfg: Config) -> set[str]:
     return keys
 
 
-def _is_traceable(key: str) -> bool:
+def _is_traceable(key: str, optimizers: Sequence[str] = ()) -> bool:
+    """Whether `key` may be a traced value; an optimizer keyword only where every optimizer in
+    `optimizers` that takes it traces it (`registry.numeric_keywords`), else it splits groups."""
     if key in TRACEABLE_KEYS:
         return True
     parts = key.split(".")
-    return parts[0] == "optimizer" and parts[-1] != "name"
+    if parts[0] != "optimizer" or parts[-1] == "name":
+        return False
+    if len(parts) == 2:
+        from jaxopt_lab import registry
+
+        takers = [n for n in optimizers if n in registry.optimizers() and parts[1] in registry.optimizer_keywords(n)]
+        return all(parts[1] in registry.numeric_keywords(n) for n in takers)
+    return True
 
 
 def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
@@ -200,8 +209,9 @@ def plan(cfg: Config) -> ConfigSweep:
     for p in points:
         p.setdefault("seed", 0)
     swept = [k for k in sp.keys if k != "seed"]
+    names = sorted({str(p.get("optimizer.name", cfg.optimizer.name)) for p in points})
     structural = [
-        k for k in swept if not _is_traceable(k) or not all(runner._is_number(p[k]) for p in points)
+        k for k in swept if not _is_traceable(k, names) or not all(runner._is_number(p[k]) for p in points)
     ]
     by_structure: dict[str, tuple[dict, list[int]]] = {}
     for i, p in enumerate(points):
@@ -250,12 +260,9 @@ def _base_for(cfg: Config, label: Mapping[str, Any]) -> Config:
         return cfg
     from jaxopt_lab import registry
 
-    factory = registry.optimizers().get(name)
-    if factory is None:
+    if name not in registry.optimizers():
         return cfg
-    import inspect
-
-    accepted = inspect.signature(factory).parameters
+    accepted = registry.optimizer_keywords(name)
     kwargs = {k: v for k, v in cfg.optimizer.kwargs.items() if k in accepted}
     return cfg.replace(optimizer=dataclasses.replace(cfg.optimizer, kwargs=kwargs))
 

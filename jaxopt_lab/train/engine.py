@@ -227,12 +227,17 @@ class Trainer:
         self.loss_fn = loss_fn or obj_loss
         self.accuracy_fn = accuracy_fn if (accuracy_fn is not None or loss_fn is not None) else obj_acc
         self.model = self._build_model(model, init_fn, apply_fn, out_dim)
+        name = config.optimizer.name
+        self._numeric = registry.numeric_keywords(name)
         self.defaults, self._optional = self._traceable_defaults()
+        named = optimizer_fn is None
+        eval_at = registry.eval_params(name) if named else None
         self.spec = step_mod.RunSpec(
             model=self.model, loss_fn=self.loss_fn, accuracy_fn=self.accuracy_fn, optimizer=self._optimizer,
             plateau=self._plateau if config.optimizer.plateau is not None else None, dtype=self.dtype,
             batch_size=t.batch_size, drop_last=t.drop_last,
-            eval_params=registry.eval_params(config.optimizer.name) if hasattr(registry, "eval_params") else None,
+            eval_params=(lambda params, opt_state: eval_at(opt_state, params)) if eval_at is not None else None,
+            update_extras=(lambda **kw: registry.update_extras(name, **kw)) if named else None,
         )
 
     def _build_model(self, model: Any, init_fn, apply_fn, out_dim: int) -> Model:
@@ -258,10 +263,10 @@ class Trainer:
         o = self.config.optimizer
         defaults: dict[str, float] = {k: float(_get(self.config, k)) for k in TRACEABLE_KEYS}
         optional: set[str] = set()
-        for name, p in inspect.signature(registry.optimizers()[o.name]).parameters.items():
+        for name in self._numeric:
             if name in o.kwargs and _is_numeric(o.kwargs[name]):
                 defaults[f"optimizer.{name}"] = float(o.kwargs[name])
-            elif _is_numeric(p.default) or (p.default is None and name not in _NON_NUMERIC_KEYWORDS):
+            else:
                 optional.add(f"optimizer.{name}")
         if o.schedule is not None:
             for name, p in inspect.signature(registry.schedules()[o.schedule.name]).parameters.items():
@@ -318,7 +323,8 @@ class Trainer:
             lr = opt_hp.get("learning_rate", jnp.nan)
             return self._optimizer_fn(opt_hp), lambda step: lr
         o = self.config.optimizer
-        kwargs: dict[str, Any] = {k: v for k, v in o.kwargs.items() if not _is_numeric(v)}
+        # Numbers the factory cannot trace (sizes, structural ints) stay Python values.
+        kwargs: dict[str, Any] = {k: v for k, v in o.kwargs.items() if not (_is_numeric(v) and k in self._numeric)}
         for key, value in hp.items():
             if key.startswith("optimizer.") and key.count(".") == 1:
                 kwargs[key.split(".", 1)[1]] = value
@@ -481,5 +487,3 @@ def make_train(
         accuracy_fn=accuracy_fn, data=data, optimizer_fn=optimizer_fn,
     )
 
-
-_NON_NUMERIC_KEYWORDS = {"mask", "mu_dtype", "accumulator_dtype", "nesterov"}

@@ -59,6 +59,8 @@ class RunSpec:
       drop_last: leave out a last partial batch instead of padding it.
       eval_params: `eval_params(params, opt_state) -> params` to evaluate at (optimizers
         whose iterate is not the point to evaluate, e.g. schedule-free), or None.
+      update_extras: `update_extras(value=, grad=, value_fn=) -> kwargs` for optimizers whose
+        `update` needs more than the gradient (the loss for Polyak steps, ...), or None.
     """
 
     model: Model
@@ -70,6 +72,7 @@ class RunSpec:
     batch_size: int
     drop_last: bool
     eval_params: Callable[[PyTree, PyTree], PyTree] | None = None
+    update_extras: Callable[..., Mapping[str, Any]] | None = None
 
 
 def tree_where(pred: Array, a: PyTree, b: PyTree) -> PyTree:
@@ -141,7 +144,9 @@ def _update(spec: RunSpec, hp, data, order_key, opt, lr_fn, scale, carry, batch)
         clip = hp["train.clip_norm"]
         factor = jnp.where((clip > 0) & (gnorm > clip), clip / jnp.maximum(gnorm, 1e-30), 1.0)
         grads = jax.tree.map(lambda g: g * factor.astype(g.dtype), grads)
-    updates, new_opt = opt.update(grads, opt_state, params)
+    extra = {} if spec.update_extras is None else spec.update_extras(
+        value=total, grad=grads, value_fn=lambda p: objective(p)[0])
+    updates, new_opt = opt.update(grads, opt_state, params, **extra)
     # The optimizer's own count equals step_i: a skipped (non-finite) step ends the run.
     lr_t = jnp.asarray(lr_fn(step_i), dt) * scale
     if spec.plateau is not None:
@@ -205,8 +210,8 @@ def epoch(spec: RunSpec, state: TrainState, hp: Mapping[str, Any], data: Mapping
     train_acc = jnp.where(count > 0, sums[1] / safe, nan) if spec.accuracy_fn is not None else nan
     grad_norm = jnp.where(count > 0, sums[2] / safe, nan)
 
+    at = evaluation_point(spec, params, opt_state)
     if "x_val" in data:
-        at = evaluation_point(spec, params, opt_state)
         val_loss, val_acc = evaluate(spec, at, model_state, data["x_val"], data["y_val"], hp)
         monitor = val_loss
     else:
@@ -219,7 +224,7 @@ def epoch(spec: RunSpec, state: TrainState, hp: Mapping[str, Any], data: Mapping
     best_epoch = jnp.where(improved, e + 1, state.best_epoch)
     best_params, best_model_state = state.best_params, state.best_model_state
     if tracks_best(hp):
-        best_params = tree_where(improved, params, best_params)
+        best_params = tree_where(improved, at, best_params)
         best_model_state = tree_where(improved, model_state, best_model_state)
     wait = jnp.where(improved, 0, state.wait + 1)
     stopped = jnp.array(False)
