@@ -38,19 +38,24 @@ def _load(config: Config, data: Any) -> tuple[np.ndarray, np.ndarray, int | None
     if data is None:
         wanted = {k: getattr(d, k, None) for k in DATASETS[d.dataset].options}
         ds = load_dataset(d.dataset, **{k: v for k, v in wanted.items() if v is not None})
-        return np.asarray(ds.x, np.float64), np.asarray(ds.y), ds.num_classes
+        return np.asarray(ds.x), np.asarray(ds.y), ds.num_classes
     if hasattr(data, "x") and hasattr(data, "y"):
-        return np.asarray(data.x, np.float64), np.asarray(data.y), getattr(data, "num_classes", None)
+        return np.asarray(data.x), np.asarray(data.y), getattr(data, "num_classes", None)
     x, y = (np.asarray(a) for a in data)
     num_classes = int(y.max()) + 1 if np.issubdtype(y.dtype, np.integer) else None
-    return x.astype(np.float64), y, num_classes
+    return x, y, num_classes
 
 
 def prepare_data(config: Config, data: Any = None) -> PreparedData:
     """Load (or take `data`: `(x, y)` arrays or a `Dataset`) the data set, split it by
-    `data.random_state`, and standardize it on the training rows."""
+    `data.random_state`, and standardize it on the training rows.
+
+    Features are float64 on the host, except float32 features of a float32 run, which stay
+    float32 (converting them would only double a large data set's memory for nothing)."""
     d = config.data
     x, y, num_classes = _load(config, data)
+    keep32 = x.dtype == np.float32 and config.train.precision == "float32"
+    x = x if keep32 else x.astype(np.float64)
     if x.ndim == 1:
         x = x[:, None]
     stratify = y if (num_classes is not None and d.stratify and d.val_fraction + d.test_fraction > 0) else None
@@ -81,3 +86,13 @@ def device_arrays(data: PreparedData, dtype: Any) -> dict[str, Any]:
         out[f"x_{name}"] = jnp.asarray(x, dtype)
         out[f"y_{name}"] = jnp.asarray(y, jnp.int32) if np.issubdtype(y.dtype, np.integer) else jnp.asarray(y, dtype)
     return out
+
+
+def host_view(arrays: dict[str, Any], num_classes: int | None) -> PreparedData:
+    """`PreparedData` read back from device arrays (views, without a copy, on CPU)."""
+    parts = []
+    for name in SPLIT_NAMES:
+        for axis in ("x", "y"):
+            a = arrays.get(f"{axis}_{name}")
+            parts.append(None if a is None else np.asarray(a))
+    return PreparedData(*parts, num_classes=num_classes)

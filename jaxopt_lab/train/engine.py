@@ -54,7 +54,7 @@ from jaxopt_lab import registry
 from jaxopt_lab.config import Config, ConfigError, PlateauConfig, closest
 from jaxopt_lab.models import Model
 from jaxopt_lab.train import step as step_mod
-from jaxopt_lab.train.data import PreparedData, device_arrays, prepare_data
+from jaxopt_lab.train.data import PreparedData, device_arrays, host_view, prepare_data
 from jaxopt_lab.train.objective import make_objective
 from jaxopt_lab.train.state import HISTORY_KEYS, TrainResult, TrainState
 
@@ -222,6 +222,9 @@ class Trainer:
         self.has_val = self.data.x_val is not None
         self.has_test = self.data.x_test is not None
         self.data_arrays = device_arrays(self.data, self.dtype)
+        # The host copy becomes a view of the device copy (the same memory on CPU): one copy
+        # of a large data set, not two.
+        self.data = host_view(self.data_arrays, self.data.num_classes)
 
         obj_loss, obj_acc, out_dim = make_objective(t.loss, self.data.num_classes)
         self.loss_fn = loss_fn or obj_loss
