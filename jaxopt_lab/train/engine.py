@@ -253,6 +253,8 @@ class Trainer:
             if init_fn is None or apply_fn is None:
                 raise ValueError("make_train: init_fn needs apply_fn too")
             built = models_mod.from_functions(init_fn, apply_fn)
+        elif getattr(self.config.model, "factory", None):
+            built = _config_model(self.config, self.data.x_train.shape[1], out_dim, self.dtype, example)
         else:
             return _config_model(self.config, self.data.x_train.shape[1], out_dim, self.dtype, example)
         # A foreign model computes in the run's precision.
