@@ -60,7 +60,7 @@ class ModelConfig:
     kernels: tuple[int, ...] = (3, 3)
     strides: tuple[int, ...] = (1, 2)
     image_shape: tuple[int, ...] = ()
-    pool: str = "avg"
+    pool: str = "flatten"
 
 
 @dataclasses.dataclass(frozen=True)

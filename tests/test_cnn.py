@@ -112,14 +112,14 @@ def test_shapes_and_same_padding():
         params = jax.eval_shape(lambda: cnn.init(jax.random.key(0), input_shape, out_dim=10, **kw))
         return {f"{name}.{leaf}": v.shape for name, layer in params.items() for leaf, v in layer.items()}, params
 
-    avg, params = shapes((8, 8, 1), channels=[8, 16], kernels=[3, 3], strides=[1, 2])
+    avg, params = shapes((8, 8, 1), channels=[8, 16], kernels=[3, 3], strides=[1, 2], pool="avg")
     assert avg == {"conv_0.w": (3, 3, 1, 8), "conv_0.b": (8,), "conv_1.w": (3, 3, 8, 16), "conv_1.b": (16,),
                    "dense_0.w": (16, 10), "dense_0.b": (10,)}
     assert params["conv_0"]["w"].dtype == jnp.float32
-    flat, _ = shapes((8, 8, 1), channels=[8, 16], kernels=[3, 3], strides=[1, 2], dense=[32], pool="flatten")
+    flat, _ = shapes((8, 8, 1), channels=[8, 16], kernels=[3, 3], strides=[1, 2], dense=[32])  # flatten: default
     assert flat["dense_0.w"] == (4 * 4 * 16, 32) and flat["dense_1.w"] == (32, 10)
     assert cnn.feature_shape((7, 9), [2, 3], [4, 5]) == (2, 2, 5)  # ceil(7/2)=4 -> 2; ceil(9/2)=5 -> 2
-    out = jax.eval_shape(lambda p, x: cnn.apply(p, x, strides=[1, 2]), params, jnp.zeros((3, 8, 8, 1)))
+    out = jax.eval_shape(lambda p, x: cnn.apply(p, x, strides=[1, 2], pool="avg"), params, jnp.zeros((3, 8, 8, 1)))
     assert out.shape == (3, 10)
 
 

@@ -22,11 +22,15 @@ split with the smaller half first (TensorFlow's convention, what
 `jax.lax.conv_general_dilated(..., padding="SAME")` does). After the last conv
 layer the feature maps become one vector per image by
 
-* ``pool="avg"`` (default): global average pooling over height and width
-  (Lin et al., 2014), ``f = c_last`` features: few parameters, and the head does
-  not depend on the image size;
-* ``pool="flatten"``: the feature maps flattened row-major, ``f = H' * W' * c_last``
-  (LeNet's way, LeCun et al., 1998): keeps where a feature was, at more parameters.
+* ``pool="flatten"`` (default): the feature maps flattened row-major,
+  ``f = H' * W' * c_last`` (LeNet's way, LeCun et al., 1998): keeps where a
+  feature was, at more parameters;
+* ``pool="avg"``: global average pooling over height and width (Lin et al.,
+  2014), ``f = c_last`` features: few parameters, and the head does not depend
+  on the image size, but on images as small as the 8x8 digits it throws away
+  most of what a few conv layers find (examples/digits_cnn.toml, one run, seed 0:
+  validation accuracy 0.975 flattened, stopped early at epoch 17; 0.908 averaged
+  after all 30 epochs).
 
 then the dense layers (`activation` after each hidden one, optional inverted
 dropout as in `jaxopt_lab.nn.mlp`) and a last dense layer giving the logits.
@@ -59,7 +63,7 @@ __all__ = ["POOLS", "apply", "feature_shape", "from_config", "init"]
 
 Params = dict[str, dict[str, jax.Array]]
 
-POOLS: tuple[str, ...] = ("avg", "flatten")
+POOLS: tuple[str, ...] = ("flatten", "avg")
 
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
@@ -115,7 +119,7 @@ def init(
     activation: str = "relu",
     dtype: Any = jnp.float32,
     init_scale: ArrayLike = 1.0,
-    pool: str = "avg",
+    pool: str = "flatten",
 ) -> Params:
     """Parameters of the CNN for images of `input_shape`.
 
@@ -134,7 +138,7 @@ def init(
       activation: only used to resolve ``init="auto"`` (and checked).
       dtype: dtype of every parameter.
       init_scale: multiplies the initial weights; may be traced (a sweep over it).
-      pool: "avg" (global average pooling) or "flatten".
+      pool: "flatten" (row-major) or "avg" (global average pooling).
 
     Returns:
       The parameter dict (module docstring).
@@ -142,8 +146,8 @@ def init(
     Examples:
       >>> params = init(jax.random.key(0), (8, 8, 1), channels=[8, 16], kernels=[3, 3], strides=[1, 2],
       ...               out_dim=10)
-      >>> params["conv_1"]["w"].shape, params["dense_0"]["w"].shape
-      ((3, 3, 8, 16), (16, 10))
+      >>> params["conv_1"]["w"].shape, params["dense_0"]["w"].shape  # 8x8 -> 8x8 -> 4x4, flattened
+      ((3, 3, 8, 16), (256, 10))
     """
     height, width, in_channels = _image_shape(input_shape)
     layers = _layers(channels, kernels, strides)
@@ -188,7 +192,7 @@ def apply(
     strides: Sequence[int],
     activation: str = "relu",
     input_shape: Sequence[int] | None = None,
-    pool: str = "avg",
+    pool: str = "flatten",
     dropout: ArrayLike = 0.0,
     train: bool = False,
     key: jax.Array | None = None,
@@ -202,7 +206,7 @@ def apply(
       strides: the conv strides `init` was given (not stored in the params).
       activation: activation name after every conv and hidden dense layer.
       input_shape: `(H, W[, C])` of one image; needed for flat rows.
-      pool: "avg" or "flatten", as the params were built.
+      pool: "flatten" or "avg", as the params were built.
       dropout: drop probability in [0, 1) of the hidden dense activations, used
         only when `train` (inverted dropout, as in `jaxopt_lab.nn.mlp`); may be
         traced; a Python 0 skips it.
