@@ -88,7 +88,7 @@ run_step "CNN sweep" "${STEP_SECONDS[3]}" "$PY" benchmarks/device_check.py cnn "
 
 say ""
 say "## ratios (project API / expert jit(vmap), median [range] over rounds) and peak device memory"
-grep -E "^\| (project API|expert jit\(vmap\))|^## |ratio project|peak device memory|CNN sweep skipped" "$LOG" \
+grep -E "^\| (project API|expert jit\(vmap\))|^## |^  (project API|expert jit\(vmap\)): [0-9.]+ runs/s|ratio project|peak device memory|CNN sweep skipped" "$LOG" \
   | grep -v "^## ratios" | tee -a "$LOG.summary"
 cat "$LOG.summary" >> "$LOG" 2>/dev/null; rm -f "$LOG.summary"
 say "log: $LOG"
