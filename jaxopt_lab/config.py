@@ -147,7 +147,9 @@ def _coerce(key: str, value: Any, annotation: str, default: Any) -> Any:
     if ann.startswith("tuple"):
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        # A tuple too: `sweep.config_sweep.to_dict` hands the config's own tuples back through here.
+        sequence = isinstance(value, list | tuple)
+        if not sequence or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{key} = {value!r} must be a list of integers")
         return tuple(value)
     if ann.startswith("bool"):

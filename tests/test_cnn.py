@@ -200,3 +200,12 @@ def test_config_checks(model, message):
 def test_mlp_default_is_unchanged():
     assert ModelConfig().kind == "mlp"
     validate(from_dict({"model": {"hidden": [8]}}))
+
+
+def test_cnn_config_round_trips_through_the_sweep_mapping():
+    # Sweeps rebuild configs from `to_dict` (overrides, summary.json's best config): tuples must come back.
+    from jaxopt_lab.sweep.config_sweep import apply_overrides, to_dict
+
+    cfg = from_dict({"model": {"kind": "cnn", "image_shape": [8, 8, 1], "channels": [4]}})
+    assert from_dict(to_dict(cfg)) == cfg
+    assert apply_overrides(cfg, {"model.strides": [2]}).model.strides == (2,)
