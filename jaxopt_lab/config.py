@@ -46,13 +46,6 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    hidden: tuple[int, ...] = (20,)
-    activation: str = "relu"
-    init: str = "he_normal"
-    init_scale: float = 1.0
-    dropout: float = 0.0
-    norm: str = "none"
-    bn_momentum: float = 0.9
     # kind = "cnn": convolutions (one entry per layer in channels/kernels/strides, padding SAME) on
     # rows reshaped to image_shape (H, W, C), then `pool`, then the dense layers `hidden`.
     kind: str = "mlp"
@@ -61,6 +54,13 @@ class ModelConfig:
     strides: tuple[int, ...] = (1, 2)
     image_shape: tuple[int, ...] = ()
     pool: str = "flatten"
+    hidden: tuple[int, ...] = (20,)
+    activation: str = "relu"
+    init: str = "he_normal"
+    init_scale: float = 1.0
+    dropout: float = 0.0
+    norm: str = "none"
+    bn_momentum: float = 0.9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,6 +304,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError("data.dataset = 'npz' needs data.path (an .npz file, or an .npy file of x with data.y_path)")
     if d.task is not None and d.task not in ("classification", "regression"):
         raise choices_error("data.task", d.task, ("classification", "regression"))
+    _validate_cnn(m)
     for h in m.hidden:
         _check("model.hidden", h, 1, None)
     if m.activation not in registry.activation_names():
@@ -317,7 +318,6 @@ def validate(cfg: Config) -> None:
     if m.norm not in ("none", "batch", "layer"):
         raise choices_error("model.norm", m.norm, ("none", "batch", "layer"))
     _check("model.bn_momentum", m.bn_momentum, 0, 1)
-    _validate_cnn(m)
     if t.loss not in registry.loss_names():
         raise choices_error("train.loss", t.loss, registry.loss_names())
     _check("train.epochs", t.epochs, 1, None)
