@@ -153,11 +153,11 @@ def test_bad_inputs_name_the_argument():
         cnn.init(jax.random.key(0), (8, 8), channels=[4, 8], kernels=[3], strides=[1], out_dim=3)
 
 
-def test_from_config_traced_init_scale_under_vmap():
+def test_functions_from_config_traced_init_scale_under_vmap():
     cfg = from_dict({"model": {"kind": "cnn", "channels": [64, 8], "kernels": [3, 3], "strides": [1, 2],
                                "image_shape": [8, 8, 1], "hidden": [], "init": "auto", "activation": "tanh"}})
     validate(cfg)
-    init_fn, apply_fn = cnn.from_config(cfg.model, 64, 10, jnp.float64)
+    init_fn, apply_fn = cnn.functions_from_config(cfg.model, 64, 10, jnp.float64)
     x = np.random.default_rng(1).normal(size=(4, 64))
 
     @jax.jit
@@ -177,7 +177,7 @@ def test_from_config_traced_init_scale_under_vmap():
     assert out.shape == (3, 4, 10)
     np.testing.assert_allclose(out[2], out_one, rtol=1e-12)
     with pytest.raises(ConfigError, match=r"model.image_shape = \[8, 8, 1\] holds 64 values but the data have 30"):
-        cnn.from_config(cfg.model, 30, 2)
+        cnn.functions_from_config(cfg.model, 30, 2)
 
 
 @pytest.mark.parametrize(
@@ -209,3 +209,19 @@ def test_cnn_config_round_trips_through_the_sweep_mapping():
     cfg = from_dict({"model": {"kind": "cnn", "image_shape": [8, 8, 1], "channels": [4]}})
     assert from_dict(to_dict(cfg)) == cfg
     assert apply_overrides(cfg, {"model.strides": [2]}).model.strides == (2,)
+
+
+def test_from_config_is_an_engine_model():
+    models = pytest.importorskip("jaxopt_lab.models", reason="the engine's model protocol (jaxopt_lab.models)")
+    cfg = from_dict({"model": {"kind": "cnn", "channels": [2], "kernels": [3], "strides": [2], "image_shape": [4, 4],
+                               "hidden": []}})
+    model = cnn.from_config(cfg.model, 16, 3, jnp.float64)
+    assert isinstance(model, models.Model) and model.name == "cnn"
+    hp = {"model.init_scale": 0.5}
+    params, state = jax.eval_shape(lambda k: model.init(k, hp), jax.random.key(0))
+    assert state == {} and params["conv_0"]["w"].shape == (3, 3, 1, 2) and params["dense_0"]["w"].shape == (8, 3)
+    assert model.decay_mask(params) == {"conv_0": {"w": True, "b": False}, "dense_0": {"w": True, "b": False}}
+    out, new_state = jax.eval_shape(
+        lambda p, x: model.apply(p, {}, x, train=False, key=None, hp=hp), params, jnp.zeros((5, 16))
+    )
+    assert out.shape == (5, 3) and new_state == {}

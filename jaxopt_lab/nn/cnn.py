@@ -59,7 +59,7 @@ from jaxopt_lab.nn.activations import get_activation, recommended_init, unknown_
 from jaxopt_lab.nn.init import get_initializer
 from jaxopt_lab.optim.base import check_range
 
-__all__ = ["POOLS", "apply", "feature_shape", "from_config", "init"]
+__all__ = ["POOLS", "apply", "feature_shape", "from_config", "functions_from_config", "init"]
 
 Params = dict[str, dict[str, jax.Array]]
 
@@ -263,10 +263,10 @@ def apply(
     return h @ last["w"] + last["b"]
 
 
-def from_config(
+def functions_from_config(
     model_config: Any, n_features: int, out_dim: int, dtype: Any = jnp.float32
 ) -> tuple[Callable[..., Params], Callable[..., jax.Array]]:
-    """`(init_fn, apply_fn)` of the CNN a `[model]` config section describes (`kind = "cnn"`).
+    """`(init_fn, apply_fn)`: the CNN a `[model]` config section describes (`kind = "cnn"`), as plain functions.
 
     Args:
       model_config: a `jaxopt_lab.config.ModelConfig`: `channels`, `kernels`,
@@ -312,3 +312,26 @@ def from_config(
         )
 
     return init_fn, apply_fn
+
+
+def from_config(model_config: Any, n_features: int, out_dim: int, dtype: Any = jnp.float32) -> Any:
+    """The training engine's model (`jaxopt_lab.models.Model`) for `[model] kind = "cnn"`.
+
+    `functions_from_config`'s pair under the engine's protocol: `init(key, hp)`
+    reads ``model.init_scale`` from `hp`, `apply(params, model_state, x, *,
+    train, key, hp)` reads ``model.dropout`` when the run has it; no model state;
+    weight decay and penalties on the kernels and weight matrices
+    (`jaxopt_lab.losses.decay_mask`).
+    """
+    from jaxopt_lab.losses import decay_mask
+    from jaxopt_lab.models import Model
+
+    init_fn, apply_fn = functions_from_config(model_config, n_features, out_dim, dtype)
+
+    def model_init(key: jax.Array, hp: Any) -> tuple[Params, dict]:
+        return init_fn(key, hp["model.init_scale"]), {}
+
+    def model_apply(params: Params, model_state: Any, x: ArrayLike, *, train: bool, key: Any, hp: Any) -> tuple:
+        return apply_fn(params, x, train=train, key=key, dropout=hp.get("model.dropout", 0.0)), model_state
+
+    return Model(init=model_init, apply=model_apply, decay_mask=decay_mask, uses_key=False, name="cnn")
