@@ -98,7 +98,7 @@ def _hand_written(cfg: Any, learning_rates: np.ndarray, seeds: np.ndarray) -> tu
     data = prepare_data(cfg)
     x_tr, y_tr = jnp.asarray(data.x_train, jnp.float32), jnp.asarray(data.y_train)
     x_va, y_va = jnp.asarray(data.x_val, jnp.float32), jnp.asarray(data.y_val)
-    init_fn, apply_fn = cnn.from_config(cfg.model, x_tr.shape[1], data.num_classes, jnp.float32)
+    init_fn, apply_fn = cnn.functions_from_config(cfg.model, x_tr.shape[1], data.num_classes, jnp.float32)
     n, bs, epochs = len(x_tr), cfg.train.batch_size or len(x_tr), cfg.train.epochs
     n_batches = -(-n // bs)
 
