@@ -87,8 +87,8 @@ done
 run_step "CNN sweep" "${STEP_SECONDS[3]}" "$PY" benchmarks/device_check.py cnn "${CNN_ARGS[@]}"
 
 say ""
-say "## ratios (project API / expert jit(vmap), median [range] over rounds) and peak device memory"
-grep -E "^\| (project API|expert jit\(vmap\))|^## |^  (project API|expert jit\(vmap\)): [0-9.]+ runs/s|ratio project|peak device memory|CNN sweep skipped" "$LOG" \
+say "## ratios (column 'x expert jit(vmap)': project API / expert jit(vmap), median [range] over rounds), checks, peak device memory"
+grep -E "^\| (project API|expert jit\(vmap\))|^## |^  (project API|expert jit\(vmap\)): [0-9.]+ runs/s|ratio project|^  check: |all checks passed|SOME CHECKS FAILED|peak device memory|CNN sweep skipped" "$LOG" \
   | grep -v "^## ratios" | tee -a "$LOG.summary"
 cat "$LOG.summary" >> "$LOG" 2>/dev/null; rm -f "$LOG.summary"
 say "log: $LOG"
