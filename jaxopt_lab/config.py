@@ -35,10 +35,25 @@ class DataConfig:
     standardize: bool = False
     path: str | None = None
     label_column: str | None = None
+    # dataset = "npz": the arrays' names in the .npz file at `path`, or, for a pair of .npy
+    # files, `path` holds x and `y_path` holds y (x_key/y_key are then unused).
+    x_key: str = "x"
+    y_key: str = "y"
+    y_path: str | None = None
+    # "classification" (labels mapped to 0..k-1) or "regression"; None: the data set's own task.
+    task: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
+    # kind = "cnn": convolutions (one entry per layer in channels/kernels/strides, padding SAME) on
+    # rows reshaped to image_shape (H, W, C), then `pool`, then the dense layers `hidden`.
+    kind: str = "mlp"
+    channels: tuple[int, ...] = (8, 16)
+    kernels: tuple[int, ...] = (3, 3)
+    strides: tuple[int, ...] = (1, 2)
+    image_shape: tuple[int, ...] = ()
+    pool: str = "flatten"
     hidden: tuple[int, ...] = (20,)
     activation: str = "relu"
     init: str = "he_normal"
@@ -135,7 +150,9 @@ def _coerce(key: str, value: Any, annotation: str, default: Any) -> Any:
     if ann.startswith("tuple"):
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        # A tuple too: `sweep.config_sweep.to_dict` hands the config's own tuples back through here.
+        sequence = isinstance(value, list | tuple)
+        if not sequence or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{key} = {value!r} must be a list of integers")
         return tuple(value)
     if ann.startswith("bool"):
@@ -310,6 +327,11 @@ def validate(cfg: Config) -> None:
         )
     if d.dataset == "csv" and (d.path is None or d.label_column is None):
         raise ConfigError("data.dataset = 'csv' needs data.path and data.label_column")
+    if d.dataset == "npz" and d.path is None:
+        raise ConfigError("data.dataset = 'npz' needs data.path (an .npz file, or an .npy file of x with data.y_path)")
+    if d.task is not None and d.task not in ("classification", "regression"):
+        raise choices_error("data.task", d.task, ("classification", "regression"))
+    _validate_cnn(m)
     for h in m.hidden:
         _check("model.hidden", h, 1, None)
     if m.activation not in registry.activation_names():
@@ -338,6 +360,33 @@ def validate(cfg: Config) -> None:
     if t.precision not in ("float32", "float64"):
         raise choices_error("train.precision", t.precision, ("float32", "float64"))
     validate_optimizer(o)
+
+
+def _validate_cnn(m: ModelConfig) -> None:
+    """`model.kind` and, for "cnn", the layer lists, the image shape and the pooling."""
+    if m.kind not in ("mlp", "cnn"):
+        raise choices_error("model.kind", m.kind, ("mlp", "cnn"))
+    if m.kind != "cnn":
+        return
+    if not m.channels or len(m.kernels) != len(m.channels) or len(m.strides) != len(m.channels):
+        raise ConfigError(
+            f"model.channels, model.kernels and model.strides need one entry per conv layer, at least one: "
+            f"got {len(m.channels)}, {len(m.kernels)} and {len(m.strides)} entries"
+        )
+    for key in ("channels", "kernels", "strides"):
+        for value in getattr(m, key):
+            _check(f"model.{key}", value, 1, None)
+    if len(m.image_shape) not in (2, 3):
+        raise ConfigError(
+            f"model.image_shape = {list(m.image_shape)!r}: model.kind = 'cnn' needs [height, width] or "
+            "[height, width, channels], e.g. [8, 8, 1] for the digits"
+        )
+    for value in m.image_shape:
+        _check("model.image_shape", value, 1, None)
+    if m.pool not in ("avg", "flatten"):
+        raise choices_error("model.pool", m.pool, ("avg", "flatten"))
+    if m.norm != "none":
+        raise ConfigError(f"model.norm = {m.norm!r}: model.kind = 'cnn' has no normalization layers; use 'none'")
 
 
 def validate_optimizer(o: OptimizerConfig) -> None:

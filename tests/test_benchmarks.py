@@ -203,3 +203,34 @@ def test_every_script_complete_at_tiny_size(tmp_path):
     run_script("optimizer_step.py", out=tmp_path / "os.json")
     _, sc = run_script("scaling.py", out=tmp_path / "sc.json")
     assert set(sc["devices"]["samples"]) == {"1", "2"}
+
+
+# ----------------------------------------------------------------------------- the accelerator check
+
+
+def _accelerator(*args: str, out: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update({"OUT": str(out), "JAX_PLATFORMS": "cpu"})
+    return subprocess.run(["bash", str(BENCH / "accelerator.sh"), *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=timeout)
+
+
+def test_accelerator_script_parses_and_refuses_a_cpu_only_machine(tmp_path):
+    assert subprocess.run(["bash", "-n", str(BENCH / "accelerator.sh")]).returncode == 0
+    proc = _accelerator(out=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no GPU or TPU here (jax.default_backend() is 'cpu'): nothing measured" in proc.stdout
+    assert "--cpu-smoke" in proc.stdout
+    assert "nothing measured" in (tmp_path / "accelerator.log").read_text()
+    bad = _accelerator("--fast", out=tmp_path)
+    assert bad.returncode == 2 and "unknown option '--fast'; valid: --cpu-smoke, --help" in bad.stderr
+
+
+@pytest.mark.slow
+def test_accelerator_cpu_smoke(tmp_path):
+    proc = _accelerator("--cpu-smoke", out=tmp_path, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    log = (tmp_path / "accelerator.log").read_text()
+    for step in ("moons sweep", "minibatch sweep", "digits sweep", "CNN sweep"):
+        assert f"### {step}: done" in log
+    assert log.count("all checks passed") == 3 and log.count("peak device memory") >= 3

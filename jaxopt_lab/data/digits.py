@@ -2,21 +2,21 @@
 
 1,797 grayscale images of 8x8 pixels with integer intensities 0..16, labels
 0..9 (about 180 per class). The data are read from scikit-learn's installed
-copy; this package ships no copy of its own. scikit-learn is imported here and
-only here, lazily, so the rest of the package does not depend on it.
+copy; this package ships no copy of its own. scikit-learn is imported lazily,
+by the loader all of its bundled sets share (`jaxopt_lab.data.sklearn_sets`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from jaxopt_lab.data.sklearn_sets import INSTALL_HINT as _HINT
+from jaxopt_lab.data.sklearn_sets import load_sklearn
+
 __all__ = ["load_digits", "DIGITS_SHAPE", "INSTALL_HINT"]
 
 DIGITS_SHAPE = (8, 8)
-INSTALL_HINT = (
-    "the digits data set is read from scikit-learn's installed copy, and scikit-learn is not installed: "
-    "run `pip install scikit-learn` (or install this package's test extra: `pip install 'jaxopt-lab[test]'`)"
-)
+INSTALL_HINT = _HINT.format(name="digits")
 
 
 def load_digits(*, n_class: int = 10, as_images: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -38,14 +38,7 @@ def load_digits(*, n_class: int = 10, as_images: bool = False) -> tuple[np.ndarr
     """
     if isinstance(n_class, bool) or not isinstance(n_class, int | np.integer) or not 2 <= n_class <= 10:
         raise ValueError(f"n_class={n_class!r} is out of range: valid range is [2, 10]")
-    try:
-        from sklearn import datasets as sk_datasets
-    except ImportError as error:
-        raise ModuleNotFoundError(INSTALL_HINT, name="sklearn") from error
-
-    x, y = sk_datasets.load_digits(n_class=int(n_class), return_X_y=True)
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
+    x, y = load_sklearn("digits", n_class=int(n_class))
     if as_images:
         x = x.reshape((-1, *DIGITS_SHAPE))
     return x, y

@@ -18,8 +18,10 @@ import numpy as np
 from jaxopt_lab.data import generators
 from jaxopt_lab.data.csvfile import read_csv
 from jaxopt_lab.data.digits import load_digits
+from jaxopt_lab.data.npz import read_npz
+from jaxopt_lab.data.sklearn_sets import load_sklearn
 
-__all__ = ["Dataset", "DatasetInfo", "DATASETS", "REQUIRED", "load_dataset", "dataset_names"]
+__all__ = ["Dataset", "DatasetInfo", "DATASETS", "REQUIRED", "load_dataset", "dataset_names", "dataset_options"]
 
 
 class Dataset(NamedTuple):
@@ -101,6 +103,21 @@ DATASETS: dict[str, DatasetInfo] = {
         {"n_class": 10},
         "8x8 handwritten digits, 1797 x 64, intensities 0..16 (scikit-learn's installed copy)",
     ),
+    "breast_cancer": DatasetInfo(
+        "classification", {}, "Wisconsin breast cancer, 569 x 30, 2 classes (scikit-learn's installed copy)"
+    ),
+    "wine": DatasetInfo("classification", {}, "wine cultivars, 178 x 13, 3 classes (scikit-learn's installed copy)"),
+    "iris": DatasetInfo("classification", {}, "Fisher's iris, 150 x 4, 3 classes (scikit-learn's installed copy)"),
+    "diabetes": DatasetInfo(
+        "regression",
+        {"scaled": True},
+        "diabetes progression, 442 x 10, regression target 25..346 (scikit-learn's installed copy)",
+    ),
+    "npz": DatasetInfo(
+        "classification",
+        {"path": REQUIRED, "x_key": "x", "y_key": "y", "y_path": None, "task": "classification"},
+        "arrays saved by NumPy: x and y of an .npz archive (np.savez), or x.npy with y_path = y.npy",
+    ),
     "csv": DatasetInfo(
         "classification",
         {
@@ -151,6 +168,13 @@ def _csv(o: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, int | None]:
     return _classes(data.x, data.y, len(data.classes))
 
 
+def _npz(o: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, int | None]:
+    data = read_npz(o.pop("path"), **o)
+    if o["task"] == "regression":
+        return _regression(data.x, data.y)
+    return _classes(data.x, data.y, len(data.classes))
+
+
 _LOADERS: dict[str, Callable[[dict[str, Any]], tuple[np.ndarray, np.ndarray, int | None]]] = {
     "moons": lambda o: _classes(*generators.make_moons(**o), 2),
     "circles": lambda o: _classes(*generators.make_circles(**o), 2),
@@ -158,6 +182,11 @@ _LOADERS: dict[str, Callable[[dict[str, Any]], tuple[np.ndarray, np.ndarray, int
     "spirals": lambda o: _classes(*generators.make_spirals(**o), o["n_classes"]),
     "xor": lambda o: _classes(*generators.make_xor(**o), 2),
     "digits": lambda o: _classes(*load_digits(**o), o["n_class"]),
+    "breast_cancer": lambda o: _classes(*load_sklearn("breast_cancer"), 2),
+    "wine": lambda o: _classes(*load_sklearn("wine"), 3),
+    "iris": lambda o: _classes(*load_sklearn("iris"), 3),
+    "diabetes": lambda o: _regression(*load_sklearn("diabetes", **o)),
+    "npz": _npz,
     "csv": _csv,
     "sine": lambda o: _regression(*generators.make_regression_1d(function="sine", **o)),
     "regression_1d": lambda o: _regression(*generators.make_regression_1d(**o)),
@@ -173,6 +202,21 @@ def _suggest(name: str, choices: list[str]) -> str:
 def dataset_names() -> list[str]:
     """The registered names, in listing order."""
     return list(DATASETS)
+
+
+_CONFIG_OPTIONS = ("n_samples", "noise", "random_state", "path", "label_column", "x_key", "y_key", "y_path", "task")
+
+
+def dataset_options(data_config: Any) -> dict[str, Any]:
+    """The `load_dataset` options a `[data]` config section gives its data set.
+
+    Those of the section's keys that `DATASETS[data_config.dataset]` accepts
+    and that are set (not None), so `load_dataset(d.dataset,
+    **dataset_options(d))` loads what the config describes.
+    """
+    accepted = DATASETS[data_config.dataset].options
+    values = {key: getattr(data_config, key, None) for key in _CONFIG_OPTIONS}
+    return {key: value for key, value in values.items() if key in accepted and value is not None}
 
 
 def load_dataset(name: str, **options: Any) -> Dataset:
