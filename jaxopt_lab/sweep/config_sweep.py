@@ -386,7 +386,7 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
         summary = summary_of(result)
         results_mod.write_summary_json(tmp / "summary.json", summary)
         if report:
-            from jaxopt_lab import report as report_mod
+            from jaxopt_lab.sweep import report as report_mod
 
             report_mod.sweep_report(tmp, result)
     return out
