@@ -171,7 +171,7 @@ def run(out: Path, size: str = "demo") -> Section:
         (f"Regularizers after {s['epochs']} epochs (median of {s['seeds']} seeds)", rows),
         ("Same nominal strength lam: L2 in the loss with Adam vs decoupled weight decay (AdamW)", sweep_rows),
     ]
-    return Section("6. Regularization and overfitting (seeds 000-003)", text, figures, tables)
+    return Section("6. Lecture: regularization — overfitting and its cures", text, figures, tables)
 
 
 def _text(rows, sweep_rows, s, n_train, n_val) -> str:
@@ -308,5 +308,5 @@ def _contrast_figure(path: Path, groups, m, norms, s) -> Path:
     ax_n.set_ylabel("weight norm ||W|| at the end (median)")
     ax_n.set_yscale("log")
     ax_n.set_title("How much the weights shrink")
-    fig.suptitle("Same lam, different regularizer: L2 with Adam vs AdamW (seed 003)", fontsize=11)
+    fig.suptitle("Same lam, different regularizer: L2 with Adam vs AdamW", fontsize=11)
     return plots.save(fig, path)
