@@ -433,9 +433,6 @@ def _slices(data: SweepData, stats: list[ConfigStats], metric: str, folder: Path
     nrows = math.ceil(len(keys) / ncols)
     fig, axes = plots.new_figure(nrows, ncols, figsize=(4.6 * ncols, 3.6 * nrows), squeeze=False)
     hover = []
-    finite = np.concatenate([s.scores for s in stats]) if stats else np.zeros(0)
-    floor = float(np.min(finite)) if finite.size else 0.0
-    span = float(np.ptp(finite)) if finite.size else 1.0
     for ax, k in zip(axes.ravel(), keys, strict=False):
         distinct = sorted({s.values[k] for s in stats}, key=lambda v: (not _is_number(v), v if _is_number(v)
                                                                         else str(v)))
@@ -463,9 +460,9 @@ def _slices(data: SweepData, stats: list[ConfigStats], metric: str, folder: Path
                     diverged_x.append(x)
                     diverged_n += s.n_diverged
         if diverged_x:
-            y = floor - 0.08 * (span or 1.0)
-            ax.scatter(diverged_x, [y] * len(diverged_x), marker="x", color="red", s=30,
-                       label=f"diverged ({diverged_n} runs)")
+            # along the bottom edge (x in data, y in axes units): a diverged run has no score to plot at
+            ax.plot(diverged_x, [0.03] * len(diverged_x), "x", color="red", ms=6, transform=ax.get_xaxis_transform(),
+                    label=f"diverged ({diverged_n} runs)")
             ax.legend(fontsize=7, loc="best")
         if logx:
             ax.set_xscale("log")
@@ -568,7 +565,7 @@ def _parallel(data: SweepData, stats: list[ConfigStats], metric: str, mode: str,
     for i in order:
         quality = scaled[i, -1] if mode == "max" else 1 - scaled[i, -1]
         ax.plot(x, scaled[i], color=cmap(quality), alpha=0.6, lw=1)
-    ax.plot(x, scaled[0], color="red", lw=2.5, label="best configuration")
+    ax.plot(x, scaled[0], color="red", lw=2.5)
     hover = [plots.Hover.point(ax, x[-1], scaled[i, -1], s.describe(metric)) for i, s in enumerate(usable)]
     for j, (low, high) in enumerate(tick_text):
         ax.axvline(j, color="k", lw=0.8)
@@ -578,8 +575,7 @@ def _parallel(data: SweepData, stats: list[ConfigStats], metric: str, mode: str,
     ax.tick_params(axis="x", pad=14)
     ax.set_yticks([])
     ax.set_ylim(-0.2, 1.2)
-    ax.set_title("Parallel coordinates: every configuration (colour: mean score)", fontsize=10, pad=14)
-    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, -0.45))
+    ax.set_title("Every configuration (colour: mean score; red: the best)", fontsize=10, pad=14)
     return plots.save(fig, folder / "parallel_coordinates.png", hover)
 
 
