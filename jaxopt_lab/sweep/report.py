@@ -381,8 +381,9 @@ def _what_ran(data: SweepData, metric: str) -> Section:
             f"{s.get('wall_seconds', math.nan):.1f} s in all ({s.get('runs_per_second', math.nan):.1f} runs/s). "
             f"{s.get('diverged', sum(bool(r.get('diverged')) for r in data.rows))} run(s) diverged. "
             f"Swept: {', '.join(data.keys) or '(nothing but seeds)'}. Configurations are ranked by {metric}.")
-    if groups:
-        text += "\n\n" + "\n".join(f"- group: {g}" for g in groups)
+    labels = [str(g) for g in groups if g and str(g) not in ("{}", "")]  # one group of everything has no label
+    if labels:
+        text += "\n\n" + "\n".join(f"- group: {g}" for g in labels)
     return Section("What ran", text, code=data.config_text)
 
 
