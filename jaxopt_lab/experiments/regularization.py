@@ -221,8 +221,9 @@ def _text(rows, sweep_rows, s, n_train, n_val) -> str:
         f"largest lam the norm changes {l2[-2]['weight norm'] / l2[-1]['weight norm']:.2f}x with L2 + Adam "
         f"and {aw[-2]['weight norm'] / aw[-1]['weight norm']:.2f}x with AdamW: Adam divides the penalty's "
         "gradient lam W by the running RMS of the whole gradient, so once the penalty dominates, the step "
-        "is about the learning rate whatever lam is, and L2's strength is not the lam it is given (seed "
-        "003: never use L1/L2 with Adam-type optimizers). The best validation loss of the sweep is "
+        "is about the learning rate whatever lam is, and L2's strength is not the lam it is given (the "
+        "gradients-and-activations lecture: never use L1/L2 with Adam-type optimizers). The best validation "
+        "loss of the sweep is "
         f"{best_l2['final val loss']:.3f} for L2 + Adam (lam {best_l2['lam']:g}) and "
         f"{best_aw['final val loss']:.3f} for AdamW (lam {best_aw['lam']:g}): the same nominal lam means "
         "very different regularization.",
