@@ -102,6 +102,14 @@ def test_fanova_finds_the_key_that_matters():
     assert method.startswith("fANOVA") and imp["lr"] > 0.9 and sum(imp.values()) == pytest.approx(1.0)
 
 
+def test_importance_of_a_metric_that_never_changes_is_none():
+    rows = [{"run": i, "a": a, "b": b, "diverged": False, "final_val_accuracy": 0.5}
+            for i, (a, b) in enumerate(itertools.product([1.0, 2.0, 3.0], ["u", "v"]))]
+    method, imp = sweep_report.importance(rows, ["a", "b"], "final_val_accuracy", "max")
+    assert imp == {} or set(imp.values()) == {0.0}
+    assert sweep_report.main_effect_shares(rows, ["a", "b"], "final_val_accuracy") == {"a": 0.0, "b": 0.0}
+
+
 # ----------------------------------------------------------------------------- the figures' text check
 
 
@@ -220,3 +228,33 @@ def test_page_assembly_imports_nothing_from_sweep():
     imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [m for m in imported if m and "sweep" in m]
+
+
+def test_random_search_with_a_categorical_key_and_a_loss(tmp_path):
+    """One seed per configuration, a categorical key, 40 distinct learning rates (binned in the heatmap),
+    and only a loss to rank by (lower is better): every section still draws, and the text fits."""
+    rng = np.random.default_rng(5)
+    rows, epochs = [], 7
+    for i in range(40):
+        name, lr = ["sgd", "adam"][i % 2], float(10 ** rng.uniform(-4, 0))
+        loss = (np.log10(lr) + 2) ** 2 + (0.5 if name == "sgd" else 0.0) + 0.01 * i
+        rows.append({"run": i, "optimizer.name": name, "optimizer.learning_rate": lr, "seed": 0,
+                     "best_val_loss": loss, "final_train_loss": loss, "diverged": i == 39, "epochs_run": epochs})
+    histories = {"train_loss": rng.uniform(0.1, 1.0, size=(40, epochs)),
+                 "val_loss": rng.uniform(0.1, 1.0, size=(40, epochs))}
+    data = sweep_report.SweepData(rows, ["optimizer.name", "optimizer.learning_rate"], histories,
+                                  {"runs": 40, "devices": 1, "groups": ["{'optimizer.name': 'sgd'}",
+                                                                         "{'optimizer.name': 'adam'}"]}, "")
+    sections = sweep_report.sweep_sections(data, tmp_path)
+    titles = [s.title for s in sections]
+    assert titles[:4] == ["What ran", "Best configurations", "Slices", "Heatmaps"]
+    assert "Parallel coordinates" not in titles and "group: {'optimizer.name': 'sgd'}" in sections[0].text
+    best = min((r for r in rows if not r["diverged"]), key=lambda r: r["best_val_loss"])
+    assert sections[1].tables[0][1][0]["optimizer.learning_rate"] == best["optimizer.learning_rate"]
+    assert "One seed per configuration" in sections[1].text
+    for png in tmp_path.glob("*.png"):
+        assert plots.figure_info(png)["text_check"] == "ok", png.name
+    heat = plots.figure_info(next(tmp_path.glob("heatmap_*.png")))["hover"]
+    # 2 names x 8 equal-count learning-rate bins; a cell no run fell in has no hover text
+    assert 2 * sweep_report._BINS - 3 <= len(heat) <= 2 * sweep_report._BINS
+    assert sum(int(h["text"].split("runs: ")[1].split(",")[0]) for h in heat) == 40

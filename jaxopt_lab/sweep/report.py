@@ -275,6 +275,8 @@ def importance(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], metric: s
     # one trial per configuration (its mean over seeds): the importance of a key for the expected
     # score, and a forest fitted to tens of points instead of thousands of runs
     means = [{**c.values, metric: float(c.scores.mean())} for c in config_stats(use, keys, metric)]
+    if len({m[metric] for m in means}) < 2:
+        return "none (every configuration scored the same)", {}
     if len(means) < 4:
         return "main-effect share of the variance (correlation ratio)", main_effect_shares(use, keys, metric)
     return "fANOVA (Optuna's FanovaImportanceEvaluator)", _fanova(optuna, means, keys, metric, mode)
