@@ -82,7 +82,8 @@ class SweepData:
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> SweepData:
-        """From a results folder written by `config_sweep.write_results`."""
+        """From a results folder written by `config_sweep.write_results`. The config shown is summary.json's
+        `config`, else a `config.toml` in the folder, else the best run's config (said so)."""
         folder = Path(folder)
         rows = results_mod.read_runs_csv(folder / "runs.csv")
         summary = results_mod.read_summary_json(folder / "summary.json")
@@ -92,6 +93,8 @@ class SweepData:
                 histories = {k: z[k] for k in z.files if k != "run"}
         config = summary.get("config")
         text = as_toml(config) if config else ""
+        if not text and (folder / "config.toml").is_file():
+            text = (folder / "config.toml").read_text()
         if not text and (summary.get("best") or {}).get("config"):
             text = "# the best run's config (this folder does not hold the sweep's own)\n" + as_toml(
                 summary["best"]["config"])
