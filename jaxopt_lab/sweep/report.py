@@ -451,6 +451,7 @@ def _slices(data: SweepData, stats: list[ConfigStats], metric: str, folder: Path
         diverged_x, diverged_n = [], 0
         width = (math.log10(max(distinct) / min(distinct)) if logx else
                  (float(max(distinct)) - float(min(distinct)) if numeric else len(distinct))) or 1.0
+        points = []  # (x, mean, low, high): one errorbar call per panel, not one per configuration
         for v, group in members.items():
             for j, s in enumerate(group):
                 # spread configurations that share this value sideways, so their bars do not overlap
@@ -458,13 +459,15 @@ def _slices(data: SweepData, stats: list[ConfigStats], metric: str, folder: Path
                 x = pos[v] * 10**off if logx else pos[v] + off
                 if s.scores.size:
                     m, lo, hi = s.interval
-                    err = None if not math.isfinite(lo) else [[m - lo], [hi - m]]
-                    ax.errorbar([x], [m], yerr=err, fmt="o", ms=3, color="C0", ecolor="C0", alpha=0.7,
-                                elinewidth=0.8)
+                    points.append((x, m, lo if math.isfinite(lo) else m, hi if math.isfinite(hi) else m))
                     hover.append(plots.Hover.point(ax, x, m, s.describe(metric)))
                 if s.n_diverged:
                     diverged_x.append(x)
                     diverged_n += s.n_diverged
+        if points:
+            px, pm, plo, phi = (np.asarray(c, float) for c in zip(*points, strict=True))
+            ax.errorbar(px, pm, yerr=[pm - plo, phi - pm], fmt="o", ms=3, color="C0", ecolor="C0", alpha=0.7,
+                        elinewidth=0.8)
         if diverged_x:
             # along the bottom edge (x in data, y in axes units): a diverged run has no score to plot at
             ax.plot(diverged_x, [0.03] * len(diverged_x), "x", color="red", ms=6, transform=ax.get_xaxis_transform(),
@@ -649,10 +652,11 @@ def _learning_curves(data: SweepData, top: list[ConfigStats], folder: Path) -> P
 def _quartiles(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     import warnings
 
+    quantile = np.nanquantile if np.isnan(curves).any() else np.quantile  # nanquantile is many times slower
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # epochs where every seed stopped: NaN, as it should be
-        return (np.nanmedian(curves, axis=0), np.nanpercentile(curves, 25, axis=0),
-                np.nanpercentile(curves, 75, axis=0))
+        q1, med, q3 = quantile(curves, [0.25, 0.5, 0.75], axis=0)
+    return med, q1, q3
 
 
 def _best_of_k_section(data: SweepData, metric: str, mode: str, folder: Path) -> Section | None:
