@@ -83,7 +83,7 @@ class SweepData:
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> SweepData:
         """From a results folder written by `config_sweep.write_results`. The config shown is summary.json's
-        `config`, else a `config.toml` in the folder, else the best run's config (said so)."""
+        `config`, else the folder's `config.json` or `config.toml`, else the best run's config (said so)."""
         folder = Path(folder)
         rows = results_mod.read_runs_csv(folder / "runs.csv")
         summary = results_mod.read_summary_json(folder / "summary.json")
@@ -92,6 +92,8 @@ class SweepData:
             with np.load(folder / "histories.npz") as z:
                 histories = {k: z[k] for k in z.files if k != "run"}
         config = summary.get("config")
+        if not config and (folder / "config.json").is_file():
+            config = json.loads((folder / "config.json").read_text())
         text = as_toml(config) if config else ""
         if not text and (folder / "config.toml").is_file():
             text = (folder / "config.toml").read_text()
