@@ -213,6 +213,12 @@ def test_report_from_the_folder_equals_the_report_from_the_result(tiny_sweep, tm
     assert _titles(a) == _titles(b)
     if (out / "config.json").is_file():  # the folder holds the sweep's own config: the same text
         assert a.split("<pre>")[1].split("</pre>")[0] == b.split("<pre>")[1].split("</pre>")[0]
+    # re-rendered into an empty staging folder, reading the results folder's files
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    sweep_report.sweep_report(staged, source=copy)
+    c = (staged / "index.html").read_text()
+    assert _titles(c) == _titles(a) and "href='runs.csv'" in c and not (staged / "runs.csv").exists()
     table = a.split("<h3>Top")[1].split("</table>")[0]
     assert table == b.split("<h3>Top")[1].split("</table>")[0]
 

@@ -69,6 +69,7 @@ class SweepData:
     histories: dict[str, np.ndarray]
     summary: dict[str, Any]
     config_text: str
+    files: Path | None = None  # the folder holding runs.csv etc., when it is not the one the page is written to
 
     @classmethod
     def from_result(cls, result: Any) -> SweepData:
@@ -100,7 +101,7 @@ class SweepData:
         if not text and (summary.get("best") or {}).get("config"):
             text = "# the best run's config (this folder does not hold the sweep's own)\n" + as_toml(
                 summary["best"]["config"])
-        return cls(rows, list(summary.get("swept_keys", [])), histories, summary, text)
+        return cls(rows, list(summary.get("swept_keys", [])), histories, summary, text, folder)
 
 
 def as_toml(d: Mapping[str, Any], prefix: str = "") -> str:
@@ -427,7 +428,7 @@ def _best_section(data: SweepData, ranked_stats: list[ConfigStats], metric: str,
         else:
             text += " Every other configuration shown differs from it (Welch's t-test, 5%)."
     return Section("Best configurations", text, tables=[(f"Top {len(top)} by mean {metric}", rows)],
-                   links=_links(folder))
+                   links=_links(data.files or folder))
 
 
 def _links(folder: Path) -> list[tuple[str, str]]:
@@ -695,7 +696,7 @@ def _all_configurations(data: SweepData, metric: str, folder: Path) -> Section:
     text = ("Every configuration's statistics over its seeds, as in aggregate.csv (diverged runs are counted "
             "in n_diverged and left out of the statistics).")
     return Section("All configurations", text, folded_tables=[("Aggregate over seeds", table)],
-                   links=_links(folder))
+                   links=_links(data.files or folder))
 
 
 @register_section
@@ -772,11 +773,17 @@ def sweep_sections(data: SweepData, folder: str | os.PathLike) -> list[Section]:
     return sections
 
 
-def sweep_report(folder: str | os.PathLike, result: Any = None) -> Path:
-    """Write the report of a config sweep into its results folder; returns the `index.html` path.
+def sweep_report(folder: str | os.PathLike, result: Any = None, *, source: str | os.PathLike | None = None) -> Path:
+    """Write the report of a config sweep into `folder`; returns the `index.html` path.
 
-    `result` is the `ConfigSweepResult` when the sweep just ran; without it the report is built from
-    the folder's `runs.csv`, `summary.json` and `histories.npz` (a finished sweep's files).
+    `result` is the `ConfigSweepResult` when the sweep just ran. Without one, the report is built from a
+    finished sweep's files (`runs.csv`, `summary.json`, `histories.npz`, `config.json`) in `source`
+    (default: `folder`); re-rendering into a staging folder passes the results folder as `source`.
     """
-    data = SweepData.from_result(result) if result is not None else SweepData.from_folder(folder)
+    from jaxopt_lab.sweep.config_sweep import ConfigSweepResult
+
+    if isinstance(result, ConfigSweepResult):
+        data = SweepData.from_result(result)
+    else:  # objects read back from the files carry less than the files themselves: read those
+        data = SweepData.from_folder(source if source is not None else folder)
     return write_report(folder, "Sweep report", sweep_sections(data, folder))
