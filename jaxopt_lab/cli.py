@@ -403,16 +403,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     if (out / "protocol.json").is_file():
         raise BadInput(f"{args.out!r} is a protocol run: its report is written by the protocol; re-render one of "
                        "its sweep folders instead")
-    from jaxopt_lab import report
-    from jaxopt_lab.results import read_sweep_result
+    from jaxopt_lab.sweep import report
     from jaxopt_lab.sweep.results import staged_folder
 
-    try:
-        result = read_sweep_result(out)
-    except FileNotFoundError as e:
-        raise BadInput(str(e)) from None
+    if not (out / "runs.csv").is_file():
+        raise BadInput(f"{args.out!r} holds no runs.csv: give a finished sweep's --out folder")
     with staged_folder(out) as tmp:  # the new figures and index.html replace the old ones together
-        report.sweep_report(tmp, result)
+        report.sweep_report(tmp, source=out)
     print(f"wrote {out / 'index.html'}")
     return EXIT_OK
 

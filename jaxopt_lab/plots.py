@@ -3,29 +3,173 @@
 Every function writes one labelled PNG (axes with units, log scales where the
 quantity spans decades, legends) and returns its path. matplotlib runs on the
 non-interactive Agg backend, so figures work on machines with no display.
+
+Every figure is checked when it is saved: each visible text (titles, labels,
+tick labels, legends, annotations) must lie inside the figure. A text that
+sticks out is fixed where that is possible (long titles are wrapped to the
+width of their axes, the layout is redone); what still sticks out raises
+`ClippedTextError` when `STRICT_TEXT` is true (tests) and is otherwise
+recorded in the PNG, where the report shows it and the browser test fails on it.
+
+The PNG also carries the figure's *hover regions* (rectangles in fractions of
+the image with a text each, see `Hover`), which `jaxopt_lab.report` turns into
+tooltips in the HTML page. Both travel as one JSON text chunk (`PNG_KEY`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import textwrap
+import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.text as mtext  # noqa: E402
 import numpy as np  # noqa: E402
 
+#: The PNG text chunk holding the text check's verdict and the hover regions.
+PNG_KEY = "jaxopt_lab"
+#: Raise `ClippedTextError` instead of recording a clipped text (tests set it).
+STRICT_TEXT = os.environ.get("JAXOPT_LAB_STRICT_FIGURES", "") not in ("", "0")
+#: Pixels a text may stick out before it counts as clipped (antialiasing).
+_SLACK_PX = 1.0
 
-def _save(fig, path: str | os.PathLike) -> Path:
+
+class ClippedTextError(ValueError):
+    """A figure's text lies (partly) outside the figure even after the layout was fixed."""
+
+
+@dataclass(frozen=True)
+class Hover:
+    """A hover region in data coordinates of `ax`: the rectangle [x0, x1] x [y0, y1], or a point when
+    x0 == x1 and y0 == y1 (then a few pixels around it); `text` is what the page shows on hover."""
+
+    ax: Any
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str
+
+    @classmethod
+    def point(cls, ax: Any, x: float, y: float, text: str) -> Hover:
+        return cls(ax, x, y, x, y, text)
+
+
+def _tick_labels_out_of_view(fig) -> set[int]:
+    """ids of tick labels matplotlib keeps for ticks outside the view (not drawn, but still `visible`)."""
+    skip: set[int] = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            lo, hi = sorted(axis.get_view_interval())
+            eps = 1e-9 * max(abs(lo), abs(hi), 1e-300)
+            for tick in (*axis.get_major_ticks(), *axis.get_minor_ticks()):
+                loc = tick.get_loc()
+                if loc is None or not (lo - eps <= loc <= hi + eps):
+                    skip.update((id(tick.label1), id(tick.label2)))
+    return skip
+
+
+def clipped_texts(fig) -> list[str]:
+    """The visible texts of `fig` whose bounding box (after a draw) is not inside the figure."""
+    fig.draw_without_rendering()  # lays out ticks and texts without rasterizing (the savefig draw does that)
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    skip = _tick_labels_out_of_view(fig)
+    out = []
+    for t in fig.findobj(mtext.Text):
+        if id(t) in skip or not t.get_visible() or not t.get_text().strip():
+            continue
+        bb = t.get_window_extent(renderer)
+        if (bb.x0 < -_SLACK_PX or bb.y0 < -_SLACK_PX or bb.x1 > width + _SLACK_PX
+                or bb.y1 > height + _SLACK_PX):
+            out.append(t.get_text())
+    return out
+
+
+def _wrap_titles(fig) -> None:
+    """Wrap each axes' title (and the suptitle) to the width it has, so a long title never leaves the figure."""
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        for title in (ax.title, ax._left_title, ax._right_title):
+            _wrap_to(title, ax.get_window_extent(renderer).width, renderer)
+    if fig._suptitle is not None:
+        _wrap_to(fig._suptitle, fig.bbox.width, renderer)
+
+
+def _wrap_to(text, width_px: float, renderer) -> None:
+    s = text.get_text().replace("\n", " ")
+    if not s or text.get_window_extent(renderer).width <= width_px:
+        return
+    chars = max(12, int(len(s) * width_px / max(text.get_window_extent(renderer).width, 1.0)) - 2)
+    text.set_text("\n".join(textwrap.wrap(s, chars)))
+
+
+def _checked_layout(fig) -> list[str]:
+    """tight_layout, then fix what sticks out; returns the texts still clipped."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "tight_layout not applied" is handled below
+        fig.tight_layout()
+    bad = clipped_texts(fig)
+    if bad:
+        _wrap_titles(fig)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            fig.tight_layout()
+        bad = clipped_texts(fig)
+    return bad
+
+
+def _hover_json(fig, hover: Sequence[Hover]) -> list[dict[str, Any]]:
+    """Hover regions as fractions of the image (origin top left), after the final layout."""
+    width, height = fig.bbox.width, fig.bbox.height
+    out = []
+    for h in hover:
+        (ax0, ay0), (ax1, ay1) = h.ax.transData.transform([(h.x0, h.y0), (h.x1, h.y1)])
+        if not all(map(math.isfinite, (ax0, ay0, ax1, ay1))):
+            continue
+        pad = 5.0 if (h.x0 == h.x1 and h.y0 == h.y1) else 0.0
+        x0, x1 = sorted((ax0, ax1))
+        y0, y1 = sorted((ay0, ay1))
+        out.append({"x0": round((x0 - pad) / width, 5), "x1": round((x1 + pad) / width, 5),
+                    "y0": round(1 - (y1 + pad) / height, 5), "y1": round(1 - (y0 - pad) / height, 5),
+                    "text": h.text})
+    return out
+
+
+def _save(fig, path: str | os.PathLike, hover: Sequence[Hover] = ()) -> Path:
     path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        bad = _checked_layout(fig)
+        if bad and STRICT_TEXT:
+            raise ClippedTextError(f"{path.name}: text outside the figure: {bad[:3]}")
+        if bad:
+            warnings.warn(f"{path.name}: text outside the figure: {bad[:3]}", stacklevel=3)
+        meta = {"text_check": "ok" if not bad else "clipped: " + "; ".join(b[:60] for b in bad[:3]),
+                "hover": _hover_json(fig, hover)}
+        fig.savefig(path, dpi=110, metadata={PNG_KEY: json.dumps(meta)})
+    finally:
+        plt.close(fig)
     return path
+
+
+def figure_info(path: str | os.PathLike) -> dict[str, Any]:
+    """What `_save` recorded in a PNG: ``{"text_check": "ok" | "clipped: ...", "hover": [...]}``;
+    an empty dict for a PNG drawn elsewhere."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        raw = getattr(im, "text", {}).get(PNG_KEY)
+    return json.loads(raw) if raw else {}
 
 
 def _spans_decades(values: np.ndarray) -> bool:
@@ -98,8 +242,6 @@ def curves_with_bands(
             continue
         ep = np.arange(1, c.shape[1] + 1)
         with np.errstate(all="ignore"):
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 med = np.nanmedian(c, axis=0)
@@ -131,8 +273,13 @@ def heatmap(
     zlabel: str,
     title: str = "",
     annotate: bool = True,
+    best: tuple[int, int] | None = None,
+    cell_text: Sequence[Sequence[str]] | None = None,
 ) -> Path:
-    """`z[i, j]` at (x_values[j], y_values[i]), cells labelled with their values."""
+    """`z[i, j]` at (x_values[j], y_values[i]), cells labelled with their values.
+
+    `best` = (i, j) outlines that cell in red; `cell_text[i][j]` is the cell's hover text in the page.
+    """
     z = np.asarray(z, float)
     fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(x_values) + 2), max(3.5, 0.5 * len(y_values) + 2)))
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")  # grey: no finite value
@@ -154,9 +301,16 @@ def heatmap(
                 light = norm(z[i, j]) > 0.6 if np.isfinite(norm(z[i, j])) else False
                 ax.text(j, i, f"{z[i, j]:.3g}", ha="center", va="center", fontsize=7,
                         color="black" if light else "white")
+    if best is not None:
+        i, j = best
+        ax.add_patch(matplotlib.patches.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=2.5))
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    hover = []
+    if cell_text is not None:
+        hover = [Hover(ax, j - 0.5, i - 0.5, j + 0.5, i + 0.5, cell_text[i][j])
+                 for i in range(z.shape[0]) for j in range(z.shape[1]) if cell_text[i][j]]
+    return _save(fig, path, hover)
 
 
 def _tick(v: Any) -> str:
@@ -215,5 +369,6 @@ def new_figure(*args: Any, **kwargs: Any):
     return plt.subplots(*args, **kwargs)
 
 
-def save(fig, path: str | os.PathLike) -> Path:
-    return _save(fig, path)
+def save(fig, path: str | os.PathLike, hover: Sequence[Hover] = ()) -> Path:
+    """Save a figure from `new_figure` with the text check and optional hover regions (see the module doc)."""
+    return _save(fig, path, hover)

@@ -1,15 +1,25 @@
 """Reports: a self-contained `index.html` (figures embedded, readable offline) and `summary.md`.
 
 A report is a list of `Section`s, each with a title, markdown-ish text,
-figures (PNG paths) and tables (lists of row dicts). The same builder serves
-the demo (one section per experiment) and a sweep's results folder.
+figures (PNG paths), tables (lists of row dicts), an optional preformatted
+block (a config), folded tables and links to files beside the page. The same
+builder serves the demo (one section per experiment), the protocols and a
+sweep's results folder (`jaxopt_lab.sweep.report` builds that one's sections);
+this module only assembles pages and imports nothing from `jaxopt_lab.sweep`.
+
+Hover: a figure drawn through `jaxopt_lab.plots` carries hover regions in its
+PNG; the page embeds them as JSON next to the image and a small inline script
+shows a region's text (a run's or configuration's values) under the mouse.
+Everything is inline -- no CDN, no plotting library in the browser -- so the
+page works opened from disk with no network, and `summary.md` keeps the
+same PNGs.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import itertools
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -17,15 +27,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 
 @dataclass
 class Section:
+    """One part of a report.
+
+    `code` is shown preformatted (a config); `folded_tables` are tables shown
+    closed (click to open) because they are long; `links` are (label, path
+    relative to the page) pairs of files that lie beside the page.
+    """
+
     title: str
     text: str = ""
     figures: list[Path] = field(default_factory=list)
     tables: list[tuple[str, list[Mapping[str, Any]]]] = field(default_factory=list)
+    code: str = ""
+    folded_tables: list[tuple[str, list[Mapping[str, Any]]]] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)
 
 
 def format_value(v: Any) -> str:
@@ -80,7 +98,50 @@ img{max-width:100%;border:1px solid #ddd;margin:.5em 0}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}th{background:#f0f0f0}
 nav li{margin:.1em 0}
+pre{background:#f6f6f6;border:1px solid #ddd;padding:.6em;overflow-x:auto;font-size:.85em}
+figure{margin:1em 0}figcaption{font-size:.8em;color:#555}.clipped{color:#b00}
+#hover-tip{position:absolute;display:none;white-space:pre;background:#222;color:#fff;font-size:.8em;
+padding:.3em .5em;border-radius:3px;pointer-events:none;z-index:10}
 """
+
+# Shows the hover region under the mouse: regions are fractions of the image (origin top left),
+# so they hold at any displayed size; the smallest-distance region wins where they overlap.
+_HOVER_JS = """
+(function(){
+var tip=document.createElement('div');tip.id='hover-tip';document.body.appendChild(tip);
+document.querySelectorAll('img[data-hover]').forEach(function(img){
+var regions=JSON.parse(document.getElementById(img.dataset.hover).textContent);
+img.addEventListener('mousemove',function(e){
+var r=img.getBoundingClientRect(),fx=(e.clientX-r.left)/r.width,fy=(e.clientY-r.top)/r.height,best=null,bd=1e9;
+regions.forEach(function(g){if(fx>=g.x0&&fx<=g.x1&&fy>=g.y0&&fy<=g.y1){
+var d=Math.abs(fx-(g.x0+g.x1)/2)+Math.abs(fy-(g.y0+g.y1)/2);if(d<bd){bd=d;best=g;}}});
+if(best){tip.textContent=best.text;tip.style.display='block';
+tip.style.left=(e.pageX+12)+'px';tip.style.top=(e.pageY+12)+'px';}else{tip.style.display='none';}});
+img.addEventListener('mouseleave',function(){tip.style.display='none';});});
+})();
+"""
+
+
+def _figure_html(fig: Path, index: str) -> str:
+    """An `<img>` with the PNG inlined, its text check and, when it has them, its hover regions."""
+    from jaxopt_lab.plots import figure_info
+
+    info = figure_info(fig)
+    data = base64.b64encode(fig.read_bytes()).decode()
+    check = info.get("text_check", "unchecked")
+    attrs = f" data-text-check='{html.escape(check)}'"
+    extra = ""
+    if info.get("hover"):
+        attrs += f" data-hover='hover-{index}'"
+        payload = json.dumps(info["hover"]).replace("</", "<\\/")
+        extra = f"<script type='application/json' id='hover-{index}'>{payload}</script>"
+    caption = html.escape(fig.name)
+    if check.startswith("clipped"):
+        caption += f" <span class='clipped'>({html.escape(check)})</span>"
+    elif info.get("hover"):
+        caption += " (hover for values)"
+    return (f"<figure><img alt='{html.escape(fig.name)}'{attrs} src='data:image/png;base64,{data}'>{extra}"
+            f"<figcaption>{caption}</figcaption></figure>")
 
 
 def write_report(folder: str | os.PathLike, title: str, sections: Sequence[Section], intro: str = "") -> Path:
@@ -98,123 +159,25 @@ def write_report(folder: str | os.PathLike, title: str, sections: Sequence[Secti
         parts.append(f"<h2 id='s{i}'>{html.escape(s.title)}</h2>")
         parts.append(_text_html(s.text))
         md.append(f"\n## {s.title}\n\n{s.text.strip()}\n")
+        if s.code:
+            parts.append(f"<pre>{html.escape(s.code)}</pre>")
+            md.append(f"\n```\n{s.code.rstrip()}\n```\n")
+        if s.links:
+            parts.append("<p>Files: " + ", ".join(
+                f"<a href='{html.escape(href)}'>{html.escape(label)}</a>" for label, href in s.links) + "</p>")
+            md.append("\nFiles: " + ", ".join(f"[{label}]({href})" for label, href in s.links) + "\n")
         for name, rows in s.tables:
             parts.append(f"<h3>{html.escape(name)}</h3>" + _table_html(rows))
             md.append(f"\n**{name}**\n\n{_table_md(rows)}")
-        for fig in s.figures:
+        for j, fig in enumerate(s.figures):
             fig = Path(fig)
-            data = base64.b64encode(fig.read_bytes()).decode()
-            parts.append(f"<figure><img alt='{html.escape(fig.name)}' src='data:image/png;base64,{data}'>"
-                         f"<figcaption>{html.escape(fig.name)}</figcaption></figure>")
+            parts.append(_figure_html(fig, f"{i}-{j}"))
             rel = os.path.relpath(fig, folder)
             md.append(f"\n![{fig.stem}]({rel})\n")
-    parts.append("</body></html>")
+        for name, rows in s.folded_tables:
+            parts.append(f"<details><summary>{html.escape(name)} ({len(rows)} rows)</summary>"
+                         + _table_html(rows) + "</details>")
+    parts.append(f"<script>{_HOVER_JS}</script></body></html>")
     (folder / "index.html").write_text("\n".join(parts))
     (folder / "summary.md").write_text("\n".join(md))
     return folder / "index.html"
-
-
-# ----------------------------------------------------------------------------- sweeps
-
-
-def _numeric_axes(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
-    axes = []
-    for k in keys:
-        vals = {r[k] for r in rows}
-        if len(vals) > 1 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
-            axes.append(k)
-    return axes
-
-
-def sweep_figures(folder: Path, rows: Sequence[Mapping[str, Any]], histories: Mapping[str, np.ndarray],
-                  keys: Sequence[str]) -> tuple[list[Path], list[tuple[str, list[dict]]]]:
-    """Heatmaps over pairs of swept numeric axes, the best runs' curves, and the best-of-k curve."""
-    from jaxopt_lab import plots
-    from jaxopt_lab.sweep import results as results_mod
-
-    figures: list[Path] = []
-    tables: list[tuple[str, list[dict]]] = []
-    has_val = any(r.get("final_val_accuracy") is not None for r in rows)
-    acc_key = "final_val_accuracy" if has_val else "final_train_accuracy"
-    loss_key = "best_val_loss" if has_val else "final_train_loss"
-    metric = acc_key if any(r.get(acc_key) is not None for r in rows) else loss_key
-    axes = _numeric_axes(rows, keys)
-    for a, b in itertools.islice(itertools.combinations(axes, 2), 3):
-        xs = sorted({r[a] for r in rows})
-        ys = sorted({r[b] for r in rows})
-        z = np.full((len(ys), len(xs)), np.nan)
-        for i, yv in enumerate(ys):
-            for j, xv in enumerate(xs):
-                vals = [r[metric] for r in rows if r[a] == xv and r[b] == yv and not r["diverged"]
-                        and r.get(metric) is not None]
-                if vals:
-                    z[i, j] = float(np.mean(vals))
-        figures.append(plots.heatmap(xs, ys, z, folder / f"heatmap_{a}_{b}.png".replace("/", "_"),
-                                     xlabel=a, ylabel=b, zlabel=f"mean {metric} over seeds",
-                                     title=f"{metric}: {b} vs {a} (div = every seed diverged)"))
-    if len(axes) == 1:
-        a = axes[0]
-        xs = sorted({r[a] for r in rows})
-        ys = []
-        for xv in xs:
-            vals = [r[metric] for r in rows if r[a] == xv and not r["diverged"] and r.get(metric) is not None]
-            ys.append(float(np.mean(vals)) if vals else np.nan)
-        logx = all(x > 0 for x in xs) and max(xs) / min(xs) > 30
-        figures.append(plots.line_figure({metric: (xs, ys)}, folder / "sensitivity.png", xlabel=a,
-                                         ylabel=f"mean {metric} over seeds", logx=logx, marker="o",
-                                         title=f"Sensitivity to {a}"))
-    ranked = sorted((r for r in rows if not r["diverged"] and r.get(loss_key) is not None),
-                    key=lambda r: r[loss_key])
-    best = ranked[:5]
-    if best and "train_loss" in histories:
-        hist = {}
-        for r in best:
-            i = r["run"]
-            label = f"run {i}"
-            hist[label] = {k: histories[k][i] for k in histories if k != "run"}
-        figures.append(plots.history_figure(hist, folder / "best_runs.png", title="Best runs"))
-    vals = [r[metric] for r in rows if r.get(metric) is not None and not r["diverged"]]
-    if len(vals) >= 2:
-        ks = np.unique(np.round(np.geomspace(1, len(rows), num=min(20, len(rows)))).astype(int))
-        mode_max = "accuracy" in metric
-        ev = results_mod.expected_max(vals, ks) if mode_max else results_mod.expected_min(vals, ks)
-        figures.append(plots.best_of_k({"this sweep": (ks, np.asarray(ev))}, folder / "best_of_k.png",
-                                       ylabel=f"expected best {metric}"))
-    tables.append(("Best runs", [
-        {k: r.get(k) for k in ("run", *keys, "seed", loss_key, acc_key, "epochs_run", "diverged")} for r in best
-    ]))
-    return figures, tables
-
-
-def sweep_report(folder: str | os.PathLike, result: Any) -> Path:
-    """The report of a config sweep's results folder."""
-    folder = Path(folder)
-    rows, keys = result.rows, result.plan.swept_keys
-    figures, tables = sweep_figures(folder, rows, result.histories, keys)
-    st = result.stats
-    text = (f"{st.runs} runs in {len(result.plan.groups)} group(s) on {st.devices} device(s), "
-            f"{st.runs_per_second:.1f} runs/s after {st.compile_seconds:.1f} s of compilation; "
-            f"{sum(r['diverged'] for r in rows)} run(s) diverged.")
-    sections = [Section("Results", text, figures, tables)]
-    if rows and "halted" in rows[0]:
-        sections.append(_halving_section(result))
-    return write_report(folder, "Sweep report", sections)
-
-
-def _halving_section(result: Any) -> Section:
-    """Which runs successive halving promoted, rung by rung, and the compute it saved."""
-    from jaxopt_lab.sweep.config_sweep import halving_summary
-
-    h = halving_summary(result)
-    rows, keys = result.rows, result.plan.swept_keys
-    text = (f"Rungs at epochs {', '.join(map(str, h['rungs']))} (min_epochs {h['min_epochs']}, eta {h['eta']}): "
-            f"{h['halted']} of {len(rows)} runs were halted at a rung. Epochs trained: {h['epochs_spent']} of "
-            f"{h['epochs_without_halving']} without halving ({h['epochs_spent'] / h['epochs_without_halving']:.0%}). "
-            "The runs promoted through every rung are listed below, best first.")
-    loss_key = "best_val_loss" if any(r.get("best_val_loss") is not None for r in rows) else "final_train_loss"
-    finalists = sorted((r for r in rows if r["run"] in set(h["promoted_to_last_rung"])),
-                       key=lambda r: (r.get(loss_key) is None, r.get(loss_key) or 0.0))
-    promoted = [{k: r.get(k) for k in ("run", *keys, "seed", loss_key, "final_val_accuracy", "epochs_run")}
-                for r in finalists]
-    return Section("Successive halving", text, [], [("Rungs", h["per_rung"]),
-                                                    ("Promoted through every rung", promoted)])

@@ -281,7 +281,8 @@ def run(out: Path, size: str = "demo") -> Section:
         ("Symmetry: all weights equal at the start", sym_rows),
         ("Exploding gradients and gradient clipping", clip_rows),
     ]
-    return Section("7. Initialization and activations (seeds 003, 004)", text, figures, tables)
+    return Section("7. Lecture: initialization and activations — symmetry, vanishing gradients, dying ReLU",
+                   text, figures, tables)
 
 
 def _text(grid_rows, sym_rows, clip_rows, s) -> str:
@@ -301,7 +302,7 @@ def _text(grid_rows, sym_rows, clip_rows, s) -> str:
         sigmoid_line = (
             f"- Sigmoid's gradients shrink towards the input whatever the initializer (first/last {lo:.2g} to "
             f"{hi:.2g}): its derivative is at most 1/4, so each layer multiplies the gradient by a factor below "
-            "one (seed 004's vanishing gradient)."
+            "one (the vanishing gradient of the initialization lecture)."
         )
     else:
         sigmoid_line = f"- Sigmoid's first/last gradient ratio ranges from {lo:.2g} to {hi:.2g} over the initializers."
@@ -321,7 +322,8 @@ def _text(grid_rows, sym_rows, clip_rows, s) -> str:
         sigmoid_line,
         f"- After {s['epochs']} epochs the lowest training loss is {best['activation']} with "
         f"{best['init'].split(' ')[0]} ({best[loss_key]:.3f}), the highest {worst['activation']} with "
-        f"{worst['init'].split(' ')[0]} ({worst[loss_key]:.3f}). Median over the pairs seed 003 recommends: "
+        f"{worst['init'].split(' ')[0]} ({worst[loss_key]:.3f}). Median over the pairs "
+        "the activations lecture recommends: "
         f"{np.median([r[loss_key] for r in rec]):.3f}; over the others: "
         f"{np.median([r[loss_key] for r in not_rec]):.3f}.",
         f"- Dead ReLUs (no positive input on any training example): {relu['he']['dead ReLUs at init']:.1%} at "

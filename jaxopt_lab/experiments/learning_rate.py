@@ -210,7 +210,7 @@ def run(out: Path, size: str = "demo") -> Section:
         f"({top['mean validation accuracy']:.3f})."
     )
     return Section(
-        title="4. The learning rate: too small, good, too large (seeds 000, 002)",
+        title="4. Lecture: the learning rate — too small, good, too large",
         text=text,
         figures=[fig_sweep, fig_curves, fig_heat],
         tables=[

@@ -146,7 +146,7 @@ def run(out: Path, size: str = "demo") -> Section:
     ax_l.set_yscale("log")
     ax_l.set_xlabel("epoch (full-batch updates)")
     ax_l.set_ylabel("training cross-entropy (log scale)")
-    ax_l.set_title("Seed 000 reproduced: loss from the lecture's initial weights")
+    ax_l.set_title("The moons lecture reproduced: loss from its initial weights")
     ax_l.legend()
     ax_a.set_xlabel("updates done")
     ax_a.set_ylabel("training accuracy")
@@ -216,7 +216,7 @@ def run(out: Path, size: str = "demo") -> Section:
 
     verdict = "exactly (to 1e-12)" if exact else f"NOT exactly: largest difference {max_err:.3g}"
     text = (
-        f"Seed 000's two runs were repeated in float64 from the lecture's own initial weights; the "
+        f"The moons lecture's two runs were repeated in float64 from the lecture's own initial weights; the "
         f"training accuracies after 100, 200, 300 and 400 updates match the printed ones {verdict}: "
         f"SGD {', '.join(f'{v:.3f}' for v in reproduced['sgd'][:4])} and Adam "
         f"{', '.join(f'{v:.3f}' for v in reproduced['adam'][:4])} (printed: SGD 0.890, 0.892, 0.898, 0.896; "
@@ -231,7 +231,7 @@ def run(out: Path, size: str = "demo") -> Section:
         f"Reaching 0.9 training accuracy: SGD {reach(to90['sgd'])}, Adam {reach(to90['adam'])}."
     )
     return Section(
-        title="1. SGD vs Adam on moons (seed 000)",
+        title="1. Lecture: optimizers — SGD vs Adam on moons",
         text=text,
         figures=[fig1, fig2],
         tables=[("Lecture's printed accuracies vs reproduced (float64)", rows),

@@ -160,7 +160,7 @@ def run(out: Path, size: str = "demo") -> Section:
     ]
     text = _text(rows, s)
     return Section(
-        "8. Normalization: none vs batch norm vs layer norm (seed 001)", text, figures,
+        "8. Lecture: normalization — none vs batch norm vs layer norm", text, figures,
         [(f"Digits, {DEPTH} hidden ReLU layers of {WIDTH}, {s['epochs']} epochs, {s['seeds']} seeds", rows)],
     )
 
@@ -192,7 +192,7 @@ def _text(rows, s) -> str:
         f"{gap_large:+.3f} at batch size {large}. Batch norm estimates each unit's mean and variance from the "
         f"{small} examples of a batch and, at inference, uses running averages of those noisy estimates; "
         "layer norm's statistics come from one example's own units, the same in training and at inference, "
-        "whatever the batch (seed 001: batch norm \"depends on batch size\", layer norm does not)."
+        "whatever the batch (the hyperparameter lecture: batch norm \"depends on batch size\", layer norm does not)."
     )
     chance = 1.0 / 10
     for b in s["batch_sizes"]:

@@ -269,14 +269,15 @@ def run(out: Path, size: str = "demo") -> Section:
                        f"{seeds} seeds", rows))
         findings.append(_finding(problem, rows, edge))
     text = (
-        "Seed 004's optimizers, plus those it lists from PyTorch and the newer AdaBound, AMSGrad and "
+        "The optimizers of the initialization-and-quartic lecture, plus those it lists from PyTorch and "
+        "the newer AdaBound, AMSGrad and "
         "Lookahead, train the same networks from the same initial weights and mini-batch order per seed. "
         "GD takes one full-batch step per epoch, SGD one step per example, every other method mini-batches "
         f"of {MINI_BATCH}. Each method runs at {len(factors)} learning rates (its grid centre times "
         f"{', '.join(f'{f:g}' for f in factors)}) and is shown at the one with the lowest median final "
         "training loss: a ranking at one fixed rate would mostly rank the rates.\n\n" + "\n".join(findings)
     )
-    return Section("3. Optimizers compared (seeds 004, 002)", text, figures, tables)
+    return Section("3. Lecture: optimizers — from gradient descent to Adam, compared over seeds", text, figures, tables)
 
 
 def _grid_figure(path: Path, problem: Problem, factors: tuple[float, ...], med: np.ndarray, seeds: int) -> Path:

@@ -353,7 +353,7 @@ def run(out: Path, size: str = "demo") -> Section:
            if only_local else "(on this grid) no rate settles in the local minimum only.")
     )
     return Section(
-        title="2. The quartic: GD, momentum, Nesterov, decay and gradient-based control (seed 004)",
+        title="2. Lecture: gradient descent by hand — momentum, Nesterov, decay and learning-rate control on a quartic",
         text=text,
         figures=[fig1, fig2, fig3],
         tables=[("Printed vs reproduced (final x after 100 steps)", rows),

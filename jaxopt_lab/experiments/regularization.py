@@ -171,7 +171,7 @@ def run(out: Path, size: str = "demo") -> Section:
         (f"Regularizers after {s['epochs']} epochs (median of {s['seeds']} seeds)", rows),
         ("Same nominal strength lam: L2 in the loss with Adam vs decoupled weight decay (AdamW)", sweep_rows),
     ]
-    return Section("6. Regularization and overfitting (seeds 000-003)", text, figures, tables)
+    return Section("6. Lecture: regularization — overfitting and its cures", text, figures, tables)
 
 
 def _text(rows, sweep_rows, s, n_train, n_val) -> str:
@@ -221,8 +221,9 @@ def _text(rows, sweep_rows, s, n_train, n_val) -> str:
         f"largest lam the norm changes {l2[-2]['weight norm'] / l2[-1]['weight norm']:.2f}x with L2 + Adam "
         f"and {aw[-2]['weight norm'] / aw[-1]['weight norm']:.2f}x with AdamW: Adam divides the penalty's "
         "gradient lam W by the running RMS of the whole gradient, so once the penalty dominates, the step "
-        "is about the learning rate whatever lam is, and L2's strength is not the lam it is given (seed "
-        "003: never use L1/L2 with Adam-type optimizers). The best validation loss of the sweep is "
+        "is about the learning rate whatever lam is, and L2's strength is not the lam it is given (the "
+        "gradients-and-activations lecture: never use L1/L2 with Adam-type optimizers). The best validation "
+        "loss of the sweep is "
         f"{best_l2['final val loss']:.3f} for L2 + Adam (lam {best_l2['lam']:g}) and "
         f"{best_aw['final val loss']:.3f} for AdamW (lam {best_aw['lam']:g}): the same nominal lam means "
         "very different regularization.",
@@ -308,5 +309,5 @@ def _contrast_figure(path: Path, groups, m, norms, s) -> Path:
     ax_n.set_ylabel("weight norm ||W|| at the end (median)")
     ax_n.set_yscale("log")
     ax_n.set_title("How much the weights shrink")
-    fig.suptitle("Same lam, different regularizer: L2 with Adam vs AdamW (seed 003)", fontsize=11)
+    fig.suptitle("Same lam, different regularizer: L2 with Adam vs AdamW", fontsize=11)
     return plots.save(fig, path)

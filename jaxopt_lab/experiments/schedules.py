@@ -241,7 +241,7 @@ def run(out: Path, size: str = "demo") -> Section:
         + ", ".join(f"{r['schedule']} {r['final val accuracy (mean)']:.3f}" for r in rows) + "."
     )
     return Section(
-        title="5. Learning-rate schedules (seed 003)",
+        title="5. Lecture: learning-rate scheduling — schedules compared over seeds",
         text=text,
         figures=[fig_lr, fig_loss],
         tables=[(f"Final metrics over {n_seeds} seeds (S = {steps} updates)", rows)],

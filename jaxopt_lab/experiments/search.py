@@ -33,6 +33,7 @@ from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, 
 from jaxopt_lab.experiments import check_size
 from jaxopt_lab.report import Section
 from jaxopt_lab.sweep import results
+from jaxopt_lab.sweep.report import correlation_ratio  # noqa: F401 - also this module's public name
 from jaxopt_lab.train import make_train
 
 LR = "optimizer.learning_rate"
@@ -58,21 +59,6 @@ def config(epochs: int) -> Config:
         train=TrainConfig(epochs=epochs, l2=1e-4),
         optimizer=OptimizerConfig("sgd", {"learning_rate": 0.1, "momentum": 0.9}),
     )
-
-
-def correlation_ratio(x: np.ndarray, y: np.ndarray, bins: int) -> float:
-    """eta^2 = between-bin variance / total variance of `y`, binning `x` into equal-count bins.
-
-    The share of the variance of `y` that `x` alone explains (0: none, 1: all); Pearson's
-    correlation ratio, which also catches non-monotone dependence.
-    """
-    order = np.argsort(x)
-    groups = np.array_split(y[order], bins)
-    total = np.var(y)
-    if total == 0:
-        return 0.0
-    between = sum(len(g) * (g.mean() - y.mean()) ** 2 for g in groups if len(g)) / len(y)
-    return float(between / total)
 
 
 def run(out: Path, size: str = "demo") -> Section:
@@ -188,7 +174,7 @@ def run(out: Path, size: str = "demo") -> Section:
         f" (best of all runs: {best_all:.3f}); this draw's first {k20} trials reached {prefix_best[k20 - 1]:.3f}."
     )
     return Section(
-        title="9. Hyperparameter search: grid vs random (seed 001)",
+        title="9. Lecture: hyperparameter search — grid vs random",
         text=text,
         figures=[fig_space, fig_budget],
         tables=[("Best final validation accuracy found per budget", rows)],

@@ -150,7 +150,7 @@ def run(out: Path, size: str = "demo") -> Section:
     figures = [_figure(out / "splits_estimates.png", estimates, true_acc, n, s)]
     text = _text(rows, true_acc, train_acc, n, s)
     return Section(
-        "10. Data splits: single split vs k-fold vs leave-one-out (seed 002)", text, figures,
+        "10. Lecture: data splits — single split vs k-fold vs leave-one-out", text, figures,
         [(f"Accuracy estimates of a 2-{HIDDEN}-2 MLP from {n} moons (fresh-data accuracy {true_acc:.3f})", rows)],
     )
 

@@ -402,7 +402,7 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
         # The config the runs came from, so the folder can be analysed and re-reported alone.
         results_mod.write_summary_json(tmp / "config.json", to_dict(result.plan.config))
         if report:
-            from jaxopt_lab import report as report_mod
+            from jaxopt_lab.sweep import report as report_mod
 
             report_mod.sweep_report(tmp, result)
     return out
