@@ -1,0 +1,351 @@
+"""Hypergradients: derivatives of a whole training run with respect to its hyperparameters.
+
+A run built by `make_train` is a pure function of its numeric hyperparameters, so
+the derivative of, say, the final validation loss with respect to the learning
+rate is one transformation away:
+
+    from jaxopt_lab import meta
+    value, grads = meta.hypergrad(trainer, key, {"optimizer.learning_rate": 0.1},
+                                  wrt=["optimizer.learning_rate", "train.weight_decay"])
+
+How a run is made differentiable:
+
+* **Fixed-length epochs.** `Trainer.__call__` runs epochs in a `lax.while_loop`
+  (it stops when the run stops), which reverse mode cannot differentiate. Here the
+  epochs run in a `lax.scan` of the full epoch budget; once a run has stopped
+  (early stopping) or diverged, the remaining epochs are *masked*: the state is
+  kept as it was (`jnp.where` on the stop flags). The result equals the
+  `while_loop` run's.
+* **The stop epoch is fixed.** Early stopping, the best epoch that `restore_best`
+  returns to, divergence and `reduce_on_plateau`'s decisions are comparisons:
+  their derivative is zero almost everywhere, so the hypergradient is the
+  derivative of the run *with the same stop epoch and the same decisions*.
+  Likewise the mini-batch order and dropout masks are fixed by the key. A
+  diverged run's hypergradient is not meaningful (it may be NaN).
+* **Memory.** Reverse mode stores the state of every epoch unless `remat=True`
+  (the default): then epochs run as `ceil(E / B)` segments of `B = ceil(sqrt(E))`
+  epochs, each segment and each epoch under `jax.checkpoint`, so the backward pass
+  stores one state per segment plus, while it recomputes a segment, one state per
+  epoch of it: about `2 sqrt(E)` states instead of `E`, for one more forward pass.
+  The per-epoch history is a scan *output*, not part of the carried state, so the
+  stored states do not grow with the horizon.
+* **Forward mode** (`mode="forward"`) pushes one tangent per hyperparameter through
+  the run with `jax.jvp`, `vmap`ped over the tangents: no stored trajectory, cost
+  about (1 + number of hyperparameters) runs. It is the better choice for one or
+  two hyperparameters and long horizons.
+* **Log space.** With `log_space=True` derivatives are with respect to `log h`,
+  i.e. `h * df/dh`: the natural scale of positive hyperparameters (a learning rate
+  doubled, not increased by 0.1). At `h = 0` this is 0.
+
+Long horizons make hypergradients explode (chaotic training dynamics; Metz et al.,
+2019, "Understanding and correcting pathologies in the training of learned
+optimizers"). Two remedies are here: `truncated_hypergrad` (the derivative over the
+last K epochs from a stored state) and `es_hypergrad` (antithetic evolution
+strategies and Persistent ES, Vicol et al., 2021, "Unbiased gradient estimation in
+unrolled computation graphs with persistent evolution strategies"), which estimate
+the gradient of a Gaussian-smoothed objective and report their standard error.
+
+`tune` uses hypergradients for gradient-based hyperparameter tuning: one of our
+optimizers steps the (log) hyperparameters along the seed-averaged hypergradient.
+
+Everything here is traceable: `jax.vmap(lambda k: hypergrad(trainer, k, hp, wrt))(keys)`
+runs every seed in one compiled program.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Objective = str | Callable[[Any], Array]
+
+MODES = ("reverse", "forward")
+ES_METHODS = ("es", "pes")
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_wrt(trainer: Any, wrt: Sequence[str], hparams: Mapping[str, Any] | None = None) -> list[str]:
+    """The keys of `wrt` as a list, or `ValueError` naming a bad one and the valid keys.
+
+    A key is valid when the trainer can trace it (`trainer.traceable_keys()`) and it has
+    a value: the config's, or one given in `hparams`.
+    """
+    from jaxopt_lab.config import closest
+
+    wrt = [wrt] if isinstance(wrt, str) else list(wrt)
+    if not wrt:
+        raise ValueError("wrt is empty: name at least one hyperparameter")
+    valid = trainer.traceable_keys()
+    hparams = hparams or {}
+    for key in wrt:
+        if key not in valid:
+            raise ValueError(
+                f"wrt key {key!r} is not a traceable hyperparameter of this config{closest(key, valid)}; "
+                f"valid keys: {', '.join(valid)}"
+            )
+        if key not in hparams and key not in trainer.defaults:
+            raise ValueError(f"wrt key {key!r} has no value in this config: give it in hparams")
+    if len(set(wrt)) != len(wrt):
+        raise ValueError(f"wrt names a key twice: {wrt}")
+    return wrt
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        from jaxopt_lab.config import closest
+
+        raise ValueError(f"{name}={value!r} is not valid{closest(value, choices)}; valid choices: {', '.join(choices)}")
+
+
+# ----------------------------------------------------------------------------- the differentiable run
+
+
+def _tree_where(pred: Array, a: Any, b: Any) -> Any:
+    return jax.tree.map(lambda x, y: jnp.where(pred, x, y), a, b)
+
+
+def segment_length(epochs: int) -> int:
+    """Epochs per checkpointed segment under `remat`: ceil(sqrt(epochs)), which minimizes
+    the states stored (one per segment plus one per epoch of the segment recomputed)."""
+    return max(1, math.ceil(math.sqrt(epochs)))
+
+
+def run_scan(trainer: Any, state: Any, hparams: Mapping[str, Any], epochs: int, *, remat: bool = True) -> Any:
+    """`epochs` more epochs of `state` in a fixed-length, reverse-differentiable scan.
+
+    Epochs after the run stopped or diverged are masked (the state is kept), so the
+    result equals `trainer.run_epochs(state, hparams, state.epoch + epochs)`. With
+    `remat`, memory for the backward pass grows as sqrt(epochs) (see the module doc).
+    """
+    n_cols = state.history.shape[1]
+    nan = jnp.asarray(jnp.nan, state.history.dtype)
+    # The history is written row by row as a scan output: carrying the full
+    # (epochs, columns) array would make every stored state grow with the horizon.
+    blank = jnp.full(state.history.shape, jnp.nan, state.history.dtype)
+
+    def epoch(carry, _):
+        done = carry.stopped | carry.diverged
+        new = trainer.step_epoch(carry._replace(history=blank), hparams)
+        row = jnp.where(done, nan, jax.lax.dynamic_index_in_dim(new.history, carry.epoch, keepdims=False))
+        new = new._replace(history=carry.history)
+        return _tree_where(done, carry, new), row
+
+    def run(carry, length):
+        return jax.lax.scan(epoch, carry, None, length=length)
+
+    start = state.epoch
+    carry = state._replace(history=jnp.zeros((0, n_cols), state.history.dtype))
+    if epochs == 0:
+        rows = jnp.zeros((0, n_cols), state.history.dtype)
+    elif not remat:
+        carry, rows = run(carry, epochs)
+    else:
+        seg = segment_length(epochs)
+        n_seg, rest = divmod(epochs, seg)
+        epoch = jax.checkpoint(epoch)
+
+        @jax.checkpoint
+        def segment(c, _):
+            return run(c, seg)
+
+        carry, rows = jax.lax.scan(segment, carry, None, length=n_seg)
+        rows = rows.reshape(n_seg * seg, n_cols)
+        if rest:
+            carry, tail = jax.checkpoint(lambda c: run(c, rest))(carry)
+            rows = jnp.concatenate([rows, tail])
+    history = jax.lax.dynamic_update_slice(state.history, rows, (start, jnp.zeros((), start.dtype)))
+    return carry._replace(history=history)
+
+
+def _objective_value(trainer: Any, state: Any, hparams: Mapping[str, Any], objective: Objective) -> Array:
+    result = trainer.finalize(state, hparams)
+    if callable(objective):
+        return jnp.asarray(objective(result))
+    if objective not in result.metrics:
+        raise ValueError(
+            f"objective={objective!r} is not a metric of this run; valid choices: {', '.join(result.metrics)}, "
+            "or a function of the TrainResult"
+        )
+    return result.metrics[objective]
+
+
+def _derivatives(f: Callable[[dict], Array], theta: dict[str, Array], mode: str) -> tuple[Array, dict[str, Array]]:
+    if mode == "reverse":
+        return jax.value_and_grad(f)(theta)
+    keys = list(theta)
+    basis = {k: jnp.stack([jnp.asarray(float(k == j), theta[k].dtype) for j in keys]) for k in keys}
+
+    def one(tangent):
+        return jax.jvp(f, (theta,), (tangent,))
+
+    values, slopes = jax.vmap(one, out_axes=(0, 0))(basis)
+    return values[0], {k: slopes[i] for i, k in enumerate(keys)}
+
+
+def _to_log(grads: dict[str, Array], theta: Mapping[str, Array]) -> dict[str, Array]:
+    # d f / d log h = h * d f / d h (the chain rule through h = exp(log h)).
+    return {k: g * theta[k] for k, g in grads.items()}
+
+
+def _split(trainer: Any, hparams: Mapping[str, Any], wrt: Sequence[str]) -> tuple[dict, dict]:
+    dt = trainer.dtype
+    theta = {k: jnp.asarray(hparams[k] if k in hparams else trainer.defaults[k], dt) for k in wrt}
+    fixed = {k: v for k, v in hparams.items() if k not in wrt}
+    return theta, fixed
+
+
+def _hypergrad(trainer, key, hparams, wrt, objective, mode, log_space, remat):
+    theta, fixed = _split(trainer, hparams, wrt)
+    epochs = trainer.config.train.epochs
+
+    def f(th):
+        hp = {**fixed, **th}
+        state = trainer.init_state(key, hp)
+        state = run_scan(trainer, state, hp, epochs, remat=remat and mode == "reverse")
+        return _objective_value(trainer, state, hp, objective)
+
+    value, grads = _derivatives(f, theta, mode)
+    return value, _to_log(grads, theta) if log_space else grads
+
+
+def _truncated(trainer, state, hparams, wrt, horizon, objective, mode, log_space, remat):
+    theta, fixed = _split(trainer, hparams, wrt)
+
+    def f(th):
+        hp = {**fixed, **th}
+        s = run_scan(trainer, state, hp, horizon, remat=remat and mode == "reverse")
+        return _objective_value(trainer, s, hp, objective)
+
+    value, grads = _derivatives(f, theta, mode)
+    return value, _to_log(grads, theta) if log_space else grads
+
+
+# One compiled program per (trainer, options): hypergrad is called in loops (tune, demos).
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(trainer: Any, fn: Callable, options: tuple) -> Callable:
+    per_trainer = _COMPILED.setdefault(trainer, {})
+    key = (fn.__name__, options)
+    if key not in per_trainer:
+        per_trainer[key] = jax.jit(_bind(fn, trainer, options))
+    return per_trainer[key]
+
+
+def _bind(fn: Callable, trainer: Any, options: tuple) -> Callable:
+    def bound(*args):
+        return fn(trainer, *args, *options)
+
+    return bound
+
+
+def _validate(trainer, hparams, wrt, mode):
+    _check_choice("mode", mode, MODES)
+    wrt = check_wrt(trainer, wrt, hparams)
+    trainer.resolve(hparams)  # names a bad hparams key, with the valid ones
+    return wrt
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def hypergrad(
+    trainer: Any,
+    key: Any,
+    hparams: Mapping[str, jax.typing.ArrayLike] | None,
+    wrt: Sequence[str],
+    objective: Objective = "final_val_loss",
+    mode: str = "reverse",
+    log_space: bool = True,
+    *,
+    remat: bool = True,
+) -> tuple[Array, dict[str, Array]]:
+    """The objective of a whole training run and its derivatives with respect to hyperparameters.
+
+    Args:
+      trainer: a `Trainer` from `make_train(config)`; the horizon is `config.train.epochs`.
+      key: the run's PRNG key (or integer seed), as for `trainer(key, hparams)`.
+      hparams: hyperparameter values (any of `trainer.traceable_keys()`); keys not given take
+        the config's values. Values may be traced (`vmap` over starting points).
+      wrt: the hyperparameters to differentiate with respect to.
+      objective: a key of the run's final metrics (`final_val_loss`, `final_train_loss`,
+        `best_val_loss`, ...) or a function of the `TrainResult` returning a scalar.
+      mode: `"reverse"` (one backward pass for all of `wrt`) or `"forward"` (one `jvp` per
+        hyperparameter, vmapped; no stored trajectory).
+      log_space: derivatives with respect to `log h` (`h * df/dh`) instead of `h`.
+      remat: checkpoint epochs so that reverse mode stores about `2 sqrt(epochs)` states.
+
+    Returns:
+      `(value, {key: derivative})`: the objective (equal to the ordinary run's) and its
+      derivatives.
+
+    Example:
+      >>> value, g = hypergrad(trainer, jax.random.PRNGKey(0), {}, ["optimizer.learning_rate"])
+      >>> keys = jax.random.split(jax.random.PRNGKey(0), 64)
+      >>> values, gs = jax.vmap(lambda k: hypergrad(trainer, k, {}, ["optimizer.learning_rate"]))(keys)
+
+    References:
+      Maclaurin, Duvenaud & Adams (2015), "Gradient-based hyperparameter optimization
+      through reversible learning"; Franceschi et al. (2017), "Forward and reverse
+      gradient-based hyperparameter optimization"; Griewank (1992) on checkpointing.
+    """
+    hparams = dict(hparams or {})
+    wrt = _validate(trainer, hparams, wrt, mode)
+    fn = _compiled(trainer, _hypergrad, (tuple(wrt), objective, mode, bool(log_space), bool(remat)))
+    return fn(key, hparams)
+
+
+def run_state(trainer: Any, key: Any, hparams: Mapping[str, Any] | None = None, epochs: int | None = None) -> Any:
+    """The `TrainState` after `epochs` epochs (default: all) of the run `(key, hparams)`: the stored
+    state `truncated_hypergrad` starts from."""
+    epochs = trainer.config.train.epochs if epochs is None else int(epochs)
+    hparams = dict(hparams or {})
+    return trainer.run_epochs(trainer.init_state(key, hparams), hparams, epochs)
+
+
+def truncated_hypergrad(
+    trainer: Any,
+    state: Any,
+    hparams: Mapping[str, jax.typing.ArrayLike] | None,
+    wrt: Sequence[str],
+    horizon: int,
+    objective: Objective = "final_val_loss",
+    mode: str = "reverse",
+    log_space: bool = True,
+    *,
+    remat: bool = True,
+) -> tuple[Array, dict[str, Array]]:
+    """The hypergradient over the last `horizon` epochs only, starting from a stored `state`.
+
+    The state (e.g. `run_state(trainer, key, hp, epochs - horizon)`) is a constant: the
+    derivative ignores how the hyperparameters shaped the epochs before it. This bias
+    buys a derivative that does not explode on long, chaotic horizons, at the cost of
+    `horizon` epochs instead of the whole run.
+
+    Args:
+      trainer, hparams, wrt, objective, mode, log_space, remat: as in `hypergrad`.
+      state: a `TrainState` of this trainer; `state.epoch + horizon` must not exceed the
+        config's epochs.
+      horizon: the number of epochs differentiated through.
+
+    Returns:
+      `(value, {key: derivative})` of the objective after those epochs.
+
+    References:
+      Shaban et al. (2019), "Truncated back-propagation for bilevel optimization".
+    """
+    total = trainer.config.train.epochs
+    if not 0 < int(horizon) <= total:
+        raise ValueError(f"horizon={horizon!r} is out of range: valid range is [1, {total}] (train.epochs)")
+    hparams = dict(hparams or {})
+    wrt = _validate(trainer, hparams, wrt, mode)
+    fn = _compiled(trainer, _truncated, (tuple(wrt), int(horizon), objective, mode, bool(log_space), bool(remat)))
+    return fn(state, hparams)

@@ -1,0 +1,132 @@
+"""Hypergradients through whole training runs (`jaxopt_lab.meta`), checked against finite differences."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxopt_lab import meta
+from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from jaxopt_lab.train import make_train
+
+MOONS = DataConfig(dataset="moons", n_samples=120, noise=0.25, random_state=3, val_fraction=0.25)
+WRT = ["optimizer.learning_rate", "optimizer.momentum", "train.weight_decay", "model.init_scale"]
+HP = {"train.weight_decay": 1e-3}
+KEY = jax.random.PRNGKey(0)
+
+
+def _trainer(epochs=16, batch_size=30, **train):
+    return make_train(Config(
+        data=MOONS,
+        model=ModelConfig(hidden=(8,)),
+        train=TrainConfig(epochs=epochs, batch_size=batch_size, precision="float64", **train),
+        optimizer=OptimizerConfig("sgd", {"learning_rate": 0.1, "momentum": 0.9}),
+    ))
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    # Mini-batches of 30 (4 per epoch, shuffled by the key): a short horizon where the loss is smooth.
+    return _trainer()
+
+
+def _central_differences(trainer, key, hp, wrt, rel_step=1e-5):
+    """d f / d log h by central differences of whole ordinary (while_loop) runs, all in one vmapped program."""
+    base = {**{k: trainer.defaults[k] for k in wrt}, **hp}
+    points = []
+    for k in wrt:
+        for sign in (1, -1):
+            points.append({**base, k: base[k] * np.exp(sign * rel_step)})
+    stacked = {k: jnp.array([p[k] for p in points]) for k in base}
+    values = jax.jit(jax.vmap(lambda h: trainer(key, h).metrics["final_val_loss"]))(stacked)
+    values = np.asarray(values).reshape(len(wrt), 2)
+    return {k: (values[i, 0] - values[i, 1]) / (2 * rel_step) for i, k in enumerate(wrt)}
+
+
+@pytest.fixture(scope="module")
+def reverse(trainer):
+    return meta.hypergrad(trainer, KEY, HP, WRT)
+
+
+def test_reverse_mode_matches_central_differences_of_whole_runs(trainer, reverse):
+    value, grads = reverse
+    ordinary = jax.jit(trainer)(KEY, HP).metrics["final_val_loss"]
+    np.testing.assert_allclose(value, ordinary, rtol=1e-12)
+    fd = _central_differences(trainer, KEY, HP, WRT)
+    for k in WRT:
+        assert abs(float(grads[k])) > 1e-5, k  # a derivative that is really there
+        np.testing.assert_allclose(float(grads[k]), fd[k], rtol=1e-6, err_msg=k)
+
+
+def test_reverse_equals_forward_and_log_space_is_h_times_linear(trainer, reverse):
+    value, grads = reverse
+    f_value, f_grads = meta.hypergrad(trainer, KEY, HP, WRT, mode="forward", log_space=False)
+    np.testing.assert_allclose(f_value, value, rtol=1e-12)
+    h = {**trainer.defaults, **HP}
+    for k in WRT:
+        np.testing.assert_allclose(float(f_grads[k]) * h[k], float(grads[k]), rtol=1e-10, err_msg=k)
+
+
+def test_vmap_over_seeds_equals_per_seed(trainer, reverse):
+    keys = jax.random.split(jax.random.PRNGKey(7), 3)
+    keys = jnp.concatenate([KEY[None], keys])
+    values, grads = jax.jit(jax.vmap(lambda k: meta.hypergrad(trainer, k, HP, WRT)))(keys)
+    assert len(set(np.round(np.asarray(values), 8))) == 4  # the seeds really differ
+    for i in (0, 2):
+        v, g = reverse if i == 0 else meta.hypergrad(trainer, keys[i], HP, WRT)
+        np.testing.assert_allclose(values[i], v, rtol=1e-12)
+        for k in WRT:
+            np.testing.assert_allclose(grads[k][i], g[k], rtol=1e-10, err_msg=k)
+
+
+def test_early_stopping_run_is_masked_and_its_stop_epoch_fixed():
+    # Patience 2 with min_delta large enough to stop this run early: after the stop the
+    # scan's epochs are masked, so the value equals the while_loop run, and the derivative
+    # is that of the run with the same stop epoch (finite differences keep it too).
+    trainer = _trainer(epochs=16, early_stopping_patience=2, min_delta=0.02)
+    wrt = ["optimizer.learning_rate"]
+    result = jax.jit(trainer)(KEY, HP)
+    assert int(result.metrics["epochs_run"]) < 16
+    value, grads = meta.hypergrad(trainer, KEY, HP, wrt, mode="forward")
+    np.testing.assert_allclose(value, result.metrics["final_val_loss"], rtol=1e-12)
+    fd = _central_differences(trainer, KEY, HP, wrt)
+    np.testing.assert_allclose(float(grads[wrt[0]]), fd[wrt[0]], rtol=1e-6)
+
+
+def test_run_scan_history_equals_the_ordinary_run(trainer):
+    state = trainer.init_state(KEY, HP)
+    scanned, ordinary = jax.jit(lambda s: (meta.run_scan(trainer, s, HP, 16), trainer.run_epochs(s, HP)))(state)
+    np.testing.assert_allclose(scanned.history, ordinary.history, rtol=1e-12)
+    assert int(scanned.epoch) == int(ordinary.epoch) == 16
+
+
+def test_truncated_hypergrad_differentiates_only_the_last_epochs(trainer):
+    # From the state after 10 epochs, differentiate 6 more: compare with central
+    # differences of those 6 epochs run from the same (constant) state.
+    state = meta.run_state(trainer, KEY, HP, 10)
+    wrt = ["optimizer.learning_rate", "train.weight_decay"]
+    value, grads = meta.truncated_hypergrad(trainer, state, HP, wrt, 6, mode="forward")
+    h0 = {**trainer.defaults, **HP}
+    eps = 1e-5
+    points = [{**HP, k: h0[k] * np.exp(s * eps)} for k in wrt for s in (1, -1)] + [HP]
+    stacked = {k: jnp.array([p.get(k, h0[k]) for p in points]) for k in HP.keys() | set(wrt)}
+
+    def tail(h):
+        return trainer.finalize(trainer.run_epochs(state, h), h).metrics["final_val_loss"]
+
+    values = np.asarray(jax.jit(jax.vmap(tail))(stacked))
+    np.testing.assert_allclose(value, values[-1], rtol=1e-12)
+    for i, k in enumerate(wrt):
+        fd = (values[2 * i] - values[2 * i + 1]) / (2 * eps)
+        np.testing.assert_allclose(float(grads[k]), fd, rtol=1e-6, err_msg=k)
+    with pytest.raises(ValueError, match="horizon"):
+        meta.truncated_hypergrad(trainer, state, HP, wrt, 17)
+
+
+def test_bad_wrt_mode_and_objective_name_the_valid_choices(trainer):
+    with pytest.raises(ValueError, match="optimizer.learning_rate.*valid keys: .*model.init_scale"):
+        meta.hypergrad(trainer, KEY, HP, ["optimizer.learning_rat"])
+    with pytest.raises(ValueError, match="valid choices: reverse, forward"):
+        meta.hypergrad(trainer, KEY, HP, WRT, mode="backward")
+    with pytest.raises(ValueError, match="final_val_loss"):
+        meta.hypergrad(trainer, KEY, HP, ["optimizer.learning_rate"], objective="val_los", mode="forward")
