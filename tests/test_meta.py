@@ -15,7 +15,7 @@ HP = {"train.weight_decay": 1e-3}
 KEY = jax.random.PRNGKey(0)
 
 
-def _trainer(epochs=16, batch_size=30, **train):
+def _trainer(epochs=16, batch_size=0, **train):
     return make_train(Config(
         data=MOONS,
         model=ModelConfig(hidden=(8,)),
@@ -26,7 +26,7 @@ def _trainer(epochs=16, batch_size=30, **train):
 
 @pytest.fixture(scope="module")
 def trainer():
-    # Mini-batches of 30 (4 per epoch, shuffled by the key): a short horizon where the loss is smooth.
+    # Full batch, 16 epochs: a short horizon where the loss is smooth (and the compile is quick).
     return _trainer()
 
 
@@ -79,6 +79,7 @@ def test_vmap_over_seeds_equals_per_seed(trainer, reverse):
             np.testing.assert_allclose(grads[k][i], g[k], rtol=1e-10, err_msg=k)
 
 
+@pytest.mark.slow
 def test_early_stopping_run_is_masked_and_its_stop_epoch_fixed():
     # Patience 2 with min_delta large enough to stop this run early: after the stop the
     # scan's epochs are masked, so the value equals the while_loop run, and the derivative
@@ -93,6 +94,7 @@ def test_early_stopping_run_is_masked_and_its_stop_epoch_fixed():
     np.testing.assert_allclose(float(grads[wrt[0]]), fd[wrt[0]], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_run_scan_history_equals_the_ordinary_run(trainer):
     state = trainer.init_state(KEY, HP)
     scanned, ordinary = jax.jit(lambda s: (meta.run_scan(trainer, s, HP, 16), trainer.run_epochs(s, HP)))(state)
@@ -100,7 +102,9 @@ def test_run_scan_history_equals_the_ordinary_run(trainer):
     assert int(scanned.epoch) == int(ordinary.epoch) == 16
 
 
-def test_truncated_hypergrad_differentiates_only_the_last_epochs(trainer):
+@pytest.mark.slow
+def test_truncated_hypergrad_differentiates_only_the_last_epochs():
+    trainer = _trainer(batch_size=30)  # mini-batches: shuffled by the key, the order fixed
     # From the state after 10 epochs, differentiate 6 more: compare with central
     # differences of those 6 epochs run from the same (constant) state.
     state = meta.run_state(trainer, KEY, HP, 10)
@@ -130,3 +134,20 @@ def test_bad_wrt_mode_and_objective_name_the_valid_choices(trainer):
         meta.hypergrad(trainer, KEY, HP, WRT, mode="backward")
     with pytest.raises(ValueError, match="final_val_loss"):
         meta.hypergrad(trainer, KEY, HP, ["optimizer.learning_rate"], objective="val_los", mode="forward")
+
+
+@pytest.mark.parametrize("method", ["es", pytest.param("pes", marks=pytest.mark.slow)])
+def test_es_estimates_agree_with_the_exact_hypergradient(trainer, reverse, method):
+    # Smooth horizon, small sigma (log units): the smoothed objective's gradient is the exact
+    # one up to O(sigma^2), so the estimate must be within 3 standard errors of it. The
+    # standard error must also be small enough for that to mean something.
+    value, exact = reverse
+    wrt = ["optimizer.learning_rate", "optimizer.momentum"]
+    est = meta.es_hypergrad(trainer, KEY, HP, wrt, sigma=0.01, pairs=128, method=method, truncation=4)
+    np.testing.assert_allclose(est.value, value, rtol=1e-12)
+    norm = np.hypot(*(float(exact[k]) for k in wrt))
+    for k in wrt:
+        se = float(est.stderr[k])
+        assert 0 < se < 0.25 * norm, (k, se)
+        assert abs(float(est.grads[k]) - float(exact[k])) < 3 * se, (k, est.grads[k], exact[k], se)
+        np.testing.assert_allclose(float(est.variance[k]), 128 * se**2, rtol=1e-12)
