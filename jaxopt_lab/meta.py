@@ -61,6 +61,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import optax
 
 Array = jax.Array
 Objective = str | Callable[[Any], Array]
@@ -522,3 +523,210 @@ def es_hypergrad(
         options = (tuple(wrt), float(sigma), int(pairs), truncation, objective, bool(log_space))
         fn = _compiled(trainer, _pes, options)
     return fn(key, hparams, noise_key)
+
+
+# ----------------------------------------------------------------------------- gradient-based tuning
+
+
+class TuneResult(NamedTuple):
+    """The path of `tune`: row `i` is the point after `i` outer steps (row 0 the start).
+
+    Fields:
+      hparams: `{key: (steps + 1,) values}` along the path.
+      objective: `(steps + 1,)` objective at each point, averaged over the seeds.
+      hypergrad: `{key: (steps + 1,) derivatives}` at each point, averaged over the seeds
+        (with respect to `log h` when `log_space`); the last row's was not used for a step.
+      epochs: training epochs run (forward), `(steps + 1) * seeds * train.epochs`; reverse mode
+        adds a backward pass (with `remat`, one recomputation) per epoch.
+    """
+
+    hparams: dict[str, Array]
+    objective: Array
+    hypergrad: dict[str, Array]
+    epochs: int
+
+
+def _tune(trainer, hparams, keys, wrt, steps, outer, objective, mode, log_space):
+    theta0, fixed = _split(trainer, hparams, wrt)
+    if log_space:
+        theta0 = {k: jnp.log(v) for k, v in theta0.items()}
+
+    def at(theta):
+        return {k: jnp.exp(v) for k, v in theta.items()} if log_space else theta
+
+    def step(carry, _):
+        theta, outer_state = carry
+        h = at(theta)
+        values, grads = jax.vmap(
+            lambda key: _hypergrad(trainer, key, {**fixed, **h}, wrt, objective, mode, log_space, True)
+        )(keys)
+        # A diverged seed's derivative is meaningless (often NaN): average the others.
+        mean_grads = {k: jnp.nanmean(g) for k, g in grads.items()}
+        updates, outer_state = outer.update(mean_grads, outer_state, theta)
+        return (optax.apply_updates(theta, updates), outer_state), (h, jnp.nanmean(values), mean_grads)
+
+    _, (path, objective_path, grad_path) = jax.lax.scan(
+        step, (theta0, outer.init(theta0)), None, length=steps + 1
+    )
+    return path, objective_path, grad_path
+
+
+def seed_keys(seeds: Any, key: Any = 0) -> Array:
+    """`seeds` as a stack of PRNG keys: an int n gives n keys split from `key`; keys pass through."""
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"seeds={seeds!r} is out of range: valid range is [1, inf)")
+        return jax.random.split(_raw_key(key), seeds)
+    keys = jnp.asarray(seeds)
+    return jax.vmap(_raw_key)(keys) if keys.ndim == 1 else keys
+
+
+def tune(
+    trainer: Any,
+    hparams0: Mapping[str, jax.typing.ArrayLike] | None,
+    wrt: Sequence[str],
+    steps: int = 50,
+    outer_optimizer: Any = None,
+    seeds: Any = 4,
+    *,
+    objective: Objective = "final_val_loss",
+    mode: str = "reverse",
+    log_space: bool = True,
+    key: Any = 0,
+) -> TuneResult:
+    r"""Gradient-based hyperparameter tuning: an optimizer steps the hyperparameters along the hypergradient.
+
+    Each outer step computes `hypergrad` for every seed (vmapped), averages the derivatives
+    over the seeds, and hands them to `outer_optimizer` as the gradient of the (log)
+    hyperparameters :math:`\theta = \log h`:
+
+    .. math::
+        \theta_{i+1} = \theta_i + \mathrm{update}\Big(\frac{1}{S}\sum_s \nabla_\theta f_s(\theta_i)\Big).
+
+    The whole path is one compiled program (a `lax.scan` over outer steps). Log space keeps
+    positive hyperparameters positive; it does not keep e.g. a momentum below 1.
+
+    Args:
+      trainer: a `Trainer`.
+      hparams0: starting values (keys not given take the config's).
+      wrt: the hyperparameters tuned (positive, when `log_space`).
+      steps: outer steps.
+      outer_optimizer: a `GradientTransformation` (default `jaxopt_lab.optim.adam(0.05)`:
+        about 5% per step in log space).
+      seeds: the number of training seeds averaged per step, or their keys.
+      objective, mode, log_space: as in `hypergrad`.
+      key: the key the seeds are split from when `seeds` is a number.
+
+    Returns:
+      a `TuneResult` (the path, its objective and hypergradients).
+
+    Example:
+      >>> res = tune(trainer, {}, ["optimizer.learning_rate", "train.weight_decay"], steps=30)
+      >>> res.hparams["optimizer.learning_rate"][-1], res.objective[-1]
+
+    References:
+      Maclaurin, Duvenaud & Adams (2015); Franceschi et al. (2017); Lorraine, Vicol & Duvenaud
+      (2020), "Optimizing millions of hyperparameters by implicit differentiation".
+    """
+    if int(steps) < 0:
+        raise ValueError(f"steps={steps!r} is out of range: valid range is [0, inf)")
+    hparams0 = dict(hparams0 or {})
+    wrt = _validate(trainer, hparams0, wrt, mode)
+    if outer_optimizer is None:
+        from jaxopt_lab import optim
+
+        outer_optimizer = optim.adam(0.05)
+    keys = seed_keys(seeds, key)
+    options = (tuple(wrt), int(steps), outer_optimizer, objective, mode, bool(log_space))
+    path, values, grads = _compiled(trainer, _tune, options)(hparams0, keys)
+    epochs = (int(steps) + 1) * int(keys.shape[0]) * trainer.config.train.epochs
+    return TuneResult(hparams=path, objective=values, hypergrad=grads, epochs=epochs)
+
+
+# ----------------------------------------------------------------------------- tuning outputs
+
+
+def random_landscape(
+    trainer: Any, hparams: Mapping[str, Any], bounds: Mapping[str, tuple[float, float]], keys: Array, n: int,
+    *, objective: str = "final_val_loss", seed: int = 0,
+) -> tuple[dict[str, Array], Array]:
+    """Random search: `n` log-uniform points in `bounds`, each trained on every key (one vmapped
+    program); returns the points and their seed-averaged objective (NaN where every seed diverged)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    points = {k: np.exp(rng.uniform(np.log(lo), np.log(hi), n)) for k, (lo, hi) in bounds.items()}
+    fixed = {k: v for k, v in hparams.items() if k not in bounds}
+
+    def one(point):
+        hp = {**fixed, **point}
+        values = jax.vmap(lambda key: _metric(trainer(key, hp), objective))(keys)
+        return jnp.nanmean(values)
+
+    return points, jax.jit(jax.vmap(one))({k: jnp.asarray(v) for k, v in points.items()})
+
+
+def _metric(result: Any, objective: Objective) -> Array:
+    return jnp.asarray(objective(result)) if callable(objective) else result.metrics[objective]
+
+
+def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | None = None) -> list[Any]:
+    """`hypertune.csv` (step, each hyperparameter, objective, each hypergradient) and `hypertune.png`
+    (objective per step; the path over the random-search landscape) in `folder`."""
+    import csv
+    from pathlib import Path
+
+    import numpy as np
+
+    from jaxopt_lab import plots
+
+    folder = Path(folder)
+    keys = list(result.hparams)
+    path = {k: np.asarray(v) for k, v in result.hparams.items()}
+    values = np.asarray(result.objective)
+    grads = {k: np.asarray(v) for k, v in result.hypergrad.items()}
+    with open(folder / "hypertune.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", *keys, "objective", *(f"hypergrad.{k}" for k in keys)])
+        for i in range(len(values)):
+            w.writerow([i, *(repr(float(path[k][i])) for k in keys), repr(float(values[i])),
+                        *(repr(float(grads[k][i])) for k in keys)])
+
+    fig, (ax_o, ax_p) = plots.new_figure(1, 2, figsize=(10, 4))
+    ax_o.plot(np.arange(len(values)), values, marker=".", label="hypertune (seed mean)")
+    ax_o.set_xlabel("outer step")
+    ax_o.set_ylabel("objective")
+    ax_o.set_title("Objective along the hypergradient path")
+    if landscape is not None:
+        pts, objs = landscape
+        objs = np.asarray(objs)
+        if np.isfinite(objs).any():
+            ax_o.axhline(np.nanmin(objs), color="gray", ls="--", label=f"best of {len(objs)} random configs")
+        x = np.asarray(pts[keys[0]])
+        if len(keys) >= 2:
+            # Diverged or far-off configs would stretch the colour scale: clip it at the 90th percentile.
+            finite = objs[np.isfinite(objs)]
+            vmax = float(np.percentile(finite, 90)) if finite.size else None
+            sc = ax_p.scatter(x, np.asarray(pts[keys[1]]), c=objs, cmap="viridis", s=25, vmax=vmax)
+            fig.colorbar(sc, ax=ax_p, label="objective (random search)")
+        else:
+            ax_p.scatter(x, objs, color="gray", s=15, label="random search")
+    if len(keys) >= 2:
+        ax_p.plot(path[keys[0]], path[keys[1]], color="C3", marker=".", label="hypertune path")
+        ax_p.plot(path[keys[0]][:1], path[keys[1]][:1], "ko", label="start")
+        ax_p.set_ylabel(keys[1])
+        ax_p.set_yscale("log")
+    else:
+        ax_p.plot(path[keys[0]], values, color="C3", marker=".", label="hypertune path")
+        ax_p.set_ylabel("objective")
+    ax_p.set_xscale("log")
+    ax_p.set_xlabel(keys[0])
+    from matplotlib.ticker import NullFormatter
+
+    ax_p.xaxis.set_minor_formatter(NullFormatter())
+    ax_p.yaxis.set_minor_formatter(NullFormatter())
+    ax_p.set_title("Path over the random-search landscape")
+    ax_p.legend(fontsize=8)
+    ax_o.legend(fontsize=8)
+    plots.save(fig, folder / "hypertune.png")
+    return [folder / "hypertune.csv", folder / "hypertune.png"]

@@ -151,3 +151,58 @@ def test_es_estimates_agree_with_the_exact_hypergradient(trainer, reverse, metho
         assert 0 < se < 0.25 * norm, (k, se)
         assert abs(float(est.grads[k]) - float(exact[k])) < 3 * se, (k, est.grads[k], exact[k], se)
         np.testing.assert_allclose(float(est.variance[k]), 128 * se**2, rtol=1e-12)
+
+
+def test_tune_steps_the_log_hyperparameters_along_the_seed_mean_hypergradient(trainer):
+    from jaxopt_lab import optim
+
+    wrt = ["optimizer.learning_rate", "optimizer.momentum"]
+    keys = jax.random.split(jax.random.PRNGKey(3), 2)
+    res = meta.tune(trainer, HP, wrt, steps=1, outer_optimizer=optim.sgd(0.5), seeds=keys)
+    per_seed = [meta.hypergrad(trainer, k, HP, wrt) for k in keys]
+    np.testing.assert_allclose(res.objective[0], np.mean([v for v, _ in per_seed]), rtol=1e-12)
+    for k in wrt:
+        g0 = np.mean([float(g[k]) for _, g in per_seed])
+        np.testing.assert_allclose(res.hypergrad[k][0], g0, rtol=1e-10)
+        h0 = {**trainer.defaults, **HP}[k]
+        # SGD on log h: h_1 = h_0 exp(-0.5 g_0).
+        np.testing.assert_allclose(res.hparams[k], [h0, h0 * np.exp(-0.5 * g0)], rtol=1e-10)
+    assert res.epochs == 2 * 2 * 16
+
+
+def test_hypertune_cli_bad_wrt_exits_2_naming_the_valid_keys(tmp_path):
+    from cli_helpers import cli
+
+    cfg = tmp_path / "moons.toml"
+    cfg.write_text(
+        '[data]\ndataset = "moons"\nn_samples = 120\n[model]\nhidden = [8]\n[train]\nepochs = 4\n'
+        '[optimizer]\nname = "sgd"\nlearning_rate = 0.1\nmomentum = 0.5\n'
+    )
+    r = cli("hypertune", cfg, "--wrt", "optimizer.learning_rat", "--out", tmp_path / "out")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "did you mean 'optimizer.learning_rate'" in r.stderr
+    assert "valid keys:" in r.stderr and "optimizer.momentum" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_hypertune_cli_writes_the_trace_and_figure(tmp_path):
+    import csv
+
+    from cli_helpers import cli
+
+    cfg = tmp_path / "moons.toml"
+    cfg.write_text(
+        '[data]\ndataset = "moons"\nn_samples = 120\nval_fraction = 0.25\n[model]\nhidden = [8]\n'
+        '[train]\nepochs = 8\nprecision = "float64"\n[optimizer]\nname = "sgd"\nlearning_rate = 0.1\nmomentum = 0.5\n'
+    )
+    out = tmp_path / "out"
+    r = cli("hypertune", cfg, "--wrt", "optimizer.learning_rate", "--wrt", "optimizer.momentum", "--steps", "3",
+            "--seeds", "2", "--landscape", "8", "--out", out)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(open(out / "hypertune.csv")))
+    assert [int(row["step"]) for row in rows] == [0, 1, 2, 3]
+    assert set(rows[0]) == {"step", "optimizer.learning_rate", "optimizer.momentum", "objective",
+                            "hypergrad.optimizer.learning_rate", "hypergrad.optimizer.momentum"}
+    assert float(rows[0]["optimizer.learning_rate"]) == pytest.approx(0.1)
+    assert (out / "hypertune.png").stat().st_size > 10_000
