@@ -206,3 +206,14 @@ def test_hypertune_cli_writes_the_trace_and_figure(tmp_path):
                             "hypergrad.optimizer.learning_rate", "hypergrad.optimizer.momentum"}
     assert float(rows[0]["optimizer.learning_rate"]) == pytest.approx(0.1)
     assert (out / "hypertune.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_demo_section_renders(tmp_path):
+    from jaxopt_lab.experiments import hypergradients
+
+    section = hypergradients.run(tmp_path, size="tiny")
+    assert [p.name for p in section.figures] == ["hypergradient_tangents.png", "hypergradient_horizon.png"]
+    assert all(p.stat().st_size > 10_000 for p in section.figures)
+    rows = section.tables[0][1]
+    assert rows[0]["relative gap"] < 1e-6  # the first epochs are smooth: exact = finite differences
