@@ -32,7 +32,7 @@ import common  # noqa: E402
 
 WRT = ["optimizer.learning_rate", "optimizer.momentum", "train.weight_decay", "model.init_scale"]
 HP = {"train.weight_decay": 1e-3}
-TIME_EPOCHS = {"tiny": 10, "small": 100, "full": 200}
+TIME_EPOCHS = {"tiny": 10, "small": 100, "full": 500}
 MEMORY_EPOCHS = {"tiny": (20, 80), "small": (100, 2000), "full": (100, 2000)}
 
 
@@ -76,16 +76,27 @@ def memory(trainer, name: str, fn) -> dict:
 
 
 def main() -> int:
-    args = common.parser(__doc__.splitlines()[0]).parse_args()
+    p = common.parser(__doc__.splitlines()[0])
+    p.add_argument("--parts", default="time,memory", help="comma-separated: time, memory (default both)")
+    args = p.parse_args()
+    parts = {x.strip() for x in args.parts.split(",") if x.strip()}
+    if not parts or parts - {"time", "memory"}:
+        p.error(f"--parts {args.parts!r}: valid parts are time, memory")
     reps = args.reps or common.default_reps(args.size)
-    import jax
-    import numpy as np
-
     checks = common.Checks()
     payload: dict = {"machine": common.machine_info(), "size": args.size}
 
-    # -- time -------------------------------------------------------------------------
-    epochs = TIME_EPOCHS[args.size]
+    if "time" in parts:
+        measure_time(args.size, reps, checks, payload)
+    if "memory" in parts:
+        measure_memory(args.size, checks, payload)
+    return common.finish(checks, payload, args.out)
+
+
+def measure_time(size: str, reps: int, checks, payload: dict) -> None:
+    import jax
+
+    epochs = TIME_EPOCHS[size]
     trainer = make_trainer(epochs)
     key = jax.random.PRNGKey(0)
     compiled = {}
@@ -116,9 +127,12 @@ def main() -> int:
     checks.add("reverse mode = forward mode (float32, 1e-3 relative)", worst < 1e-3, f"worst {worst:.2e}")
     payload["hypergrad"] = {k: float(v) for k, v in rev[1].items()}
 
-    # -- memory -----------------------------------------------------------------------
+
+def measure_memory(size: str, checks, payload: dict) -> None:
+    import numpy as np
+
     mem_rows = []
-    short, long_ = MEMORY_EPOCHS[args.size]
+    short, long_ = MEMORY_EPOCHS[size]
     for e in (short, long_):
         t = make_trainer(e)
         progs = programs(t)
@@ -141,7 +155,6 @@ def main() -> int:
           f"(epochs {long_ / short:.0f}x, sqrt {np.sqrt(long_ / short):.2f}x)")
     payload["memory_ratio"] = {"remat": ratio, "no_remat": ratio_plain}
     checks.add(f"remat: {long_} epochs use <= 5x the temp memory of {short}", ratio <= 5, f"{ratio:.2f}x")
-    return common.finish(checks, payload, args.out)
 
 
 if __name__ == "__main__":

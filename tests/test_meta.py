@@ -217,3 +217,16 @@ def test_demo_section_renders(tmp_path):
     assert all(p.stat().st_size > 10_000 for p in section.figures)
     rows = section.tables[0][1]
     assert rows[0]["relative gap"] < 1e-6  # the first epochs are smooth: exact = finite differences
+
+
+@pytest.mark.slow
+def test_vmap_over_64_seeds_is_one_program_equal_to_per_seed(trainer):
+    keys = jax.random.split(jax.random.PRNGKey(11), 64)
+    batched = jax.jit(jax.vmap(lambda k: meta.hypergrad(trainer, k, HP, WRT)))
+    assert batched.lower(keys).compile() is not None  # one compiled program for all 64
+    values, grads = batched(keys)
+    for i in range(64):
+        v, g = meta.hypergrad(trainer, keys[i], HP, WRT)
+        np.testing.assert_allclose(values[i], v, rtol=1e-12)
+        for k in WRT:
+            np.testing.assert_allclose(grads[k][i], g[k], rtol=1e-10, err_msg=k)
