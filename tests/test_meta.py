@@ -153,6 +153,7 @@ def test_es_estimates_agree_with_the_exact_hypergradient(trainer, reverse, metho
         np.testing.assert_allclose(float(est.variance[k]), 128 * se**2, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_tune_steps_the_log_hyperparameters_along_the_seed_mean_hypergradient(trainer):
     from jaxopt_lab import optim
 
