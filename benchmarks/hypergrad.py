@@ -77,11 +77,12 @@ def memory(trainer, name: str, fn) -> dict:
 
 def main() -> int:
     p = common.parser(__doc__.splitlines()[0])
-    p.add_argument("--parts", default="time,memory", help="comma-separated: time, memory (default both)")
+    p.add_argument("--parts", default="time,memory",
+                   help="comma-separated: time, memory, digits (default time,memory)")
     args = p.parse_args()
     parts = {x.strip() for x in args.parts.split(",") if x.strip()}
-    if not parts or parts - {"time", "memory"}:
-        p.error(f"--parts {args.parts!r}: valid parts are time, memory")
+    if not parts or parts - {"time", "memory", "digits"}:
+        p.error(f"--parts {args.parts!r}: valid parts are time, memory, digits")
     reps = args.reps or common.default_reps(args.size)
     checks = common.Checks()
     payload: dict = {"machine": common.machine_info(), "size": args.size}
@@ -90,6 +91,8 @@ def main() -> int:
         measure_time(args.size, reps, checks, payload)
     if "memory" in parts:
         measure_memory(args.size, checks, payload)
+    if "digits" in parts:
+        compare_digits(args.size, checks, payload)
     return common.finish(checks, payload, args.out)
 
 
@@ -155,6 +158,101 @@ def measure_memory(size: str, checks, payload: dict) -> None:
           f"(epochs {long_ / short:.0f}x, sqrt {np.sqrt(long_ / short):.2f}x)")
     payload["memory_ratio"] = {"remat": ratio, "no_remat": ratio_plain}
     checks.add(f"remat: {long_} epochs use <= 5x the temp memory of {short}", ratio <= 5, f"{ratio:.2f}x")
+
+
+
+# ----------------------------------------------------------------------------- digits: hypertune vs random search
+
+DIGITS = {"tiny": {"epochs": 5, "steps": 3, "searches": 2, "configs": 8},
+          "small": {"epochs": 30, "steps": 20, "searches": 10, "configs": 64},
+          "full": {"epochs": 30, "steps": 40, "searches": 10, "configs": 64}}
+SEARCH_BOX = {"optimizer.learning_rate": (1e-3, 1.0), "train.weight_decay": (1e-5, 1e-1)}
+START_BOX = {"optimizer.learning_rate": (1e-3, 1e-1), "train.weight_decay": (1e-5, 1e-2)}
+HELD_OUT_SEEDS = 4
+
+
+def digits_trainer(epochs: int):
+    from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+    from jaxopt_lab.train import make_train
+
+    return make_train(Config(
+        data=DataConfig(dataset="digits", random_state=0, val_fraction=0.2),
+        model=ModelConfig(hidden=(32,)),
+        train=TrainConfig(epochs=epochs, batch_size=128, weight_decay=1e-4),
+        optimizer=OptimizerConfig("sgd", {"learning_rate": 0.01, "momentum": 0.9}),
+    ))
+
+
+def compare_digits(size: str, checks, payload: dict) -> None:
+    """Per search seed: random search (N log-uniform configs in SEARCH_BOX, one training seed each,
+    best by validation loss) against `meta.tune` from a log-uniform start in START_BOX (2 training
+    seeds per step, adam 0.1 on log h). Both chosen configs are then scored on held-out seeds."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxopt_lab import meta, optim
+
+    sz = DIGITS[size]
+    trainer = digits_trainer(sz["epochs"])
+    wrt = list(SEARCH_BOX)
+    rng = np.random.default_rng(0)
+
+    def log_uniform(box, n):
+        return {k: np.exp(rng.uniform(np.log(lo), np.log(hi), n)) for k, (lo, hi) in box.items()}
+
+    def val_loss(key, hp):
+        return trainer(key, hp).metrics["final_val_loss"]
+
+    runs = jax.jit(jax.vmap(val_loss))
+    t0 = time.perf_counter()
+    rs_best = []
+    for s in range(sz["searches"]):
+        pts = log_uniform(SEARCH_BOX, sz["configs"])
+        keys = jax.random.split(jax.random.PRNGKey(1000 + s), sz["configs"])
+        losses = np.asarray(runs(keys, {k: jnp.asarray(v) for k, v in pts.items()}))
+        i = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
+        rs_best.append({k: float(v[i]) for k, v in pts.items()})
+    rs_seconds = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    starts = log_uniform(START_BOX, sz["searches"])
+    ht_final, ht_epochs = [], 0
+    outer = optim.adam(0.1)  # one object: every search reuses the one compiled tuning program
+    for s in range(sz["searches"]):
+        res = meta.tune(trainer, {k: float(v[s]) for k, v in starts.items()}, wrt, steps=sz["steps"],
+                        outer_optimizer=outer, seeds=2, key=2000 + s)
+        ht_final.append({k: float(v[-1]) for k, v in res.hparams.items()})
+        ht_epochs += res.epochs
+    ht_seconds = time.perf_counter() - t0
+
+    held = jax.random.split(jax.random.PRNGKey(99), HELD_OUT_SEEDS)
+
+    def score(hp):
+        stacked = {k: jnp.full(HELD_OUT_SEEDS, v) for k, v in hp.items()}
+        return float(np.nanmean(np.asarray(runs(held, stacked))))
+
+    rs_scores = [score(hp) for hp in rs_best]
+    ht_scores = [score(hp) for hp in ht_final]
+    rs_epochs = sz["searches"] * sz["configs"] * sz["epochs"]
+    rows = [{"search": s, "random search": f"{a:.4f}", "hypertune": f"{b:.4f}",
+             "hypertune lr": f"{ht_final[s]['optimizer.learning_rate']:.3g}",
+             "hypertune wd": f"{ht_final[s]['train.weight_decay']:.3g}"}
+            for s, (a, b) in enumerate(zip(rs_scores, ht_scores, strict=True))]
+    print(f"\nDigits MLP 64-32-10, {sz['epochs']} epochs: validation loss (mean of {HELD_OUT_SEEDS} held-out seeds) "
+          f"of the config each method picks")
+    print(common.table(rows))
+    wins = sum(b <= a for a, b in zip(rs_scores, ht_scores, strict=True))
+    print(f"median: random search {np.median(rs_scores):.4f}, hypertune {np.median(ht_scores):.4f}; hypertune <= "
+          f"random search in {wins}/{len(rows)} searches")
+    print(f"compute per search: random search {rs_epochs // sz['searches']} training epochs ({rs_seconds:.0f}s all); "
+          f"hypertune {ht_epochs // sz['searches']} forward epochs, each with a backward pass and a recomputation "
+          f"({ht_seconds:.0f}s all, incl. its compile)")
+    payload["digits"] = {"random_search": rs_scores, "hypertune": ht_scores, "hypertune_final": ht_final,
+                         "random_search_best": rs_best, "rs_epochs": rs_epochs, "ht_forward_epochs": ht_epochs,
+                         "rs_seconds": rs_seconds, "ht_seconds": ht_seconds}
+    checks.add("digits: every chosen config trains (finite held-out loss)",
+               all(np.isfinite(rs_scores)) and all(np.isfinite(ht_scores)))
 
 
 if __name__ == "__main__":
