@@ -55,7 +55,6 @@ runs every seed in one compiled program.
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -229,16 +228,24 @@ def _truncated(trainer, state, hparams, wrt, horizon, objective, mode, log_space
     return value, _to_log(grads, theta) if log_space else grads
 
 
-# One compiled program per (trainer, options): hypergrad is called in loops (tune, demos).
-_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# One compiled program per (trainer, options): hypergrad is called in loops (tune, demos). The
+# cache lives on the trainer, so it goes when the trainer goes (a module-level weak-keyed cache
+# would keep every trainer alive: its compiled closures refer to it).
+_CACHE_ATTRIBUTE = "_meta_compiled"
 
 
 def _compiled(trainer: Any, fn: Callable, options: tuple) -> Callable:
-    per_trainer = _COMPILED.setdefault(trainer, {})
+    cache = getattr(trainer, _CACHE_ATTRIBUTE, None)
+    if cache is None:
+        cache = {}
+        try:
+            setattr(trainer, _CACHE_ATTRIBUTE, cache)
+        except AttributeError:  # a trainer that takes no attributes: compile per call
+            pass
     key = (fn.__name__, options)
-    if key not in per_trainer:
-        per_trainer[key] = jax.jit(_bind(fn, trainer, options))
-    return per_trainer[key]
+    if key not in cache:
+        cache[key] = jax.jit(_bind(fn, trainer, options))
+    return cache[key]
 
 
 def _bind(fn: Callable, trainer: Any, options: tuple) -> Callable:
