@@ -231,3 +231,16 @@ def test_vmap_over_64_seeds_is_one_program_equal_to_per_seed(trainer):
         np.testing.assert_allclose(values[i], v, rtol=1e-12)
         for k in WRT:
             np.testing.assert_allclose(grads[k][i], g[k], rtol=1e-10, err_msg=k)
+
+
+@pytest.mark.slow
+def test_vmap_over_starting_points_equals_per_point(trainer):
+    rates = jnp.array([0.05, 0.1, 0.2])
+    values, grads = jax.jit(jax.vmap(
+        lambda lr: meta.hypergrad(trainer, KEY, {**HP, "optimizer.learning_rate": lr}, WRT)
+    ))(rates)
+    for i, lr in enumerate([0.05, 0.1, 0.2]):
+        v, g = meta.hypergrad(trainer, KEY, {**HP, "optimizer.learning_rate": lr}, WRT)
+        np.testing.assert_allclose(values[i], v, rtol=1e-12)
+        for k in WRT:
+            np.testing.assert_allclose(grads[k][i], g[k], rtol=1e-10, err_msg=k)
