@@ -315,8 +315,11 @@ def cmd_hypertune(args: argparse.Namespace) -> int:
     outer = registry.build_optimizer(args.outer_optimizer, {"learning_rate": args.outer_lr})
     keys = meta.seed_keys(args.seeds, args.seed)
     t0 = time.perf_counter()
-    result = meta.tune(trainer, {}, wrt, steps=args.steps, outer_optimizer=outer, seeds=keys,
-                       objective=args.objective)
+    try:
+        result = meta.tune(trainer, {}, wrt, steps=args.steps, outer_optimizer=outer, seeds=keys,
+                           objective=args.objective)
+    except ValueError as e:  # --objective that is not a metric of the run
+        raise BadInput(f"--objective: {e}") from None
     seconds = time.perf_counter() - t0
     landscape = None
     if args.landscape:
