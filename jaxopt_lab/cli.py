@@ -414,6 +414,64 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- hypertune
+
+
+def cmd_hypertune(args: argparse.Namespace) -> int:
+    """`hypertune CONFIG --wrt KEY ... --steps N --out DIR`: gradient-based tuning (jaxopt_lab.meta.tune)."""
+    cfg = _load_config(args.config)
+    out = _check_out(args.out, required=True)
+    limits = (("--steps", args.steps, 0), ("--seeds", args.seeds, 1), ("--landscape", args.landscape, 0))
+    for flag, value, low in limits:
+        if value < low:
+            raise BadInput(f"{flag} {value} is out of range: valid range is [{low}, inf)")
+    if not args.outer_lr > 0:
+        raise BadInput(f"--outer-lr {args.outer_lr} is out of range: valid range is (0, inf)")
+    _setup_jax(1, x64=cfg.train.precision == "float64")
+    import numpy as np
+
+    from jaxopt_lab import meta, registry, single_run
+    from jaxopt_lab.config import choices_error
+    from jaxopt_lab.sweep.results import staged_folder
+
+    if args.outer_optimizer not in registry.optimizers():
+        raise BadInput(str(choices_error("--outer-optimizer", args.outer_optimizer, registry.optimizers())))
+    try:
+        trainer = single_run.build(cfg)
+        wrt = meta.check_wrt(trainer, args.wrt)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    start = {k: trainer.defaults[k] for k in wrt}
+    if any(v <= 0 for v in start.values()):
+        bad = next(k for k, v in start.items() if v <= 0)
+        raise BadInput(f"--wrt {bad}: its config value {start[bad]!r} is not positive (tuned in log space); set it > 0")
+    outer = registry.build_optimizer(args.outer_optimizer, {"learning_rate": args.outer_lr})
+    keys = meta.seed_keys(args.seeds, args.seed)
+    t0 = time.perf_counter()
+    try:
+        result = meta.tune(trainer, {}, wrt, steps=args.steps, outer_optimizer=outer, seeds=keys,
+                           objective=args.objective)
+    except ValueError as e:  # --objective that is not a metric of the run
+        raise BadInput(f"--objective: {e}") from None
+    seconds = time.perf_counter() - t0
+    landscape = None
+    if args.landscape:
+        path = {k: np.asarray(v) for k, v in result.hparams.items()}
+        bounds = {k: (float(path[k].min()) / 3, float(path[k].max()) * 3) for k in wrt}
+        landscape = meta.random_landscape(trainer, {}, bounds, keys, args.landscape, objective=args.objective,
+                                          seed=args.seed)
+    with staged_folder(out) as tmp:
+        meta.write_tune(tmp, result, landscape)
+    final = {k: float(v[-1]) for k, v in result.hparams.items()}
+    print(f"wrote {out}  ({args.steps} steps x {args.seeds} seeds, {result.epochs} training epochs with their "
+          f"backward passes, {seconds:.1f}s)")
+    print(f"{args.objective}: {float(result.objective[0]):.6g} -> {float(result.objective[-1]):.6g} at "
+          + ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
+    if landscape is not None:
+        print(f"best of {args.landscape} random configs: {float(np.nanmin(np.asarray(landscape[1]))):.6g}")
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -475,6 +533,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mlflow", default=None, metavar="URI", help="log every run to MLflow at tracking URI "
                    "(e.g. sqlite:///mlflow.db; also [sweep.log] mlflow = URI; extra 'log')")
     s.set_defaults(func=cmd_sweep)
+
+    ht = sub.add_parser("hypertune", help="tune hyperparameters by gradient descent on hypergradients")
+    ht.add_argument("config", help="TOML config")
+    ht.add_argument("--wrt", action="append", required=True, metavar="KEY",
+                    help="a traceable hyperparameter to tune (repeat for several), e.g. optimizer.learning_rate")
+    ht.add_argument("--steps", type=int, default=50, help="outer steps (default 50)")
+    ht.add_argument("--out", help="output folder (hypertune.csv, hypertune.png)")
+    ht.add_argument("--seeds", type=int, default=4, help="training seeds averaged per step (default 4)")
+    ht.add_argument("--seed", type=int, default=0, help="seed the training seeds are split from")
+    ht.add_argument("--objective", default="final_val_loss", help="run metric minimized (default final_val_loss)")
+    ht.add_argument("--outer-optimizer", default="adam", help="optimizer of the log hyperparameters (default adam)")
+    ht.add_argument("--outer-lr", type=float, default=0.05, help="its learning rate, in log units (default 0.05)")
+    ht.add_argument("--landscape", type=int, default=64, help="random-search configs drawn for the figure (0: none)")
+    ht.set_defaults(func=cmd_hypertune)
 
     li = sub.add_parser("list", help="optimizers, schedules, datasets, models, activations, initializers, protocols")
     li.set_defaults(func=cmd_list)

@@ -27,18 +27,20 @@ def optimizers() -> dict[str, Callable[..., Any]]:
 
 
 def own_optimizers() -> dict[str, Callable[..., Any]]:
-    """The project's optimizers (`jaxopt_lab.optim.aliases`) by name."""
-    from jaxopt_lab.optim import aliases
+    """The project's optimizers (`jaxopt_lab.optim.aliases` and the hypergradient-descent
+    optimizers of `jaxopt_lab.optim.hypergradient`) by name."""
+    from jaxopt_lab.optim import aliases, hypergradient
 
-    names = getattr(aliases, "__all__", None) or [n for n in dir(aliases) if not n.startswith("_")]
     out = {}
-    for name in names:
-        fn = getattr(aliases, name, None)
-        if not callable(fn) or isinstance(fn, type) or name in _EXCLUDED_OPTIMIZER_NAMES:
-            continue
-        if getattr(fn, "__module__", "") != aliases.__name__:
-            continue
-        out[name] = fn
+    for module in (aliases, hypergradient):
+        names = getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]
+        for name in names:
+            fn = getattr(module, name, None)
+            if not callable(fn) or isinstance(fn, type) or name in _EXCLUDED_OPTIMIZER_NAMES:
+                continue
+            if getattr(fn, "__module__", "") != module.__name__:
+                continue
+            out[name] = fn
     return dict(sorted(out.items()))
 
 

@@ -19,6 +19,7 @@ EXPERIMENTS = (
     "normalization",
     "search",
     "splits",
+    "hypergradients",
 )
 
 
