@@ -18,8 +18,6 @@ Optimizers optax lacks follow PyTorch or the paper: `asgd`, `adabound`, and the
 lecture's `gradient_lr_control`. See docs/optimizers.md for the full table.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import jax.numpy as jnp

@@ -18,10 +18,9 @@ Each factory returns an optax-compatible `GradientTransformation`; optimizers in
   and closed forms.
 """
 
-from __future__ import annotations
-
 import difflib
 import numbers
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -102,6 +101,29 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     raise ValueError(f"{name}={value!r} is not valid: valid choices are {valid}{hint}")
 
 
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def _map(fn: Callable[..., Any], updates: Any, *rest: Any) -> Any:
+    """`jax.tree.map` led by its first tree, whose `None` leaves pass through as `None`.
+
+    optax treats a `None` update (a parameter without gradient) as a leaf and
+    returns `None` for it; a plain `jax.tree.map` over `updates` and a state
+    tree built from the parameters would fail on the structure mismatch.
+    """
+    return jax.tree.map(lambda g, *r: None if g is None else fn(g, *r), updates, *rest, is_leaf=_is_none)
+
+
+def _abs_sq(x: jax.Array) -> jax.Array:
+    """:math:`|x|^2`: the square for real `x`, :math:`\\mathrm{Re}(\\bar x x)` for complex `x` (as optax).
+
+    For complex parameters :math:`x^2` is complex and can be negative, so second
+    moments built from it point the wrong way; :math:`|x|^2` is real and >= 0.
+    """
+    return jnp.square(x) if jnp.isrealobj(x) else (jnp.conj(x) * x).real
+
+
 def _increment(count: jax.Array) -> jax.Array:
     # Saturates instead of wrapping around at int32's maximum (very long runs).
     return optax.safe_increment(count)
@@ -113,7 +135,7 @@ def _zeros(params: Any, dtype: Any = None) -> Any:
 
 def _full(params: Any, value: Any) -> Any:
     # The fill value may be traced; the leaves keep the parameters' dtype.
-    return jax.tree.map(lambda p: jnp.full(p.shape, value, dtype=p.dtype), params)
+    return _map(lambda p: jnp.full(p.shape, value, dtype=p.dtype), params)
 
 
 def _cast_like(tree: Any, like: Any) -> Any:
@@ -122,13 +144,13 @@ def _cast_like(tree: Any, like: Any) -> Any:
     Float64 hyperparameters (x64 on) would otherwise promote float32 moments,
     changing the state's dtype between steps (and breaking `lax.scan` carries).
     """
-    return jax.tree.map(lambda x, ref: jnp.asarray(x, dtype=jnp.result_type(ref)), tree, like)
+    return _map(lambda x, ref: jnp.asarray(x, dtype=jnp.result_type(ref)), tree, like)
 
 
 def _cast(tree: Any, dtype: Any) -> Any:
     if dtype is None:
         return tree
-    return jax.tree.map(lambda x: jnp.asarray(x, dtype=dtype), tree)
+    return _map(lambda x: jnp.asarray(x, dtype=dtype), tree)
 
 
 def _canonical_dtype(dtype: Any) -> Any:
@@ -137,18 +159,18 @@ def _canonical_dtype(dtype: Any) -> Any:
 
 def _ema(new: Any, old: Any, decay: Any) -> Any:
     """Exponential moving average `(1 - decay) * new + decay * old`, leaf by leaf."""
-    return jax.tree.map(lambda g, m: (1 - decay) * g + decay * m, new, old)
+    return _map(lambda g, m: (1 - decay) * g + decay * m, new, old)
 
 
 def _ema_sq(new: Any, old: Any, decay: Any) -> Any:
     """Exponential moving average of the elementwise square of `new`."""
-    return jax.tree.map(lambda g, v: (1 - decay) * jnp.square(g) + decay * v, new, old)
+    return _map(lambda g, v: (1 - decay) * _abs_sq(g) + decay * v, new, old)
 
 
 def _debias(moment: Any, decay: Any, count: jax.Array) -> Any:
     """Adam's bias correction `moment / (1 - decay**count)`, computed in the moment's dtype."""
     correction = 1 - decay**count
-    return jax.tree.map(lambda m: m / jnp.asarray(correction, dtype=m.dtype), moment)
+    return _map(lambda m: m / jnp.asarray(correction, dtype=m.dtype), moment)
 
 
 def _check_beta(name: str, value: Any) -> None:
@@ -182,7 +204,7 @@ def scale(step_size: Any) -> GradientTransformation:
 
     def update_fn(updates, state, params=None):
         del params
-        return jax.tree.map(lambda g: jnp.asarray(step_size * g, dtype=g.dtype), updates), state
+        return _map(lambda g: jnp.asarray(step_size * g, dtype=g.dtype), updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update_fn)
 
@@ -212,7 +234,7 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any]) -> GradientTrans
     def update_fn(updates, state, params=None):
         del params
         factor = step_size_fn(state.count)
-        updates = jax.tree.map(lambda g: jnp.asarray(factor, dtype=g.dtype) * g, updates)
+        updates = _map(lambda g: jnp.asarray(factor, dtype=g.dtype) * g, updates)
         return updates, ScaleByScheduleState(count=_increment(state.count))
 
     return GradientTransformation(init_fn, update_fn)
@@ -279,9 +301,9 @@ def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> 
 
     def update_fn(updates, state, params=None):
         del params
-        velocity = jax.tree.map(lambda g, v: g + decay * v, updates, state.trace)
+        velocity = _map(lambda g, v: g + decay * v, updates, state.trace)
         if nesterov:
-            out = jax.tree.map(lambda g, v: g + decay * v, updates, velocity)
+            out = _map(lambda g, v: g + decay * v, updates, velocity)
         else:
             out = velocity
         return _cast_like(out, updates), TraceState(trace=_cast_like(velocity, state.trace))
@@ -325,12 +347,12 @@ def scale_by_rss(
 
     def update_fn(updates, state, params=None):
         del params
-        sums = jax.tree.map(lambda g, s: jnp.square(g) + s, updates, state.sum_of_squares)
+        sums = _map(lambda g, s: _abs_sq(g) + s, updates, state.sum_of_squares)
         if eps_in_sqrt:
             # A zero accumulator means a zero gradient so far: its update is 0, not 0/0.
-            out = jax.tree.map(lambda s, g: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, sums, updates)
+            out = _map(lambda s, g: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, sums, updates)
         else:
-            out = jax.tree.map(lambda s, g: g / (jnp.sqrt(s) + eps), sums, updates)
+            out = _map(lambda s, g: g / (jnp.sqrt(s) + eps), sums, updates)
         return _cast_like(out, updates), ScaleByRssState(_cast_like(sums, state.sum_of_squares))
 
     return GradientTransformation(init_fn, update_fn)
@@ -360,8 +382,8 @@ class ScaleByRmsWithCountState(NamedTuple):
 
 def _rms_scaling(nu_hat: Any, eps: Any, eps_in_sqrt: bool) -> Any:
     if eps_in_sqrt:
-        return jax.tree.map(lambda n: jax.lax.rsqrt(n + eps), nu_hat)
-    return jax.tree.map(lambda n: 1 / (jnp.sqrt(n) + eps), nu_hat)
+        return _map(lambda n: jax.lax.rsqrt(n + eps), nu_hat)
+    return _map(lambda n: 1 / (jnp.sqrt(n) + eps), nu_hat)
 
 
 def scale_by_rms(
@@ -406,7 +428,7 @@ def scale_by_rms(
             nu_hat = _debias(nu, decay, count)
         else:
             nu_hat = nu
-        out = jax.tree.map(lambda s, g: s * g, _rms_scaling(nu_hat, eps, eps_in_sqrt), updates)
+        out = _map(lambda s, g: s * g, _rms_scaling(nu_hat, eps, eps_in_sqrt), updates)
         nu = _cast_like(nu, state.nu)
         new_state = ScaleByRmsWithCountState(count, nu) if bias_correction else ScaleByRmsState(nu)
         return _cast_like(out, updates), new_state
@@ -477,8 +499,8 @@ def scale_by_stddev(
             mu_hat, nu_hat = _debias(mu, decay, count), _debias(nu, decay, count)
         else:
             mu_hat, nu_hat = mu, nu
-        variance = jax.tree.map(lambda m, n: n - jnp.square(m), mu_hat, nu_hat)
-        out = jax.tree.map(lambda s, g: s * g, _rms_scaling(variance, eps, eps_in_sqrt), updates)
+        variance = _map(lambda m, n: n - _abs_sq(m), mu_hat, nu_hat)
+        out = _map(lambda s, g: s * g, _rms_scaling(variance, eps, eps_in_sqrt), updates)
         mu, nu = _cast_like(mu, state.mu), _cast_like(nu, state.nu)
         if bias_correction:
             new_state = ScaleByRStdDevWithCountState(count, mu, nu)
@@ -522,7 +544,7 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> GradientTransformation
     def update_fn(updates, state, params=None):
         del params
         e_g = _ema_sq(updates, state.e_g, rho)
-        delta = jax.tree.map(lambda g, eg, ex: (jnp.sqrt(ex + eps) / jnp.sqrt(eg + eps)) * g, updates, e_g, state.e_x)
+        delta = _map(lambda g, eg, ex: (jnp.sqrt(ex + eps) / jnp.sqrt(eg + eps)) * g, updates, e_g, state.e_x)
         e_x = _ema_sq(delta, state.e_x, rho)
         new_state = ScaleByAdaDeltaState(_cast_like(e_g, state.e_g), _cast_like(e_x, state.e_x))
         return _cast_like(delta, updates), new_state
@@ -547,7 +569,7 @@ class ScaleByAdamState(NamedTuple):
 def _nesterov_mu_hat(mu: Any, updates: Any, b1: Any, count: jax.Array) -> Any:
     # Dozat (2016), as optax writes it: the next step's bias-corrected momentum
     # plus the bias-corrected current gradient.
-    return jax.tree.map(
+    return _map(
         lambda m, g: b1 * m + (1 - b1) * g,
         _debias(mu, b1, _increment(count)),
         _debias(updates, b1, count),
@@ -597,7 +619,7 @@ def scale_by_adam(
         count = _increment(state.count)
         mu_hat = _nesterov_mu_hat(mu, updates, b1, count) if nesterov else _debias(mu, b1, count)
         nu_hat = _debias(nu, b2, count)
-        out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
+        out = _map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
         new_state = ScaleByAdamState(count, _cast_like(mu, state.mu), _cast_like(nu, state.nu))
         return _cast_like(out, updates), new_state
 
@@ -670,12 +692,12 @@ def scale_by_amsgrad(
         count = _increment(state.count)
         mu_hat = _debias(mu, b1, count) if bias_correction_mu else mu
         if max_before_bias_correction:
-            nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
+            nu_max = _map(lambda v, vm: jnp.maximum(vm, v), nu, state.nu_max)
             nu_eff = _debias(nu_max, b2, count) if bias_correction_nu else nu_max
         else:
             nu_hat = _debias(nu, b2, count) if bias_correction_nu else nu
-            nu_max = nu_eff = jax.tree.map(jnp.maximum, state.nu_max, nu_hat)
-        out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_eff)
+            nu_max = nu_eff = _map(lambda v, vm: jnp.maximum(vm, v), nu_hat, state.nu_max)
+        out = _map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_eff)
         new_state = ScaleByAmsgradState(
             count,
             _cast_like(mu, state.mu),
@@ -722,8 +744,8 @@ def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradient
         del params
         count = _increment(state.count)
         mu = _ema(updates, state.mu, b1)
-        nu = jax.tree.map(lambda g, n: jnp.maximum(jnp.abs(g) + eps, b2 * n), updates, state.nu)
-        out = jax.tree.map(lambda m, n: m / n, _debias(mu, b1, count), nu)
+        nu = _map(lambda g, n: jnp.maximum(jnp.abs(g) + eps, b2 * n), updates, state.nu)
+        out = _map(lambda m, n: m / n, _debias(mu, b1, count), nu)
         new_state = ScaleByAdamaxState(count, _cast_like(mu, state.mu), _cast_like(nu, state.nu))
         return _cast_like(out, updates), new_state
 
@@ -799,7 +821,7 @@ def scale_by_nadam(
         nu = _ema_sq(updates, state.nu, b2)
         grad_coef = (1.0 - mu_t) / (1.0 - mu_product)
         mom_coef = mu_next / (1.0 - mu_product * mu_next)
-        out = jax.tree.map(
+        out = _map(
             lambda g, m, v: (grad_coef * g + mom_coef * m) / (jnp.sqrt(v + eps_root) + eps),
             updates,
             mu,
@@ -869,12 +891,12 @@ def scale_by_radam(
         mu_hat = _nesterov_mu_hat(mu, updates, b1, count) if nesterov else _debias(mu, b1, count)
         if eps_before_bias_correction:
             root_bc2 = jnp.sqrt(1 - b2t)
-            denom = jax.tree.map(lambda v: (jnp.sqrt(v + eps_root) + eps) / jnp.asarray(root_bc2, v.dtype), nu)
+            denom = _map(lambda v: (jnp.sqrt(v + eps_root) + eps) / jnp.asarray(root_bc2, v.dtype), nu)
         else:
-            denom = jax.tree.map(lambda v: jnp.sqrt(v + eps_root) + eps, _debias(nu, b2, count))
+            denom = _map(lambda v: jnp.sqrt(v + eps_root) + eps, _debias(nu, b2, count))
         # Both branches are computed; where() keeps the unrectified one (and drops
         # the NaN of sqrt of a negative rho product) while rho_t is below threshold.
-        out = jax.tree.map(
+        out = _map(
             lambda m, d: jnp.where(rho_t >= threshold, jnp.asarray(rect, m.dtype) * m / d, m),
             mu_hat,
             denom,
@@ -925,11 +947,11 @@ def scale_by_belief(
     def update_fn(updates, state, params=None):
         del params
         mu = _ema(updates, state.mu, b1)
-        surprise = jax.tree.map(lambda g, m: g - m, updates, mu)
-        nu = jax.tree.map(lambda n: n + eps_root, _ema_sq(surprise, state.nu, b2))
+        surprise = _map(lambda g, m: g - m, updates, mu)
+        nu = _map(lambda n: n + eps_root, _ema_sq(surprise, state.nu, b2))
         count = _increment(state.count)
         mu_hat = _nesterov_mu_hat(mu, updates, b1, count) if nesterov else _debias(mu, b1, count)
-        out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, _debias(nu, b2, count))
+        out = _map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, _debias(nu, b2, count))
         new_state = ScaleByBeliefState(count, _cast_like(mu, state.mu), _cast_like(nu, state.nu))
         return _cast_like(out, updates), new_state
 
@@ -981,11 +1003,9 @@ def scale_by_yogi(
     def update_fn(updates, state, params=None):
         del params
         mu = _ema(updates, state.mu, b1)
-        nu = jax.tree.map(lambda g, v: v - (1 - b2) * jnp.sign(v - jnp.square(g)) * jnp.square(g), updates, state.nu)
+        nu = _map(lambda g, v: v - (1 - b2) * jnp.sign(v - _abs_sq(g)) * _abs_sq(g), updates, state.nu)
         count = _increment(state.count)
-        out = jax.tree.map(
-            lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), _debias(mu, b1, count), _debias(nu, b2, count)
-        )
+        out = _map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), _debias(mu, b1, count), _debias(nu, b2, count))
         new_state = ScaleByYogiState(count, _cast_like(mu, state.mu), _cast_like(nu, state.nu))
         return _cast_like(out, updates), new_state
 
@@ -1041,7 +1061,7 @@ def scale_by_lion(
 
     def update_fn(updates, state, params=None):
         del params
-        out = jax.tree.map(lambda g, m: direction((1.0 - b1) * g + b1 * m), updates, state.mu)
+        out = _map(lambda g, m: direction((1.0 - b1) * g + b1 * m), updates, state.mu)
         mu = _ema(updates, state.mu, b2)
         new_state = ScaleByLionState(_increment(state.count), _cast_like(mu, state.mu))
         return _cast_like(out, updates), new_state
@@ -1049,8 +1069,18 @@ def scale_by_lion(
     return GradientTransformation(init_fn, update_fn)
 
 
-def _norm(x: jax.Array) -> jax.Array:
-    return jnp.linalg.norm(x)
+def _safe_norm(x: jax.Array, min_norm: Any) -> jax.Array:
+    """`max(||x||, min_norm)` whose gradient is 0, not NaN, where `||x|| <= min_norm`.
+
+    The derivative of the Euclidean norm at 0 is 0/0; a zero-initialized bias
+    would make the gradient through one LAMB/LARS step NaN. Where the norm is at
+    the floor, the norm is taken of ones instead (a constant branch), as optax's
+    `safe_norm` does.
+    """
+    norm = jnp.linalg.norm(x)
+    at_floor = norm <= min_norm
+    masked_norm = jnp.linalg.norm(jnp.where(at_floor, jnp.ones_like(x), x))
+    return jnp.where(at_floor, min_norm, masked_norm)
 
 
 def scale_by_trust_ratio(min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps: Any = 0.0) -> GradientTransformation:
@@ -1071,13 +1101,13 @@ def scale_by_trust_ratio(min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps:
             raise ValueError("scale_by_trust_ratio needs params: call update(updates, state, params)")
 
         def rescale(u, p):
-            p_norm = jnp.maximum(_norm(p), min_norm)
-            u_norm = jnp.maximum(_norm(u), min_norm)
+            p_norm = _safe_norm(p, min_norm)
+            u_norm = _safe_norm(u, min_norm)
             ratio = trust_coefficient * p_norm / (u_norm + eps)
             ratio = jnp.where((p_norm == 0.0) | (u_norm == 0.0), jnp.ones([], p.dtype), ratio)
             return jnp.asarray(u * ratio, dtype=u.dtype)
 
-        return jax.tree.map(rescale, updates, params), state
+        return _map(rescale, updates, params), state
 
     return GradientTransformation(lambda params: EmptyState(), update_fn)
 
@@ -1152,7 +1182,7 @@ def scale_by_adabound(
         nu = _ema_sq(updates, state.nu, b2)
         count = _increment(state.count)
         if amsbound:
-            nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
+            nu_max = _map(lambda v, vm: jnp.maximum(vm, v), nu, state.nu_max)
             nu_eff = nu_max
         else:
             nu_max, nu_eff = (), nu
@@ -1161,7 +1191,7 @@ def scale_by_adabound(
         lower = ratio * (1 - 1 / (gamma * t + 1))
         upper = ratio * (1 + 1 / (gamma * t))
         step = jnp.sqrt(1 - b2**count) / (1 - b1**count)
-        out = jax.tree.map(lambda m, v: jnp.clip(step / (jnp.sqrt(v) + eps), lower, upper) * m, mu, nu_eff)
+        out = _map(lambda m, v: jnp.clip(step / (jnp.sqrt(v) + eps), lower, upper) * m, mu, nu_eff)
         new_state = ScaleByAdaBoundState(
             count,
             _cast_like(mu, state.mu),
@@ -1178,7 +1208,7 @@ def scale_by_sign() -> GradientTransformation:
 
     def update_fn(updates, state, params=None):
         del params
-        return jax.tree.map(jnp.sign, updates), state
+        return _map(jnp.sign, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update_fn)
 
@@ -1210,10 +1240,13 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None)
     _check_nonneg("eta", eta)
     _check_nonneg("gamma", gamma)
     if seed is not None:
+        warnings.warn("add_noise: `seed` is deprecated (as in optax); pass `key`", DeprecationWarning, stacklevel=2)
         if key is not None:
             raise ValueError("add_noise: pass only one of key and seed")
         key = seed
     if key is None:
+        # A silent fixed key would make every "random" run share one noise sequence; optax warns too.
+        warnings.warn("add_noise: no `key` given, using key 0; pass key= to choose the noise", stacklevel=2)
         key = 0
 
     def init_fn(params):
@@ -1229,7 +1262,7 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None)
         std = jnp.sqrt(eta / count**gamma)
         rng_key, sample_key = jax.random.split(state.rng_key)
         noise = optax.tree.random_like(sample_key, updates, jax.random.normal)
-        out = jax.tree.map(lambda g, n: g + std * n, updates, noise)
+        out = _map(lambda g, n: g + std * n, updates, noise)
         return _cast_like(out, updates), AddNoiseState(count, rng_key)
 
     return GradientTransformation(init_fn, update_fn)
@@ -1274,7 +1307,7 @@ def _add_param_term(
             state = _WeightDecayScheduleState(_increment(state.count))
         else:
             coef = coefficient
-        out = jax.tree.map(lambda g, p: jnp.asarray(g + coef * term(p), dtype=g.dtype), updates, params)
+        out = _map(lambda g, p: jnp.asarray(g + coef * term(p), dtype=g.dtype), updates, params)
         return out, state
 
     return GradientTransformation(init_fn, update_fn)
@@ -1334,7 +1367,7 @@ def clip(max_delta: Any) -> GradientTransformation:
 
     def update_fn(updates, state, params=None):
         del params
-        return jax.tree.map(lambda g: jnp.clip(g, -max_delta, max_delta).astype(g.dtype), updates), state
+        return _map(lambda g: jnp.clip(g, -max_delta, max_delta).astype(g.dtype), updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update_fn)
 
@@ -1350,9 +1383,7 @@ def clip_by_global_norm(max_norm: Any) -> GradientTransformation:
         del params
         g_norm = optax.tree.norm(updates)
         keep = g_norm < max_norm
-        out = jax.tree.map(
-            lambda t: jnp.where(keep, t, (t / g_norm.astype(t.dtype)) * max_norm).astype(t.dtype), updates
-        )
+        out = _map(lambda t: jnp.where(keep, t, (t / g_norm.astype(t.dtype)) * max_norm).astype(t.dtype), updates)
         return out, state
 
     return GradientTransformation(lambda params: EmptyState(), update_fn)
@@ -1391,14 +1422,12 @@ def scale_by_gradient_lr_control(control_factor: Any = 0.99) -> GradientTransfor
     _check_nonneg("control_factor", control_factor)
 
     def init_fn(params):
-        return GradientLrControlState(lr_scale=jax.tree.map(jnp.ones_like, params))
+        return GradientLrControlState(lr_scale=_map(jnp.ones_like, params))
 
     def update_fn(updates, state, params=None):
         del params
-        lr_scale = jax.tree.map(
-            lambda a, g: a * (1 / (1 + control_factor * jnp.sqrt(jnp.abs(g)))), state.lr_scale, updates
-        )
-        out = jax.tree.map(lambda a, g: a * g, lr_scale, updates)
+        lr_scale = _map(lambda g, a: a * (1 / (1 + control_factor * jnp.sqrt(jnp.abs(g)))), updates, state.lr_scale)
+        out = _map(lambda a, g: a * g, lr_scale, updates)
         return _cast_like(out, updates), GradientLrControlState(_cast_like(lr_scale, state.lr_scale))
 
     return GradientTransformation(init_fn, update_fn)
@@ -1443,7 +1472,7 @@ def average_iterates(t0: Any = 1e6) -> GradientTransformation:
         c = state.count.astype(jnp.result_type(float))
         mu = 1 / jnp.maximum(1.0, c - t0)
         # At mu == 1 PyTorch copies the iterate; a + (x - a) would differ from x by rounding.
-        ax = jax.tree.map(lambda a, p, u: jnp.where(mu == 1, p + u, a + mu * ((p + u) - a)), state.ax, params, updates)
+        ax = _map(lambda u, a, p: jnp.where(mu == 1, p + u, a + mu * ((p + u) - a)), updates, state.ax, params)
         return updates, AverageIteratesState(_increment(state.count), _cast_like(ax, state.ax))
 
     return GradientTransformation(init_fn, update_fn)

@@ -5,8 +5,6 @@ optax's transforms and with this package's, and extra keyword arguments given
 to `update` (such as `value=loss`) reach every member of a `chain`.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import jax
@@ -77,14 +75,19 @@ def lookahead(
         \text{every } k \text{ steps: } \phi \leftarrow \phi + \alpha(\theta_{t+1} - \phi),
         \ \theta_{t+1} \leftarrow \phi
 
-    with alpha = `slow_step_size`. Unlike `optax.lookahead`, which needs its
-    parameters wrapped in `optax.LookaheadParams(fast, slow)`, this version works
-    on the plain parameter tree: the slow weights live in the state
-    (initialised from the parameters in `init`), and on a synchronization step
-    the returned update moves the parameters to the new slow weights. So
-    `update` needs `params` (the current fast weights), and the returned updates
-    must be applied unchanged: put `lookahead` last in a `chain`. Evaluate
-    with `state.slow` (the paper's recommendation) or with the parameters.
+    with alpha = `slow_step_size`. Two parameter forms are accepted:
+
+    * the plain parameter tree (this package's form): the slow weights live in
+      the state (initialised from the parameters in `init`), and on a
+      synchronization step the returned update moves the parameters to the new
+      slow weights. `update` needs `params` (the current fast weights), and the
+      returned updates must be applied unchanged: put `lookahead` last in a
+      `chain`. Evaluate with `state.slow` (the paper's recommendation) or with
+      the parameters.
+    * `optax.LookaheadParams(fast, slow)` (optax's form, chosen when `init`
+      gets one): gradients are taken at `params.fast`, updates are a
+      `LookaheadParams` and the numbers are optax's exactly; `state.slow` is
+      None because the slow weights travel in the parameters.
 
     `sync_period` and `slow_step_size` may be traced: the synchronization is a
     `jnp.where` on the step counter, not a Python branch.
@@ -104,6 +107,11 @@ def lookahead(
     fast = optax.with_extra_args_support(fast_optimizer)
 
     def init_fn(params: Params) -> LookaheadState:
+        if isinstance(params, optax.LookaheadParams):
+            # optax's form: the slow weights travel in the parameters, not the state.
+            return LookaheadState(
+                fast_state=fast.init(params.fast), slow=None, steps_since_sync=jnp.zeros([], jnp.int32)
+            )
         return LookaheadState(
             fast_state=fast.init(params),
             slow=jax.tree.map(jnp.asarray, params),
@@ -115,6 +123,8 @@ def lookahead(
     ) -> tuple[Updates, LookaheadState]:
         if params is None:
             raise ValueError("lookahead needs the current parameters: call update(updates, state, params)")
+        if isinstance(params, optax.LookaheadParams):
+            return _paired_update(updates, state, params, **extra_args)
         fast_updates, fast_state = fast.update(updates, state.fast_state, params, **extra_args)
         steps = state.steps_since_sync + 1
         sync = steps >= sync_period
@@ -136,6 +146,28 @@ def lookahead(
             )
         steps_since_sync = jnp.where(sync, 0, steps).astype(jnp.int32)
         return out, LookaheadState(fast_state, slow, steps_since_sync)
+
+    def _paired_update(
+        updates: Updates, state: LookaheadState, params: optax.LookaheadParams, **extra_args: Any
+    ) -> tuple[optax.LookaheadParams, LookaheadState]:
+        """optax's `LookaheadParams` form: the same arithmetic as `optax.lookahead`, update for update.
+
+        Gradients are taken at `params.fast`; the returned `LookaheadParams` of
+        updates moves the fast weights as above and the slow weights by
+        alpha d on a synchronization step (0 otherwise).
+        """
+        fast_updates, fast_state = fast.update(updates, state.fast_state, params.fast, **extra_args)
+        sync = state.steps_since_sync == (sync_period - 1)
+        diff = jax.tree.map(lambda f, u, s: f + u - s, params.fast, fast_updates, params.slow)
+        slow_updates = jax.tree.map(lambda d: slow_step_size * sync * d, diff)
+        fast_updates = jax.tree.map(lambda u, d: u - sync * (1 - slow_step_size) * d, fast_updates, diff)
+        if reset_state:
+            # As optax: the fresh state is initialised at the current fast weights.
+            fresh = fast.init(params.fast)
+            fast_state = jax.tree.map(lambda cur, new: (1 - sync) * cur + sync * new, fast_state, fresh)
+        steps_since_sync = (state.steps_since_sync + 1) % sync_period
+        new_state = LookaheadState(fast_state, None, jnp.asarray(steps_since_sync, jnp.int32))
+        return optax.LookaheadParams(fast=fast_updates, slow=slow_updates), new_state
 
     return GradientTransformationExtraArgs(init_fn, update_fn)
 
