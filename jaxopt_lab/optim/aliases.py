@@ -20,6 +20,7 @@ lecture's `gradient_lr_control`. See docs/optimizers.md for the full table.
 
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from jaxopt_lab.optim import transforms as tr
@@ -64,7 +65,7 @@ def _check_lr(learning_rate: Any) -> None:
     check_range("learning_rate", learning_rate, low=0.0)
 
 
-def _check_momentum(momentum: Any) -> None:
+def _check_momentum(momentum: jax.typing.ArrayLike) -> None:
     if momentum is not None:
         check_range("momentum", momentum, low=0.0, high=1.0)
 
@@ -74,9 +75,9 @@ def _check_momentum(momentum: Any) -> None:
 
 def sgd(
     learning_rate: ScalarOrSchedule,
-    momentum: Any = None,
+    momentum: jax.typing.ArrayLike | None = None,
     nesterov: bool = False,
-    accumulator_dtype: Any = None,
+    accumulator_dtype: jax.typing.DTypeLike | None = None,
 ) -> GradientTransformationExtraArgs:
     r"""Stochastic gradient descent, optionally with heavy-ball or Nesterov momentum.
 
@@ -103,16 +104,18 @@ def sgd(
 
 def momentum(
     learning_rate: ScalarOrSchedule,
-    momentum: Any = 0.9,
+    momentum: jax.typing.ArrayLike = 0.9,
     nesterov: bool = False,
-    accumulator_dtype: Any = None,
+    accumulator_dtype: jax.typing.DTypeLike | None = None,
 ) -> GradientTransformationExtraArgs:
     """Heavy-ball SGD: `sgd(learning_rate, momentum=momentum)` (default momentum 0.9)."""
     return sgd(learning_rate, momentum=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
 
 
 def nesterov(
-    learning_rate: ScalarOrSchedule, momentum: Any = 0.9, accumulator_dtype: Any = None
+    learning_rate: ScalarOrSchedule,
+    momentum: jax.typing.ArrayLike = 0.9,
+    accumulator_dtype: jax.typing.DTypeLike | None = None,
 ) -> GradientTransformationExtraArgs:
     """Nesterov accelerated gradient: `sgd(learning_rate, momentum=momentum, nesterov=True)`."""
     return sgd(learning_rate, momentum=momentum, nesterov=True, accumulator_dtype=accumulator_dtype)
@@ -120,9 +123,9 @@ def nesterov(
 
 def noisy_sgd(
     learning_rate: ScalarOrSchedule,
-    eta: Any = 0.01,
-    gamma: Any = 0.55,
-    key: Any = None,
+    eta: jax.typing.ArrayLike = 0.01,
+    gamma: jax.typing.ArrayLike = 0.55,
+    key: jax.Array | int | None = None,
     *,
     seed: int | None = None,
 ) -> GradientTransformationExtraArgs:
@@ -144,10 +147,10 @@ def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformationExtraArgs
 
 def asgd(
     learning_rate: ScalarOrSchedule = 1e-2,
-    lambd: Any = 1e-4,
-    alpha: Any = 0.75,
-    t0: Any = 1e6,
-    weight_decay: Any = 0.0,
+    lambd: jax.typing.ArrayLike = 1e-4,
+    alpha: jax.typing.ArrayLike = 0.75,
+    t0: jax.typing.ArrayLike = 1e6,
+    weight_decay: ScalarOrSchedule = 0.0,
 ) -> GradientTransformationExtraArgs:
     r"""Averaged SGD with PyTorch's semantics (`torch.optim.ASGD`; Polyak & Juditsky, 1992).
 
@@ -191,7 +194,7 @@ def asgd_averaged_params(opt_state: Any) -> Any:
 
 
 def gradient_lr_control(
-    learning_rate: ScalarOrSchedule = 0.1, control_factor: Any = 0.99
+    learning_rate: ScalarOrSchedule = 0.1, control_factor: jax.typing.ArrayLike = 0.99
 ) -> GradientTransformationExtraArgs:
     r"""Gradient descent with the lecture's gradient-based learning-rate control (seed 004).
 
@@ -216,11 +219,11 @@ lecture_gradient_lr_control = gradient_lr_control
 
 def adagrad(
     learning_rate: ScalarOrSchedule,
-    initial_accumulator_value: Any = 0.1,
-    eps: Any = 1e-7,
+    initial_accumulator_value: jax.typing.ArrayLike = 0.1,
+    eps: jax.typing.ArrayLike = 1e-7,
     *,
     eps_in_sqrt: bool = True,
-    lr_decay: Any = None,
+    lr_decay: jax.typing.ArrayLike | None = None,
 ) -> GradientTransformationExtraArgs:
     r"""AdaGrad (Duchi, Hazan & Singer, 2011).
 
@@ -255,12 +258,12 @@ def adagrad(
 
 def rmsprop(
     learning_rate: ScalarOrSchedule,
-    decay: Any = 0.9,
-    eps: Any = 1e-8,
-    initial_scale: Any = 0.0,
+    decay: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-8,
+    initial_scale: jax.typing.ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     centered: bool = False,
-    momentum: Any = None,
+    momentum: jax.typing.ArrayLike | None = None,
     nesterov: bool = False,
     bias_correction: bool = False,
 ) -> GradientTransformationExtraArgs:
@@ -293,8 +296,8 @@ def rmsprop(
 
 def adadelta(
     learning_rate: ScalarOrSchedule | None = None,
-    rho: Any = 0.9,
-    eps: Any = 1e-6,
+    rho: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-6,
     weight_decay: ScalarOrSchedule = 0.0,
     weight_decay_mask: Any = None,
 ) -> GradientTransformationExtraArgs:
@@ -325,11 +328,11 @@ def adadelta(
 
 def adam(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     *,
     nesterov: bool = False,
 ) -> GradientTransformationExtraArgs:
@@ -351,11 +354,11 @@ def adam(
 
 def adamw(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
     *,
@@ -380,14 +383,14 @@ def adamw(
 
 def nadam(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     *,
     nesterov: bool = True,
-    momentum_decay: Any = None,
+    momentum_decay: jax.typing.ArrayLike | None = None,
 ) -> GradientTransformationExtraArgs:
     r"""NAdam (Dozat, 2016): Adam with a Nesterov look-ahead first moment.
 
@@ -408,16 +411,16 @@ def nadam(
 
 def nadamw(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
     *,
     nesterov: bool = True,
-    momentum_decay: Any = None,
+    momentum_decay: jax.typing.ArrayLike | None = None,
 ) -> GradientTransformationExtraArgs:
     """NAdamW: `nadam` plus decoupled weight decay, as `optax.nadamw`.
 
@@ -437,7 +440,10 @@ def nadamw(
 
 
 def adamax(
-    learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8
+    learning_rate: ScalarOrSchedule,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
 ) -> GradientTransformationExtraArgs:
     r"""AdaMax (Kingma & Ba, 2015): :math:`x_{t+1} = x_t - \eta_t\, m_t / ((1-\beta_1^t)\, n_t)`.
 
@@ -449,9 +455,9 @@ def adamax(
 
 def adamaxw(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
 ) -> GradientTransformationExtraArgs:
@@ -466,11 +472,11 @@ def adamaxw(
 
 def amsgrad(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
     *,
@@ -500,11 +506,11 @@ def amsgrad(
 
 def radam(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    threshold: Any = 5.0,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    threshold: jax.typing.ArrayLike = 5.0,
     *,
     nesterov: bool = False,
     eps_before_bias_correction: bool = False,
@@ -532,10 +538,10 @@ def radam(
 
 def adabelief(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-16,
-    eps_root: Any = 1e-16,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-16,
+    eps_root: jax.typing.ArrayLike = 1e-16,
     *,
     nesterov: bool = False,
 ) -> GradientTransformationExtraArgs:
@@ -550,10 +556,10 @@ def adabelief(
 
 def lamb(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-6,
-    eps_root: Any = 0.0,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-6,
+    eps_root: jax.typing.ArrayLike = 0.0,
     weight_decay: ScalarOrSchedule = 0.0,
     mask: Any = None,
 ) -> GradientTransformationExtraArgs:
@@ -574,7 +580,10 @@ def lamb(
 
 
 def yogi(
-    learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-3
+    learning_rate: ScalarOrSchedule,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-3,
 ) -> GradientTransformationExtraArgs:
     r"""Yogi (Zaheer et al., 2018): Adam with an additive, sign-controlled second moment.
 
@@ -586,9 +595,9 @@ def yogi(
 
 def lion(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.99,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.99,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     weight_decay: ScalarOrSchedule = 1e-3,
     mask: Any = None,
 ) -> GradientTransformationExtraArgs:
@@ -608,12 +617,12 @@ def lion(
 
 def adabound(
     learning_rate: ScalarOrSchedule = 1e-3,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    final_lr: Any = 0.1,
-    gamma: Any = 1e-3,
-    eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    final_lr: jax.typing.ArrayLike = 0.1,
+    gamma: jax.typing.ArrayLike = 1e-3,
+    eps: jax.typing.ArrayLike = 1e-8,
+    weight_decay: ScalarOrSchedule = 0.0,
     *,
     amsbound: bool = False,
 ) -> GradientTransformationExtraArgs:

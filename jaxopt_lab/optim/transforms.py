@@ -157,17 +157,17 @@ def _canonical_dtype(dtype: Any) -> Any:
     return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
 
 
-def _ema(new: Any, old: Any, decay: Any) -> Any:
+def _ema(new: Any, old: Any, decay: jax.typing.ArrayLike) -> Any:
     """Exponential moving average `(1 - decay) * new + decay * old`, leaf by leaf."""
     return _map(lambda g, m: (1 - decay) * g + decay * m, new, old)
 
 
-def _ema_sq(new: Any, old: Any, decay: Any) -> Any:
+def _ema_sq(new: Any, old: Any, decay: jax.typing.ArrayLike) -> Any:
     """Exponential moving average of the elementwise square of `new`."""
     return _map(lambda g, v: (1 - decay) * _abs_sq(g) + decay * v, new, old)
 
 
-def _debias(moment: Any, decay: Any, count: jax.Array) -> Any:
+def _debias(moment: Any, decay: jax.typing.ArrayLike, count: jax.Array) -> Any:
     """Adam's bias correction `moment / (1 - decay**count)`, computed in the moment's dtype."""
     correction = 1 - decay**count
     return _map(lambda m: m / jnp.asarray(correction, dtype=m.dtype), moment)
@@ -195,7 +195,7 @@ def _masked(tx: GradientTransformation, mask: Any) -> GradientTransformation:
 # --------------------------------------------------------------------------- scaling
 
 
-def scale(step_size: Any) -> GradientTransformation:
+def scale(step_size: jax.typing.ArrayLike) -> GradientTransformation:
     r"""Multiply updates by a fixed (possibly traced) scalar: :math:`u \leftarrow s\,u`.
 
     Args:
@@ -276,7 +276,9 @@ class TraceState(NamedTuple):
     trace: Any
 
 
-def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> GradientTransformation:
+def trace(
+    decay: jax.typing.ArrayLike, nesterov: bool = False, accumulator_dtype: jax.typing.DTypeLike | None = None
+) -> GradientTransformation:
     r"""Heavy-ball momentum (Polyak, 1964), optionally with Nesterov's look-ahead (Sutskever et al., 2013).
 
     .. math::
@@ -325,7 +327,7 @@ class ScaleByRssState(NamedTuple):
 
 
 def scale_by_rss(
-    initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *, eps_in_sqrt: bool = True
+    initial_accumulator_value: jax.typing.ArrayLike = 0.1, eps: jax.typing.ArrayLike = 1e-7, *, eps_in_sqrt: bool = True
 ) -> GradientTransformation:
     r"""AdaGrad's scaling by the root of the sum of squared gradients (Duchi, Hazan & Singer, 2011).
 
@@ -380,16 +382,16 @@ class ScaleByRmsWithCountState(NamedTuple):
     nu: Any
 
 
-def _rms_scaling(nu_hat: Any, eps: Any, eps_in_sqrt: bool) -> Any:
+def _rms_scaling(nu_hat: Any, eps: jax.typing.ArrayLike, eps_in_sqrt: bool) -> Any:
     if eps_in_sqrt:
         return _map(lambda n: jax.lax.rsqrt(n + eps), nu_hat)
     return _map(lambda n: 1 / (jnp.sqrt(n) + eps), nu_hat)
 
 
 def scale_by_rms(
-    decay: Any = 0.9,
-    eps: Any = 1e-8,
-    initial_scale: Any = 0.0,
+    decay: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-8,
+    initial_scale: jax.typing.ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
 ) -> GradientTransformation:
@@ -463,9 +465,9 @@ class ScaleByRStdDevWithCountState(NamedTuple):
 
 
 def scale_by_stddev(
-    decay: Any = 0.9,
-    eps: Any = 1e-8,
-    initial_scale: Any = 0.0,
+    decay: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-8,
+    initial_scale: jax.typing.ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
 ) -> GradientTransformation:
@@ -523,7 +525,7 @@ class ScaleByAdaDeltaState(NamedTuple):
     e_x: Any
 
 
-def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> GradientTransformation:
+def scale_by_adadelta(rho: jax.typing.ArrayLike = 0.9, eps: jax.typing.ArrayLike = 1e-6) -> GradientTransformation:
     r"""AdaDelta's unit-corrected scaling (Zeiler, 2012, Algorithm 1).
 
     .. math::
@@ -566,7 +568,7 @@ class ScaleByAdamState(NamedTuple):
     nu: Any
 
 
-def _nesterov_mu_hat(mu: Any, updates: Any, b1: Any, count: jax.Array) -> Any:
+def _nesterov_mu_hat(mu: Any, updates: Any, b1: jax.typing.ArrayLike, count: jax.Array) -> Any:
     # Dozat (2016), as optax writes it: the next step's bias-corrected momentum
     # plus the bias-corrected current gradient.
     return _map(
@@ -577,11 +579,11 @@ def _nesterov_mu_hat(mu: Any, updates: Any, b1: Any, count: jax.Array) -> Any:
 
 
 def scale_by_adam(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     *,
     nesterov: bool = False,
 ) -> GradientTransformation:
@@ -645,11 +647,11 @@ class ScaleByAmsgradState(NamedTuple):
 
 
 def scale_by_amsgrad(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
     *,
@@ -723,7 +725,9 @@ class ScaleByAdamaxState(NamedTuple):
     nu: Any
 
 
-def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> GradientTransformation:
+def scale_by_adamax(
+    b1: jax.typing.ArrayLike = 0.9, b2: jax.typing.ArrayLike = 0.999, eps: jax.typing.ArrayLike = 1e-8
+) -> GradientTransformation:
     r"""AdaMax (Kingma & Ba, 2015, Algorithm 2): Adam with the infinity norm.
 
     .. math::
@@ -770,12 +774,12 @@ class ScaleByNadamState(NamedTuple):
 
 
 def scale_by_nadam(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    momentum_decay: Any = 4e-3,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    momentum_decay: jax.typing.ArrayLike = 4e-3,
+    mu_dtype: jax.typing.DTypeLike | None = None,
 ) -> GradientTransformation:
     r"""NAdam with Dozat's momentum schedule (Dozat, 2016; PyTorch's `torch.optim.NAdam`).
 
@@ -839,11 +843,11 @@ def scale_by_nadam(
 
 
 def scale_by_radam(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    threshold: Any = 5.0,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    threshold: jax.typing.ArrayLike = 5.0,
     *,
     nesterov: bool = False,
     eps_before_bias_correction: bool = False,
@@ -922,10 +926,10 @@ class ScaleByBeliefState(NamedTuple):
 
 
 def scale_by_belief(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-16,
-    eps_root: Any = 1e-16,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-16,
+    eps_root: jax.typing.ArrayLike = 1e-16,
     *,
     nesterov: bool = False,
 ) -> GradientTransformation:
@@ -973,11 +977,11 @@ class ScaleByYogiState(NamedTuple):
 
 
 def scale_by_yogi(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-3,
-    eps_root: Any = 0.0,
-    initial_accumulator_value: Any = 1e-6,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-3,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    initial_accumulator_value: jax.typing.ArrayLike = 1e-6,
 ) -> GradientTransformation:
     r"""Yogi (Zaheer et al., 2018, Algorithm 2): additive, sign-controlled second moment.
 
@@ -1028,12 +1032,12 @@ _LION_MODES = ("hard", "smooth", "refined")
 
 
 def scale_by_lion(
-    b1: Any = 0.9,
-    b2: Any = 0.99,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.99,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     *,
     mode: str = "hard",
-    smooth_beta: float = 1.0,
+    smooth_beta: jax.typing.ArrayLike = 1.0,
 ) -> GradientTransformation:
     r"""Lion (Chen et al., 2023, Program 1): the sign of an interpolated momentum.
 
@@ -1069,7 +1073,7 @@ def scale_by_lion(
     return GradientTransformation(init_fn, update_fn)
 
 
-def _safe_norm(x: jax.Array, min_norm: Any) -> jax.Array:
+def _safe_norm(x: jax.Array, min_norm: jax.typing.ArrayLike) -> jax.Array:
     """`max(||x||, min_norm)` whose gradient is 0, not NaN, where `||x|| <= min_norm`.
 
     The derivative of the Euclidean norm at 0 is 0/0; a zero-initialized bias
@@ -1083,7 +1087,9 @@ def _safe_norm(x: jax.Array, min_norm: Any) -> jax.Array:
     return jnp.where(at_floor, min_norm, masked_norm)
 
 
-def scale_by_trust_ratio(min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps: Any = 0.0) -> GradientTransformation:
+def scale_by_trust_ratio(
+    min_norm: jax.typing.ArrayLike = 0.0, trust_coefficient: jax.typing.ArrayLike = 1.0, eps: jax.typing.ArrayLike = 0.0
+) -> GradientTransformation:
     r"""Layer-wise trust ratio of LARS/LAMB (You et al., 2017; You et al., 2020).
 
     .. math::
@@ -1129,12 +1135,12 @@ class ScaleByAdaBoundState(NamedTuple):
 
 
 def scale_by_adabound(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    final_lr: Any = 0.1,
-    gamma: Any = 1e-3,
-    base_learning_rate: Any = 1e-3,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    final_lr: jax.typing.ArrayLike = 0.1,
+    gamma: jax.typing.ArrayLike = 1e-3,
+    base_learning_rate: jax.typing.ArrayLike = 1e-3,
     *,
     amsbound: bool = False,
 ) -> GradientTransformation:
@@ -1225,7 +1231,13 @@ class AddNoiseState(NamedTuple):
     rng_key: jax.Array
 
 
-def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None) -> GradientTransformation:
+def add_noise(
+    eta: jax.typing.ArrayLike,
+    gamma: jax.typing.ArrayLike,
+    key: jax.Array | int | None = None,
+    *,
+    seed: int | None = None,
+) -> GradientTransformation:
     r"""Annealed Gaussian gradient noise (Neelakantan et al., 2015).
 
     .. math:: u_t \leftarrow u_t + \sigma_t \xi_t, \quad \sigma_t^2 = \frac{\eta}{t^\gamma},
@@ -1361,7 +1373,7 @@ def add_l1_penalty_grad(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
 # --------------------------------------------------------------------------- clipping
 
 
-def clip(max_delta: Any) -> GradientTransformation:
+def clip(max_delta: jax.typing.ArrayLike) -> GradientTransformation:
     r"""Clip each element to :math:`[-\delta, \delta]`."""
     _check_nonneg("max_delta", max_delta)
 
@@ -1372,7 +1384,7 @@ def clip(max_delta: Any) -> GradientTransformation:
     return GradientTransformation(lambda params: EmptyState(), update_fn)
 
 
-def clip_by_global_norm(max_norm: Any) -> GradientTransformation:
+def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
     r"""Rescale all updates together so their global norm is at most :math:`c` (Pascanu et al., 2013).
 
     .. math:: u \leftarrow u \cdot \frac{c}{\max(\|u\|_2, c)} \quad (\|u\|_2 \text{ over all leaves}).
@@ -1403,7 +1415,7 @@ class GradientLrControlState(NamedTuple):
     lr_scale: Any
 
 
-def scale_by_gradient_lr_control(control_factor: Any = 0.99) -> GradientTransformation:
+def scale_by_gradient_lr_control(control_factor: jax.typing.ArrayLike = 0.99) -> GradientTransformation:
     r"""The lecture's gradient-based learning-rate control (seed 004, `vanilla_gd_gradlr`).
 
     Each element keeps its own learning rate, shrunk at every step by its gradient:
@@ -1445,7 +1457,7 @@ class AverageIteratesState(NamedTuple):
     ax: Any
 
 
-def average_iterates(t0: Any = 1e6) -> GradientTransformation:
+def average_iterates(t0: jax.typing.ArrayLike = 1e6) -> GradientTransformation:
     r"""Polyak-Ruppert averaging of the iterates, as PyTorch's `ASGD` keeps it (Polyak & Juditsky, 1992).
 
     Place it last in a chain (after `scale_by_learning_rate`): it passes the

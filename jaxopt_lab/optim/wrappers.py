@@ -60,8 +60,8 @@ class LookaheadState(NamedTuple):
 
 def lookahead(
     fast_optimizer: GradientTransformation,
-    sync_period: Any,
-    slow_step_size: Any,
+    sync_period: jax.typing.ArrayLike,
+    slow_step_size: jax.typing.ArrayLike,
     reset_state: bool = False,
 ) -> GradientTransformationExtraArgs:
     r"""Lookahead (Zhang, Lucas, Hinton & Ba 2019, "Lookahead Optimizer: k steps forward, 1 step back").
@@ -194,7 +194,9 @@ class ApplyIfFiniteState(NamedTuple):
     inner_state: Any
 
 
-def apply_if_finite(inner: GradientTransformation, max_consecutive_errors: Any) -> GradientTransformationExtraArgs:
+def apply_if_finite(
+    inner: GradientTransformation, max_consecutive_errors: jax.typing.ArrayLike
+) -> GradientTransformationExtraArgs:
     """Skip updates holding a NaN or an Inf, until too many come in a row (optax.apply_if_finite).
 
     The incoming updates (gradients) are checked. A non-finite one is dropped:
@@ -290,13 +292,13 @@ def _float_dtypes(params: Params) -> tuple[Any, Any]:
 
 
 def reduce_on_plateau(
-    factor: Any = 0.1,
-    patience: Any = 10,
-    rtol: Any = 1e-4,
-    atol: Any = 0.0,
-    cooldown: Any = 0,
-    accumulation_size: Any = 1,
-    min_scale: Any = 0.0,
+    factor: jax.typing.ArrayLike = 0.1,
+    patience: jax.typing.ArrayLike = 10,
+    rtol: jax.typing.ArrayLike = 1e-4,
+    atol: jax.typing.ArrayLike = 0.0,
+    cooldown: jax.typing.ArrayLike = 0,
+    accumulation_size: jax.typing.ArrayLike = 1,
+    min_scale: jax.typing.ArrayLike = 0.0,
 ) -> GradientTransformationExtraArgs:
     r"""Scale updates down when the monitored value stops improving (performance scheduling).
 
