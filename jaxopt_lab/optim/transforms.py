@@ -200,6 +200,22 @@ def scale(step_size: jax.typing.ArrayLike) -> GradientTransformation:
 
     Args:
       step_size: the factor `s`. No sign convention: `scale(-1.0)` flips.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale(0.5)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.25 -0.5 ]
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
     """
 
     def update_fn(updates, state, params=None):
@@ -225,6 +241,22 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any]) -> GradientTrans
 
     Args:
       step_size_fn: `count -> factor`; may close over traced values.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_schedule(lambda count: 0.5 ** count)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.5 -1. ]
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
     """
 
     def init_fn(params):
@@ -253,6 +285,22 @@ def scale_by_learning_rate(
         `step -> value`. `None` gives the identity (no scaling and no sign flip),
         as in optax.
       flip_sign: multiply by `-learning_rate` (default) or by `+learning_rate`.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_learning_rate(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [-0.05        0.09999999]
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
     """
     if learning_rate is None:
         return identity()
@@ -294,6 +342,25 @@ def trace(
       decay: the momentum coefficient :math:`\mu \in [0, 1]`.
       nesterov: use Nesterov's look-ahead update.
       accumulator_dtype: dtype of the velocity (default: the parameters' dtype).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.trace(0.9)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.5 -1. ]
+
+    References:
+      Polyak, `Some methods of speeding up the convergence of iteration methods
+        <https://doi.org/10.1016/0041-5553(64)90137-5>`_, 1964
+      Sutskever et al., `On the importance of initialization and momentum in deep learning
+        <https://proceedings.mlr.press/v28/sutskever13.html>`_, 2013
     """
     check_range("decay", decay, low=0.0, high=1.0)
     accumulator_dtype = _canonical_dtype(accumulator_dtype)
@@ -340,6 +407,23 @@ def scale_by_rss(
       initial_accumulator_value: :math:`s_0` (optax 0.1, PyTorch 0).
       eps: the stabilizer (optax 1e-7 inside the root, PyTorch 1e-10 outside).
       eps_in_sqrt: where eps goes; `False` reproduces `torch.optim.Adagrad`.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_rss()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.8452 -0.9535]
+
+    References:
+      Duchi, Hazan & Singer, `Adaptive Subgradient Methods for Online Learning and Stochastic Optimization
+        <https://jmlr.org/papers/v12/duchi11a.html>`_, 2011
     """
     _check_nonneg("initial_accumulator_value", initial_accumulator_value)
     _check_nonneg("eps", eps)
@@ -411,6 +495,24 @@ def scale_by_rms(
       initial_scale: :math:`\nu_0` (TensorFlow 1 used 1).
       eps_in_sqrt: eps inside the root (optax default) or added to it (PyTorch).
       bias_correction: divide by :math:`1 - \rho^t` as Adam does.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_rms()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 3.1622999 -3.1622999]
+
+    References:
+      Tieleman & Hinton, `Lecture 6.5, rmsprop
+        <https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf>`_, 2012
+      Graves, `Generating Sequences With Recurrent Neural Networks <https://arxiv.org/abs/1308.0850>`_, 2013
     """
     check_range("decay", decay, low=0.0, high=1.0)
     _check_pos("eps", eps)
@@ -480,6 +582,31 @@ def scale_by_stddev(
 
     PyTorch's `RMSprop(centered=True)` is `eps_in_sqrt=False`.
     Arguments as in `scale_by_rms`.
+
+    Args:
+      decay: decay of the moving averages, in [0, 1].
+      eps: stabilizer added to the root of the second moment.
+      initial_scale: initial value of the second-moment accumulator.
+      eps_in_sqrt: eps inside the root (optax's default) or added to the root (`False`, PyTorch's).
+      bias_correction: divide the moments by :math:`1 - \rho^t` as Adam does.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_stddev()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 3.3332999 -3.3332999]
+
+    References:
+      Tieleman & Hinton, `Lecture 6.5, rmsprop
+        <https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf>`_, 2012
+      Graves, `Generating Sequences With Recurrent Neural Networks <https://arxiv.org/abs/1308.0850>`_, 2013
     """
     check_range("decay", decay, low=0.0, high=1.0)
     _check_pos("eps", eps)
@@ -536,6 +663,22 @@ def scale_by_adadelta(rho: jax.typing.ArrayLike = 0.9, eps: jax.typing.ArrayLike
     Args:
       rho: decay :math:`\rho \in [0, 1]`.
       eps: stabilizer (> 0; it also sets the first step's size).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_adadelta()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.0032 -0.0032]
+
+    References:
+      Zeiler, `ADADELTA: An Adaptive Learning Rate Method <https://arxiv.org/abs/1212.5701>`_, 2012
     """
     check_range("rho", rho, low=0.0, high=1.0)
     _check_pos("eps", eps)
@@ -603,6 +746,22 @@ def scale_by_adam(
       eps_root: added inside the root (>= 0; useful when differentiating through Adam).
       mu_dtype: dtype of the first moment (default: the parameters').
       nesterov: NAdam's look-ahead first moment.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_adam()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Kingma & Ba, `Adam: A Method for Stochastic Optimization <https://arxiv.org/abs/1412.6980>`_, 2015
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -672,6 +831,22 @@ def scale_by_amsgrad(
       b1, b2, eps, eps_root, mu_dtype: as in `scale_by_adam`.
       bias_correction_mu, bias_correction_nu: apply Adam's bias corrections.
       max_before_bias_correction: take the maximum over the raw second moment (PyTorch).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_amsgrad()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Reddi, Kale & Kumar, `On the Convergence of Adam and Beyond <https://openreview.net/forum?id=ryQu7f-RZ>`_, 2018
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -736,6 +911,27 @@ def scale_by_adamax(
         u_t = \frac{m_t}{(1-\beta_1^t)\, n_t}.
 
     This is also exactly `torch.optim.Adamax` (eps inside the max).
+
+    Args:
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_adamax()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Kingma & Ba, `Adam: A Method for Stochastic Optimization <https://arxiv.org/abs/1412.6980>`_, 2015
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -796,6 +992,22 @@ def scale_by_nadam(
     Args:
       b1, b2, eps, eps_root, mu_dtype: as in `scale_by_adam`.
       momentum_decay: :math:`\psi \ge 0` (PyTorch's default 4e-3).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_nadam()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1.0565 -1.0565]
+
+    References:
+      Dozat, `Incorporating Nesterov Momentum into Adam <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>`_, 2016
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -872,6 +1084,22 @@ def scale_by_radam(
         is real; the paper's 4 is the bound, optax and PyTorch use 5).
       nesterov: NAdam-style first moment, as in `scale_by_adam`.
       eps_before_bias_correction: PyTorch's eps placement.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_radam()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.5 -1. ]
+
+    References:
+      Liu et al., `On the Variance of the Adaptive Learning Rate and Beyond <https://arxiv.org/abs/1908.03265>`_, 2020
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -939,6 +1167,29 @@ def scale_by_belief(
         m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
         s_t = \beta_2 s_{t-1} + (1-\beta_2)(g_t - m_t)^2 + \epsilon_{root}, \quad
         u_t = \frac{\hat m_t}{\sqrt{\hat s_t} + \epsilon}.
+
+    Args:
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      nesterov: use Nesterov's look-ahead momentum.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_belief()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1.1111 -1.1111]
+
+    References:
+      Zhuang et al., `AdaBelief Optimizer <https://arxiv.org/abs/2010.07468>`_, 2020
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -990,6 +1241,30 @@ def scale_by_yogi(
         u_t = \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon},
 
     with both moments starting at `initial_accumulator_value`.
+
+    Args:
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      initial_accumulator_value: initial value of both moments.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_yogi()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.996  -0.9985]
+
+    References:
+      Zaheer et al., `Adaptive Methods for Nonconvex Optimization
+        <https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization>`_, 2018
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -1047,6 +1322,29 @@ def scale_by_lion(
 
     `mode="smooth"` uses :math:`\tanh(\beta_s c_t)` and `mode="refined"` keeps
     :math:`c_t` where :math:`|c_t| < 1` (optax's variants).
+
+    Args:
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      mu_dtype: dtype of the first moment (default: the parameters').
+      mode: `'hard'` (sign), `'smooth'` (tanh) or `'refined'` (optax's variants).
+      smooth_beta: slope of the tanh in `mode='smooth'`.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_lion()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Chen et al., `Symbolic Discovery of Optimization Algorithms <https://arxiv.org/abs/2302.06675>`_, 2023
     """
     check_range("b1", b1, low=0.0, high=1.0)
     check_range("b2", b2, low=0.0, high=1.0)
@@ -1097,6 +1395,28 @@ def scale_by_trust_ratio(
         \quad (\text{ratio 1 when either norm is 0}),
 
     per parameter array. Needs `params`.
+
+    Args:
+      min_norm: lower bound of both norms (0: no bound).
+      trust_coefficient: multiplier of the trust ratio.
+      eps: stabilizer added to the root of the second moment.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_trust_ratio()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates.round(4))
+      [ 1. -2.]
+
+    References:
+      You et al., `Large Batch Optimization for Deep Learning: Training BERT in 76 minutes
+        <https://arxiv.org/abs/1904.00962>`_, 2020
     """
     _check_nonneg("min_norm", min_norm)
     _check_nonneg("trust_coefficient", trust_coefficient)
@@ -1166,6 +1486,23 @@ def scale_by_adabound(
       gamma: convergence speed of the bounds (> 0).
       base_learning_rate: :math:`\alpha_0`, the initial learning rate (> 0).
       amsbound: use the running maximum of :math:`v_t` (AMSBound).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_adabound()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Luo, Xiong, Liu & Sun, `Adaptive Gradient Methods with Dynamic Bound of Learning Rate
+        <https://arxiv.org/abs/1902.09843>`_, 2019
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -1210,7 +1547,25 @@ def scale_by_adabound(
 
 
 def scale_by_sign() -> GradientTransformation:
-    r"""Keep only the sign: :math:`u \leftarrow \mathrm{sign}(u)` (signSGD, Bernstein et al., 2018)."""
+    r"""Keep only the sign: :math:`u \leftarrow \mathrm{sign}(u)` (signSGD, Bernstein et al., 2018).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_sign()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Bernstein et al., `signSGD: Compressed Optimisation for Non-Convex Problems <https://arxiv.org/abs/1802.04434>`_,
+        2018
+    """
 
     def update_fn(updates, state, params=None):
         del params
@@ -1248,6 +1603,23 @@ def add_noise(
       gamma: annealing exponent (>= 0).
       key: a JAX PRNG key or an int seed (default 0).
       seed: deprecated alias of `key` (optax's keyword).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.add_noise(0.01, 0.55, key=0)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.51989996 -1.077     ]
+
+    References:
+      Neelakantan et al., `Adding Gradient Noise Improves Learning for Very Deep Networks
+        <https://arxiv.org/abs/1511.06807>`_, 2015
     """
     _check_nonneg("eta", eta)
     _check_nonneg("gamma", gamma)
@@ -1337,6 +1709,22 @@ def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
       weight_decay: :math:`\lambda \ge 0`, or a schedule.
       mask: a pytree of booleans like the params (or a function `params -> mask`)
         selecting the leaves to decay; the others pass unchanged.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.add_decayed_weights(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates.round(4))
+      [ 0.59999996 -1.1999999 ]
+
+    References:
+      Loshchilov & Hutter, `Decoupled Weight Decay Regularization <https://arxiv.org/abs/1711.05101>`_, 2019
     """
     return _masked(_add_param_term(weight_decay, lambda p: p, "weight_decay"), mask)
 
@@ -1353,6 +1741,23 @@ def add_l2_penalty_grad(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
     Args:
       weight_decay: :math:`\lambda \ge 0`, or a schedule.
       mask: as in `add_decayed_weights`.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.add_l2_penalty_grad(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates.round(4))
+      [ 0.59999996 -1.1999999 ]
+
+    References:
+      Krogh & Hertz, `A Simple Weight Decay Can Improve Generalization
+        <https://papers.nips.cc/paper/563-a-simple-weight-decay-can-improve-generalization>`_, 1991
     """
     return _masked(_add_param_term(weight_decay, lambda p: p, "weight_decay"), mask)
 
@@ -1366,6 +1771,22 @@ def add_l1_penalty_grad(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
     Args:
       weight_decay: :math:`\lambda \ge 0`, or a schedule.
       mask: as in `add_decayed_weights`.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.add_l1_penalty_grad(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates.round(4))
+      [ 0.59999996 -1.1       ]
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
     """
     return _masked(_add_param_term(weight_decay, jnp.sign, "weight_decay"), mask)
 
@@ -1374,7 +1795,27 @@ def add_l1_penalty_grad(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
 
 
 def clip(max_delta: jax.typing.ArrayLike) -> GradientTransformation:
-    r"""Clip each element to :math:`[-\delta, \delta]`."""
+    r"""Clip each element to :math:`[-\delta, \delta]`.
+
+    Args:
+      max_delta: largest absolute value kept (>= 0).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.clip(0.3)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.29999998 -0.29999998]
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
+    """
     _check_nonneg("max_delta", max_delta)
 
     def update_fn(updates, state, params=None):
@@ -1388,6 +1829,26 @@ def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformatio
     r"""Rescale all updates together so their global norm is at most :math:`c` (Pascanu et al., 2013).
 
     .. math:: u \leftarrow u \cdot \frac{c}{\max(\|u\|_2, c)} \quad (\|u\|_2 \text{ over all leaves}).
+
+    Args:
+      max_norm: largest global norm kept (> 0).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.clip_by_global_norm(0.5)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.2236 -0.4472]
+
+    References:
+      Pascanu, Mikolov & Bengio, `On the difficulty of training Recurrent Neural Networks
+        <https://arxiv.org/abs/1211.5063>`_, 2013
     """
     _check_pos("max_norm", max_norm)
 
@@ -1430,6 +1891,22 @@ def scale_by_gradient_lr_control(control_factor: jax.typing.ArrayLike = 0.99) ->
 
     Args:
       control_factor: :math:`c \ge 0` (the lecture's `alpha_control_fac`; 0 gives plain GD).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_gradient_lr_control()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.2941 -0.5025]
+
+    References:
+      the lecture's `vanilla_gd_gradlr`; see docs/optimizers.md
     """
     _check_nonneg("control_factor", control_factor)
 
@@ -1472,6 +1949,24 @@ def average_iterates(t0: jax.typing.ArrayLike = 1e6) -> GradientTransformation:
 
     Args:
       t0: the step averaging starts from (PyTorch's default 1e6).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.average_iterates(t0=0)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates.round(4))
+      [ 0.5 -1. ]
+
+    References:
+      Polyak & Juditsky, `Acceleration of Stochastic Approximation by Averaging <https://doi.org/10.1137/0330046>`_,
+        1992
+      PyTorch, `torch.optim.ASGD <https://pytorch.org/docs/stable/generated/torch.optim.ASGD.html>`_
     """
     _check_nonneg("t0", t0)
 
@@ -1495,6 +1990,29 @@ def averaged_params(opt_state: Any) -> Any:
 
     Searches the (possibly nested, chained) optimizer state for the
     `AverageIteratesState` and returns its `ax`. Raises `ValueError` when none is found.
+
+    Args:
+      opt_state: an optimizer state holding an `average_iterates` state (e.g. `asgd`'s).
+
+    Returns:
+      The averaged parameters, a tree like the parameters.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.chain(optim.sgd(0.1), optim.average_iterates(t0=0))
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = opt.update(2 * params, state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(optim.averaged_params(state).round(4))
+      [ 0.576 -1.152]
+
+    References:
+      Polyak & Juditsky, `Acceleration of Stochastic Approximation by Averaging <https://doi.org/10.1137/0330046>`_,
+        1992
+      PyTorch, `torch.optim.ASGD <https://pytorch.org/docs/stable/generated/torch.optim.ASGD.html>`_
     """
     is_avg = lambda node: isinstance(node, AverageIteratesState)
     found = [node for node in jax.tree.leaves(opt_state, is_leaf=is_avg) if is_avg(node)]

@@ -101,6 +101,26 @@ def lookahead(
 
     Raises:
       ValueError: for concrete values out of range.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.lookahead(optim.sgd(0.1), sync_period=2, slow_step_size=0.5)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> for _ in range(2):
+      ...     updates, state = opt.update(2 * params, state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(params.round(4), state.slow.round(4))
+      [ 0.82 -1.64] [ 0.82 -1.64]
+
+    References:
+      Zhang, Lucas, Hinton & Ba, `Lookahead Optimizer: k steps forward, 1 step back
+        <https://arxiv.org/abs/1907.08610>`_, 2019
     """
     check_range("sync_period", sync_period, low=1)
     check_range("slow_step_size", slow_step_size, low=0.0, high=1.0)
@@ -213,6 +233,23 @@ def apply_if_finite(
 
     Raises:
       ValueError: for a concrete negative `max_consecutive_errors`.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.apply_if_finite(optim.sgd(0.1), max_consecutive_errors=2)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> updates, state = opt.update(jnp.array([jnp.nan, 1.0], jnp.float32), state, params)
+      >>> print(updates, int(state.notfinite_count))
+      [0. 0.] 1
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
     """
     check_range("max_consecutive_errors", max_consecutive_errors, low=0)
     inner = optax.with_extra_args_support(inner)
@@ -346,6 +383,25 @@ def reduce_on_plateau(
 
     Raises:
       ValueError: for concrete values out of range.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.chain(optim.sgd(0.1), optim.reduce_on_plateau(factor=0.5, patience=1))
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> for loss in [1.0, 1.0, 1.0]:
+      ...     updates, state = opt.update(2 * params, state, params, value=loss)
+      >>> print(updates.round(4), float(state[-1].scale))
+      [-0.05        0.09999999] 0.25
+
+    References:
+      Keras, `ReduceLROnPlateau <https://keras.io/api/callbacks/reduce_lr_on_plateau/>`_
+      optax, `contrib.reduce_on_plateau <https://optax.readthedocs.io/en/latest/api/contrib.html>`_
     """
     check_range("factor", factor, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     check_range("patience", patience, low=0)
