@@ -209,7 +209,7 @@ def noisy_sgd(
 
     .. math:: x_{t+1} = x_t - \eta_t\,(g_t + \sigma_t\xi_t), \quad \sigma_t^2 = \text{eta}/t^{\gamma}.
 
-    `key` (a PRNG key or int seed) defaults to 0; `seed` is optax's deprecated alias.
+    Without a `key` it warns and uses key 0, as optax does; `seed` is optax's deprecated alias.
 
     Args:
       learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
@@ -491,7 +491,7 @@ def rmsprop(
     Args:
       learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
       decay: decay of the moving averages, in [0, 1].
-      eps: stabilizer added to the root of the second moment.
+      eps: stabilizer of the root (inside it by default, added to it with `eps_in_sqrt=False`).
       initial_scale: initial value of the second-moment accumulator.
       eps_in_sqrt: eps inside the root (optax's default) or added to the root (`False`, PyTorch's).
       centered: scale by the running standard deviation (Graves, 2013) instead of the RMS.
@@ -557,7 +557,7 @@ def adadelta(
     Args:
       learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
       rho: decay of the moving averages, in [0, 1].
-      eps: stabilizer added to the root of the second moment.
+      eps: stabilizer inside both roots (> 0; it also sets the first step's size).
       weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
       weight_decay_mask: as `mask`, for the coupled weight decay.
 
@@ -832,8 +832,8 @@ def adamax(
     Args:
       learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
       b1: decay of the first moment (EMA of gradients), in [0, 1).
-      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
-      eps: stabilizer added to the root of the second moment.
+      b2: decay of the infinity norm n_t, in [0, 1).
+      eps: added to |g_t| inside the maximum (> 0).
 
     Returns:
       An optax `GradientTransformationExtraArgs`: `init(params)` and
@@ -870,8 +870,8 @@ def adamaxw(
     Args:
       learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
       b1: decay of the first moment (EMA of gradients), in [0, 1).
-      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
-      eps: stabilizer added to the root of the second moment.
+      b2: decay of the infinity norm n_t, in [0, 1).
+      eps: added to |g_t| inside the maximum (> 0).
       weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
       mask: a pytree of booleans like the parameters (or a function `params -> mask`) selecting the decayed leaves.
 
@@ -1041,8 +1041,8 @@ def adabelief(
     Args:
       learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
       b1: decay of the first moment (EMA of gradients), in [0, 1).
-      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
-      eps: stabilizer added to the root of the second moment.
+      b2: decay of the EMA of the squared surprise (g_t - m_t)^2, in [0, 1).
+      eps: added to the root of the surprise's second moment.
       eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
       nesterov: use Nesterov's look-ahead momentum.
 
@@ -1176,8 +1176,8 @@ def lion(
 
     Args:
       learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
-      b1: decay of the first moment (EMA of gradients), in [0, 1).
-      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      b1: weight of the momentum inside the sign, in [0, 1].
+      b2: decay of the momentum m_t, in [0, 1].
       mu_dtype: dtype of the first moment (default: the parameters').
       weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
       mask: a pytree of booleans like the parameters (or a function `params -> mask`) selecting the decayed leaves.
@@ -1241,7 +1241,7 @@ def adabound(
       b2: decay of the second moment (EMA of squared gradients), in [0, 1).
       final_lr: the SGD learning rate both bounds converge to (> 0).
       gamma: annealing exponent of the noise variance (>= 0).
-      eps: stabilizer added to the root of the second moment.
+      eps: added to sqrt(v_t), before the bias correction.
       weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
       amsbound: use the running maximum of the second moment (AMSBound).
 

@@ -585,7 +585,7 @@ def scale_by_stddev(
 
     Args:
       decay: decay of the moving averages, in [0, 1].
-      eps: stabilizer added to the root of the second moment.
+      eps: stabilizer of the root (inside it by default, added to it with `eps_in_sqrt=False`).
       initial_scale: initial value of the second-moment accumulator.
       eps_in_sqrt: eps inside the root (optax's default) or added to the root (`False`, PyTorch's).
       bias_correction: divide the moments by :math:`1 - \rho^t` as Adam does.
@@ -914,8 +914,8 @@ def scale_by_adamax(
 
     Args:
       b1: decay of the first moment (EMA of gradients), in [0, 1).
-      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
-      eps: stabilizer added to the root of the second moment.
+      b2: decay of the infinity norm n_t, in [0, 1).
+      eps: added to |g_t| inside the maximum (> 0).
 
     Returns:
       An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
@@ -1170,8 +1170,8 @@ def scale_by_belief(
 
     Args:
       b1: decay of the first moment (EMA of gradients), in [0, 1).
-      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
-      eps: stabilizer added to the root of the second moment.
+      b2: decay of the EMA of the squared surprise (g_t - m_t)^2, in [0, 1).
+      eps: added to the root of the surprise's second moment.
       eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
       nesterov: use Nesterov's look-ahead momentum.
 
@@ -1324,8 +1324,8 @@ def scale_by_lion(
     :math:`c_t` where :math:`|c_t| < 1` (optax's variants).
 
     Args:
-      b1: decay of the first moment (EMA of gradients), in [0, 1).
-      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      b1: weight of the momentum inside the sign, in [0, 1].
+      b2: decay of the momentum m_t, in [0, 1].
       mu_dtype: dtype of the first moment (default: the parameters').
       mode: `'hard'` (sign), `'smooth'` (tanh) or `'refined'` (optax's variants).
       smooth_beta: slope of the tanh in `mode='smooth'`.
@@ -1399,7 +1399,7 @@ def scale_by_trust_ratio(
     Args:
       min_norm: lower bound of both norms (0: no bound).
       trust_coefficient: multiplier of the trust ratio.
-      eps: stabilizer added to the root of the second moment.
+      eps: added to the update's norm in the denominator.
 
     Returns:
       An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
@@ -1601,7 +1601,7 @@ def add_noise(
     Args:
       eta: initial variance (>= 0).
       gamma: annealing exponent (>= 0).
-      key: a JAX PRNG key or an int seed (default 0).
+      key: a JAX PRNG key or an int seed; None warns and uses 0 (as optax).
       seed: deprecated alias of `key` (optax's keyword).
 
     Returns:
