@@ -18,10 +18,9 @@ Optimizers optax lacks follow PyTorch or the paper: `asgd`, `adabound`, and the
 lecture's `gradient_lr_control`. See docs/optimizers.md for the full table.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from jaxopt_lab.optim import transforms as tr
@@ -66,7 +65,7 @@ def _check_lr(learning_rate: Any) -> None:
     check_range("learning_rate", learning_rate, low=0.0)
 
 
-def _check_momentum(momentum: Any) -> None:
+def _check_momentum(momentum: jax.typing.ArrayLike) -> None:
     if momentum is not None:
         check_range("momentum", momentum, low=0.0, high=1.0)
 
@@ -76,9 +75,9 @@ def _check_momentum(momentum: Any) -> None:
 
 def sgd(
     learning_rate: ScalarOrSchedule,
-    momentum: Any = None,
+    momentum: jax.typing.ArrayLike | None = None,
     nesterov: bool = False,
-    accumulator_dtype: Any = None,
+    accumulator_dtype: jax.typing.DTypeLike | None = None,
 ) -> GradientTransformationExtraArgs:
     r"""Stochastic gradient descent, optionally with heavy-ball or Nesterov momentum.
 
@@ -96,6 +95,27 @@ def sgd(
       momentum: :math:`\mu \in [0, 1]`, or None for plain SGD (no state).
       nesterov: Nesterov's look-ahead (Sutskever et al., 2013).
       accumulator_dtype: dtype of the velocity (default: the parameters').
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.sgd(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.79999995 -1.5999999 ]
+
+    References:
+      Polyak, `Some methods of speeding up the convergence of iteration methods
+        <https://doi.org/10.1016/0041-5553(64)90137-5>`_, 1964
+      Sutskever et al., `On the importance of initialization and momentum in deep learning
+        <https://proceedings.mlr.press/v28/sutskever13.html>`_, 2013
     """
     _check_lr(learning_rate)
     _check_momentum(momentum)
@@ -105,26 +125,83 @@ def sgd(
 
 def momentum(
     learning_rate: ScalarOrSchedule,
-    momentum: Any = 0.9,
+    momentum: jax.typing.ArrayLike = 0.9,
     nesterov: bool = False,
-    accumulator_dtype: Any = None,
+    accumulator_dtype: jax.typing.DTypeLike | None = None,
 ) -> GradientTransformationExtraArgs:
-    """Heavy-ball SGD: `sgd(learning_rate, momentum=momentum)` (default momentum 0.9)."""
+    """Heavy-ball SGD: `sgd(learning_rate, momentum=momentum)` (default momentum 0.9).
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      momentum: the momentum coefficient in [0, 1], or None for none.
+      nesterov: use Nesterov's look-ahead momentum.
+      accumulator_dtype: dtype of the velocity (default: the parameters').
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.momentum(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.79999995 -1.5999999 ]
+
+    References:
+      Polyak, `Some methods of speeding up the convergence of iteration methods
+        <https://doi.org/10.1016/0041-5553(64)90137-5>`_, 1964
+      Sutskever et al., `On the importance of initialization and momentum in deep learning
+        <https://proceedings.mlr.press/v28/sutskever13.html>`_, 2013
+    """
     return sgd(learning_rate, momentum=momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)
 
 
 def nesterov(
-    learning_rate: ScalarOrSchedule, momentum: Any = 0.9, accumulator_dtype: Any = None
+    learning_rate: ScalarOrSchedule,
+    momentum: jax.typing.ArrayLike = 0.9,
+    accumulator_dtype: jax.typing.DTypeLike | None = None,
 ) -> GradientTransformationExtraArgs:
-    """Nesterov accelerated gradient: `sgd(learning_rate, momentum=momentum, nesterov=True)`."""
+    """Nesterov accelerated gradient: `sgd(learning_rate, momentum=momentum, nesterov=True)`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      momentum: the momentum coefficient in [0, 1], or None for none.
+      accumulator_dtype: dtype of the velocity (default: the parameters').
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.nesterov(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.62 -1.24]
+
+    References:
+      Polyak, `Some methods of speeding up the convergence of iteration methods
+        <https://doi.org/10.1016/0041-5553(64)90137-5>`_, 1964
+      Sutskever et al., `On the importance of initialization and momentum in deep learning
+        <https://proceedings.mlr.press/v28/sutskever13.html>`_, 2013
+    """
     return sgd(learning_rate, momentum=momentum, nesterov=True, accumulator_dtype=accumulator_dtype)
 
 
 def noisy_sgd(
     learning_rate: ScalarOrSchedule,
-    eta: Any = 0.01,
-    gamma: Any = 0.55,
-    key: Any = None,
+    eta: jax.typing.ArrayLike = 0.01,
+    gamma: jax.typing.ArrayLike = 0.55,
+    key: jax.Array | int | None = None,
     *,
     seed: int | None = None,
 ) -> GradientTransformationExtraArgs:
@@ -132,24 +209,73 @@ def noisy_sgd(
 
     .. math:: x_{t+1} = x_t - \eta_t\,(g_t + \sigma_t\xi_t), \quad \sigma_t^2 = \text{eta}/t^{\gamma}.
 
-    `key` (a PRNG key or int seed) defaults to 0; `seed` is optax's deprecated alias.
+    Without a `key` it warns and uses key 0, as optax does; `seed` is optax's deprecated alias.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      eta: initial noise variance (>= 0).
+      gamma: annealing exponent of the noise variance (>= 0).
+      key: a JAX PRNG key or an int seed; None warns and uses 0 (as optax).
+      seed: deprecated alias of `key` (optax's keyword).
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.noisy_sgd(0.1, key=0)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.798     -1.5922999]
+
+    References:
+      Neelakantan et al., `Adding Gradient Noise Improves Learning for Very Deep Networks
+        <https://arxiv.org/abs/1511.06807>`_, 2015
     """
     _check_lr(learning_rate)
     return chain(tr.add_noise(eta, gamma, key, seed=seed), tr.scale_by_learning_rate(learning_rate))
 
 
 def sign_sgd(learning_rate: ScalarOrSchedule) -> GradientTransformationExtraArgs:
-    r"""signSGD (Bernstein et al., 2018): :math:`x_{t+1} = x_t - \eta_t\,\mathrm{sign}(g_t)`."""
+    r"""signSGD (Bernstein et al., 2018): :math:`x_{t+1} = x_t - \eta_t\,\mathrm{sign}(g_t)`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.sign_sgd(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.9 -1.9]
+
+    References:
+      Bernstein et al., `signSGD: Compressed Optimisation for Non-Convex Problems <https://arxiv.org/abs/1802.04434>`_,
+        2018
+    """
     _check_lr(learning_rate)
     return chain(tr.scale_by_sign(), tr.scale_by_learning_rate(learning_rate))
 
 
 def asgd(
     learning_rate: ScalarOrSchedule = 1e-2,
-    lambd: Any = 1e-4,
-    alpha: Any = 0.75,
-    t0: Any = 1e6,
-    weight_decay: Any = 0.0,
+    lambd: jax.typing.ArrayLike = 1e-4,
+    alpha: jax.typing.ArrayLike = 0.75,
+    t0: jax.typing.ArrayLike = 1e6,
+    weight_decay: ScalarOrSchedule = 0.0,
 ) -> GradientTransformationExtraArgs:
     r"""Averaged SGD with PyTorch's semantics (`torch.optim.ASGD`; Polyak & Juditsky, 1992).
 
@@ -169,6 +295,26 @@ def asgd(
       alpha: power :math:`a \ge 0` of the rate's decay.
       t0: step at which averaging starts.
       weight_decay: PyTorch's coupled L2 coefficient (>= 0).
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.asgd(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.79999995 -1.5999999 ]
+
+    References:
+      Polyak & Juditsky, `Acceleration of Stochastic Approximation by Averaging <https://doi.org/10.1137/0330046>`_,
+        1992
+      PyTorch, `torch.optim.ASGD <https://pytorch.org/docs/stable/generated/torch.optim.ASGD.html>`_
     """
     _check_lr(learning_rate)
     check_range("lambd", lambd, low=0.0)
@@ -188,12 +334,36 @@ def asgd(
 
 
 def asgd_averaged_params(opt_state: Any) -> Any:
-    """The averaged parameters :math:`\\bar x_t` of an `asgd` state (PyTorch's `state['ax']`)."""
+    """The averaged parameters :math:`\\bar x_t` of an `asgd` state (PyTorch's `state['ax']`).
+
+    Args:
+      opt_state: an optimizer state holding an `average_iterates` state (e.g. `asgd`'s).
+
+    Returns:
+      The averaged parameters, a tree like the parameters.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.asgd(0.1, t0=0)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = opt.update(2 * params, state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(optim.asgd_averaged_params(state).round(4))
+      [ 0.576 -1.152]
+
+    References:
+      Polyak & Juditsky, `Acceleration of Stochastic Approximation by Averaging <https://doi.org/10.1137/0330046>`_,
+        1992
+      PyTorch, `torch.optim.ASGD <https://pytorch.org/docs/stable/generated/torch.optim.ASGD.html>`_
+    """
     return tr.averaged_params(opt_state)
 
 
 def gradient_lr_control(
-    learning_rate: ScalarOrSchedule = 0.1, control_factor: Any = 0.99
+    learning_rate: ScalarOrSchedule = 0.1, control_factor: jax.typing.ArrayLike = 0.99
 ) -> GradientTransformationExtraArgs:
     r"""Gradient descent with the lecture's gradient-based learning-rate control (seed 004).
 
@@ -204,6 +374,28 @@ def gradient_lr_control(
     per element (each parameter keeps its own rate in the state). Defaults are
     the lecture's (`alpha=0.1`, `alpha_control_fac=0.99`). The lecture notes it
     is risky: the rate only shrinks, and shrinks most where gradients are large.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      control_factor: the shrink factor :math:`c \ge 0` of the per-element rate (0 gives plain GD).
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.gradient_lr_control(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.9167    -1.8657999]
+
+    References:
+      the lecture's `vanilla_gd_gradlr`; see docs/optimizers.md
     """
     _check_lr(learning_rate)
     return chain(tr.scale_by_gradient_lr_control(control_factor), tr.scale_by_learning_rate(learning_rate))
@@ -218,11 +410,11 @@ lecture_gradient_lr_control = gradient_lr_control
 
 def adagrad(
     learning_rate: ScalarOrSchedule,
-    initial_accumulator_value: Any = 0.1,
-    eps: Any = 1e-7,
+    initial_accumulator_value: jax.typing.ArrayLike = 0.1,
+    eps: jax.typing.ArrayLike = 1e-7,
     *,
     eps_in_sqrt: bool = True,
-    lr_decay: Any = None,
+    lr_decay: jax.typing.ArrayLike | None = None,
 ) -> GradientTransformationExtraArgs:
     r"""AdaGrad (Duchi, Hazan & Singer, 2011).
 
@@ -239,6 +431,25 @@ def adagrad(
       eps: stabilizer (optax 1e-7 in the root, PyTorch 1e-10 outside).
       eps_in_sqrt: `False` gives PyTorch's :math:`g/(\sqrt{s}+\epsilon)`.
       lr_decay: PyTorch's inverse-time decay :math:`d \ge 0` of the rate; None (default) for none.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.adagrad(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.9012    -1.9002999]
+
+    References:
+      Duchi, Hazan & Singer, `Adaptive Subgradient Methods for Online Learning and Stochastic Optimization
+        <https://jmlr.org/papers/v12/duchi11a.html>`_, 2011
     """
     _check_lr(learning_rate)
     lr = learning_rate
@@ -257,12 +468,12 @@ def adagrad(
 
 def rmsprop(
     learning_rate: ScalarOrSchedule,
-    decay: Any = 0.9,
-    eps: Any = 1e-8,
-    initial_scale: Any = 0.0,
+    decay: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-8,
+    initial_scale: jax.typing.ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     centered: bool = False,
-    momentum: Any = None,
+    momentum: jax.typing.ArrayLike | None = None,
     nesterov: bool = False,
     bias_correction: bool = False,
 ) -> GradientTransformationExtraArgs:
@@ -276,6 +487,37 @@ def rmsprop(
     Same as `optax.rmsprop` (momentum applied after the learning rate). PyTorch's
     `RMSprop(lr, alpha=rho, eps, centered, momentum)` is
     `rmsprop(lr, decay=rho, eps=eps, eps_in_sqrt=False, centered=..., momentum=...)`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      decay: decay of the moving averages, in [0, 1].
+      eps: stabilizer of the root (inside it by default, added to it with `eps_in_sqrt=False`).
+      initial_scale: initial value of the second-moment accumulator.
+      eps_in_sqrt: eps inside the root (optax's default) or added to the root (`False`, PyTorch's).
+      centered: scale by the running standard deviation (Graves, 2013) instead of the RMS.
+      momentum: the momentum coefficient in [0, 1], or None for none.
+      nesterov: use Nesterov's look-ahead momentum.
+      bias_correction: divide the moments by :math:`1 - \rho^t` as Adam does.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.rmsprop(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.6838 -1.6838]
+
+    References:
+      Tieleman & Hinton, `Lecture 6.5, rmsprop
+        <https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf>`_, 2012
+      Graves, `Generating Sequences With Recurrent Neural Networks <https://arxiv.org/abs/1308.0850>`_, 2013
     """
     _check_lr(learning_rate)
     _check_momentum(momentum)
@@ -295,8 +537,8 @@ def rmsprop(
 
 def adadelta(
     learning_rate: ScalarOrSchedule | None = None,
-    rho: Any = 0.9,
-    eps: Any = 1e-6,
+    rho: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-6,
     weight_decay: ScalarOrSchedule = 0.0,
     weight_decay_mask: Any = None,
 ) -> GradientTransformationExtraArgs:
@@ -311,6 +553,31 @@ def adadelta(
     scaling at all for None, so `optax.adadelta()` moves *along* the gradient
     (ascent). With an explicit learning rate the two agree, and
     `adadelta(lr, rho, eps, weight_decay=wd)` equals `torch.optim.Adadelta(lr, rho, eps, wd)`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      rho: decay of the moving averages, in [0, 1].
+      eps: stabilizer inside both roots (> 0; it also sets the first step's size).
+      weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
+      weight_decay_mask: as `mask`, for the coupled weight decay.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.adadelta(1.0)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.99679995 -1.9968    ]
+
+    References:
+      Zeiler, `ADADELTA: An Adaptive Learning Rate Method <https://arxiv.org/abs/1212.5701>`_, 2012
     """
     if learning_rate is None:
         learning_rate = 1.0
@@ -327,11 +594,11 @@ def adadelta(
 
 def adam(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     *,
     nesterov: bool = False,
 ) -> GradientTransformationExtraArgs:
@@ -343,6 +610,33 @@ def adam(
     (PyTorch's `weight_decay=wd` is `chain(add_l2_penalty_grad(wd), adam(...))`;
     its `amsgrad=True` is `amsgrad(..., max_before_bias_correction=True)`).
     State: exactly two moment trees and a step count.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      mu_dtype: dtype of the first moment (default: the parameters').
+      nesterov: use Nesterov's look-ahead momentum.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.adam(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.9 -1.9]
+
+    References:
+      Kingma & Ba, `Adam: A Method for Stochastic Optimization <https://arxiv.org/abs/1412.6980>`_, 2015
     """
     _check_lr(learning_rate)
     return chain(
@@ -353,11 +647,11 @@ def adam(
 
 def adamw(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
     *,
@@ -371,6 +665,35 @@ def adamw(
     Same as `optax.adamw` and `torch.optim.AdamW` (which writes the decay as
     :math:`x(1-\eta\lambda)`: the same step). Defaults are optax's
     (`weight_decay=1e-4`; PyTorch's default is 1e-2). `mask` selects the decayed leaves.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      mu_dtype: dtype of the first moment (default: the parameters').
+      weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
+      mask: a pytree of booleans like the parameters (or a function `params -> mask`) selecting the decayed leaves.
+      nesterov: use Nesterov's look-ahead momentum.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.adamw(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.9 -1.9]
+
+    References:
+      Loshchilov & Hutter, `Decoupled Weight Decay Regularization <https://arxiv.org/abs/1711.05101>`_, 2019
     """
     _check_lr(learning_rate)
     return chain(
@@ -382,14 +705,14 @@ def adamw(
 
 def nadam(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     *,
     nesterov: bool = True,
-    momentum_decay: Any = None,
+    momentum_decay: jax.typing.ArrayLike | None = None,
 ) -> GradientTransformationExtraArgs:
     r"""NAdam (Dozat, 2016): Adam with a Nesterov look-ahead first moment.
 
@@ -399,6 +722,34 @@ def nadam(
     `momentum_decay=psi` (PyTorch's default 4e-3) switches to Dozat's scheduled
     momentum :math:`\mu_t = \beta_1(1 - \frac12 0.96^{t\psi})` of `scale_by_nadam`,
     which is `torch.optim.NAdam(lr, betas, eps, momentum_decay=psi)` exactly.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      mu_dtype: dtype of the first moment (default: the parameters').
+      nesterov: use Nesterov's look-ahead momentum.
+      momentum_decay: None for optax's NAdam; a number :math:`\psi` for Dozat's (PyTorch's) momentum schedule.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.nadam(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.8526 -1.8526]
+
+    References:
+      Dozat, `Incorporating Nesterov Momentum into Adam <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>`_, 2016
     """
     _check_lr(learning_rate)
     if momentum_decay is None:
@@ -410,21 +761,51 @@ def nadam(
 
 def nadamw(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
     *,
     nesterov: bool = True,
-    momentum_decay: Any = None,
+    momentum_decay: jax.typing.ArrayLike | None = None,
 ) -> GradientTransformationExtraArgs:
-    """NAdamW: `nadam` plus decoupled weight decay, as `optax.nadamw`.
+    r"""NAdamW: `nadam` plus decoupled weight decay, as `optax.nadamw`.
 
     With `momentum_decay` set it is `torch.optim.NAdam(..., weight_decay=wd,
     decoupled_weight_decay=True)`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      mu_dtype: dtype of the first moment (default: the parameters').
+      weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
+      mask: a pytree of booleans like the parameters (or a function `params -> mask`) selecting the decayed leaves.
+      nesterov: use Nesterov's look-ahead momentum.
+      momentum_decay: None for optax's NAdam; a number :math:`\psi` for Dozat's (PyTorch's) momentum schedule.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.nadamw(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.8526 -1.8526]
+
+    References:
+      Dozat, `Incorporating Nesterov Momentum into Adam <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>`_, 2016
     """
     _check_lr(learning_rate)
     if momentum_decay is None:
@@ -439,11 +820,38 @@ def nadamw(
 
 
 def adamax(
-    learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8
+    learning_rate: ScalarOrSchedule,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
 ) -> GradientTransformationExtraArgs:
     r"""AdaMax (Kingma & Ba, 2015): :math:`x_{t+1} = x_t - \eta_t\, m_t / ((1-\beta_1^t)\, n_t)`.
 
     :math:`n_t = \max(\beta_2 n_{t-1}, |g_t| + \epsilon)`. Same as `optax.adamax` and `torch.optim.Adamax`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the infinity norm n_t, in [0, 1).
+      eps: added to |g_t| inside the maximum (> 0).
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.adamax(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.9 -1.9]
+
+    References:
+      Kingma & Ba, `Adam: A Method for Stochastic Optimization <https://arxiv.org/abs/1412.6980>`_, 2015
     """
     _check_lr(learning_rate)
     return chain(tr.scale_by_adamax(b1, b2, eps), tr.scale_by_learning_rate(learning_rate))
@@ -451,13 +859,40 @@ def adamax(
 
 def adamaxw(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
     weight_decay: ScalarOrSchedule = 1e-4,
     mask: Any = None,
 ) -> GradientTransformationExtraArgs:
-    """AdaMax plus decoupled weight decay, as `optax.adamaxw`."""
+    """AdaMax plus decoupled weight decay, as `optax.adamaxw`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the infinity norm n_t, in [0, 1).
+      eps: added to |g_t| inside the maximum (> 0).
+      weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
+      mask: a pytree of booleans like the parameters (or a function `params -> mask`) selecting the decayed leaves.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.adamaxw(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.9 -1.9]
+
+    References:
+      Loshchilov & Hutter, `Decoupled Weight Decay Regularization <https://arxiv.org/abs/1711.05101>`_, 2019
+    """
     _check_lr(learning_rate)
     return chain(
         tr.scale_by_adamax(b1, b2, eps),
@@ -468,11 +903,11 @@ def adamaxw(
 
 def amsgrad(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
     *,
@@ -483,6 +918,35 @@ def amsgrad(
     Default: optax's (maximum of the bias-corrected :math:`\hat v_t`).
     `max_before_bias_correction=True` takes the maximum of the raw :math:`v_t` and
     bias-corrects afterwards: `torch.optim.Adam(amsgrad=True)` exactly.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      mu_dtype: dtype of the first moment (default: the parameters').
+      bias_correction_mu: bias-correct the first moment.
+      bias_correction_nu: bias-correct the second moment.
+      max_before_bias_correction: take the running maximum of the raw second moment (PyTorch's `amsgrad=True`).
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.amsgrad(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.9 -1.9]
+
+    References:
+      Reddi, Kale & Kumar, `On the Convergence of Adam and Beyond <https://openreview.net/forum?id=ryQu7f-RZ>`_, 2018
     """
     _check_lr(learning_rate)
     return chain(
@@ -502,11 +966,11 @@ def amsgrad(
 
 def radam(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    threshold: Any = 5.0,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    threshold: jax.typing.ArrayLike = 5.0,
     *,
     nesterov: bool = False,
     eps_before_bias_correction: bool = False,
@@ -516,6 +980,34 @@ def radam(
     Default: optax's. `eps_before_bias_correction=True` adds eps to the raw
     :math:`\sqrt{v_t}` before dividing by :math:`\sqrt{1-\beta_2^t}`:
     `torch.optim.RAdam(lr, betas, eps)` exactly (threshold 5).
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      threshold: variance-tractability threshold on :math:`\rho_t` (>= 4; optax and PyTorch use 5).
+      nesterov: use Nesterov's look-ahead momentum.
+      eps_before_bias_correction: add eps to the raw root before the bias correction (PyTorch's RAdam).
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.radam(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.79999995 -1.5999999 ]
+
+    References:
+      Liu et al., `On the Variance of the Adaptive Learning Rate and Beyond <https://arxiv.org/abs/1908.03265>`_, 2020
     """
     _check_lr(learning_rate)
     return chain(
@@ -534,10 +1026,10 @@ def radam(
 
 def adabelief(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-16,
-    eps_root: Any = 1e-16,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-16,
+    eps_root: jax.typing.ArrayLike = 1e-16,
     *,
     nesterov: bool = False,
 ) -> GradientTransformationExtraArgs:
@@ -545,6 +1037,32 @@ def adabelief(
 
     :math:`x_{t+1} = x_t - \eta_t \hat m_t/(\sqrt{\hat s_t} + \epsilon)`, see `scale_by_belief`.
     As `optax.adabelief`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the EMA of the squared surprise (g_t - m_t)^2, in [0, 1).
+      eps: added to the root of the surprise's second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      nesterov: use Nesterov's look-ahead momentum.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.adabelief(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.8889    -1.8888999]
+
+    References:
+      Zhuang et al., `AdaBelief Optimizer <https://arxiv.org/abs/2010.07468>`_, 2020
     """
     _check_lr(learning_rate)
     return chain(tr.scale_by_belief(b1, b2, eps, eps_root, nesterov=nesterov), tr.scale_by_learning_rate(learning_rate))
@@ -552,10 +1070,10 @@ def adabelief(
 
 def lamb(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-6,
-    eps_root: Any = 0.0,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-6,
+    eps_root: jax.typing.ArrayLike = 0.0,
     weight_decay: ScalarOrSchedule = 0.0,
     mask: Any = None,
 ) -> GradientTransformationExtraArgs:
@@ -565,6 +1083,34 @@ def lamb(
               x_{t+1} = x_t - \eta_t \frac{\|x_t\|}{\|r_t\|} r_t.
 
     As `optax.lamb`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
+      mask: a pytree of booleans like the parameters (or a function `params -> mask`) selecting the decayed leaves.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.lamb(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.8419 -1.8419]
+
+    References:
+      You et al., `Large Batch Optimization for Deep Learning: Training BERT in 76 minutes
+        <https://arxiv.org/abs/1904.00962>`_, 2020
     """
     _check_lr(learning_rate)
     return chain(
@@ -576,11 +1122,39 @@ def lamb(
 
 
 def yogi(
-    learning_rate: ScalarOrSchedule, b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-3
+    learning_rate: ScalarOrSchedule,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-3,
 ) -> GradientTransformationExtraArgs:
     r"""Yogi (Zaheer et al., 2018): Adam with an additive, sign-controlled second moment.
 
     See `scale_by_yogi` (moments start at 1e-6). As `optax.yogi`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.yogi(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.9001 -1.9   ]
+
+    References:
+      Zaheer et al., `Adaptive Methods for Nonconvex Optimization
+        <https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization>`_, 2018
     """
     _check_lr(learning_rate)
     return chain(tr.scale_by_yogi(b1=b1, b2=b2, eps=eps), tr.scale_by_learning_rate(learning_rate))
@@ -588,9 +1162,9 @@ def yogi(
 
 def lion(
     learning_rate: ScalarOrSchedule,
-    b1: Any = 0.9,
-    b2: Any = 0.99,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.99,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     weight_decay: ScalarOrSchedule = 1e-3,
     mask: Any = None,
 ) -> GradientTransformationExtraArgs:
@@ -599,6 +1173,32 @@ def lion(
     .. math:: x_{t+1} = x_t - \eta_t\big(\mathrm{sign}(\beta_1 m_{t-1} + (1-\beta_1) g_t) + \lambda x_t\big).
 
     See `scale_by_lion`. As `optax.lion` (decoupled weight decay, default 1e-3).
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: weight of the momentum inside the sign, in [0, 1].
+      b2: decay of the momentum m_t, in [0, 1].
+      mu_dtype: dtype of the first moment (default: the parameters').
+      weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
+      mask: a pytree of booleans like the parameters (or a function `params -> mask`) selecting the decayed leaves.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.lion(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.89989996 -1.8998    ]
+
+    References:
+      Chen et al., `Symbolic Discovery of Optimization Algorithms <https://arxiv.org/abs/2302.06675>`_, 2023
     """
     _check_lr(learning_rate)
     return chain(
@@ -610,12 +1210,12 @@ def lion(
 
 def adabound(
     learning_rate: ScalarOrSchedule = 1e-3,
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    final_lr: Any = 0.1,
-    gamma: Any = 1e-3,
-    eps: Any = 1e-8,
-    weight_decay: Any = 0.0,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    final_lr: jax.typing.ArrayLike = 0.1,
+    gamma: jax.typing.ArrayLike = 1e-3,
+    eps: jax.typing.ArrayLike = 1e-8,
+    weight_decay: ScalarOrSchedule = 0.0,
     *,
     amsbound: bool = False,
 ) -> GradientTransformationExtraArgs:
@@ -634,6 +1234,35 @@ def adabound(
     `eps`, `weight_decay`, `amsbound`), with betas split into b1, b2 as
     elsewhere here. `weight_decay` is the coupled L2 term of their code. A
     learning-rate schedule is evaluated at step 0 for :math:`\alpha_0`.
+
+    Args:
+      learning_rate: the step size: a float, a JAX scalar (traced values allowed) or a schedule `step -> value`.
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      final_lr: the SGD learning rate both bounds converge to (> 0).
+      gamma: annealing exponent of the noise variance (>= 0).
+      eps: added to sqrt(v_t), before the bias correction.
+      weight_decay: decoupled weight-decay coefficient (>= 0), or a schedule.
+      amsbound: use the running maximum of the second moment (AMSBound).
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.adabound(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> grads = 2 * params  # gradient of sum(params ** 2)
+      >>> updates, state = opt.update(grads, state, params)
+      >>> print(optim.apply_updates(params, updates).round(4))
+      [ 0.9 -1.9]
+
+    References:
+      Luo, Xiong, Liu & Sun, `Adaptive Gradient Methods with Dynamic Bound of Learning Rate
+        <https://arxiv.org/abs/1902.09843>`_, 2019
     """
     _check_lr(learning_rate)
     base = learning_rate(jnp.zeros([], jnp.int32)) if callable(learning_rate) else learning_rate

@@ -6,8 +6,6 @@ optax's in both directions (SPEC section 1). The optimizer *math* is written in
 this package; only the plumbing is shared.
 """
 
-from __future__ import annotations
-
 import math
 from typing import Any
 

@@ -8,8 +8,6 @@ and the optimizer state sizes. The SPEC's promise is `max_rel_diff < 1e-9` in
 float64 over 100 steps.
 """
 
-from __future__ import annotations
-
 import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any

@@ -18,10 +18,9 @@ Each factory returns an optax-compatible `GradientTransformation`; optimizers in
   and closed forms.
 """
 
-from __future__ import annotations
-
 import difflib
 import numbers
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -102,6 +101,29 @@ def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     raise ValueError(f"{name}={value!r} is not valid: valid choices are {valid}{hint}")
 
 
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def _map(fn: Callable[..., Any], updates: Any, *rest: Any) -> Any:
+    """`jax.tree.map` led by its first tree, whose `None` leaves pass through as `None`.
+
+    optax treats a `None` update (a parameter without gradient) as a leaf and
+    returns `None` for it; a plain `jax.tree.map` over `updates` and a state
+    tree built from the parameters would fail on the structure mismatch.
+    """
+    return jax.tree.map(lambda g, *r: None if g is None else fn(g, *r), updates, *rest, is_leaf=_is_none)
+
+
+def _abs_sq(x: jax.Array) -> jax.Array:
+    """:math:`|x|^2`: the square for real `x`, :math:`\\mathrm{Re}(\\bar x x)` for complex `x` (as optax).
+
+    For complex parameters :math:`x^2` is complex and can be negative, so second
+    moments built from it point the wrong way; :math:`|x|^2` is real and >= 0.
+    """
+    return jnp.square(x) if jnp.isrealobj(x) else (jnp.conj(x) * x).real
+
+
 def _increment(count: jax.Array) -> jax.Array:
     # Saturates instead of wrapping around at int32's maximum (very long runs).
     return optax.safe_increment(count)
@@ -113,7 +135,7 @@ def _zeros(params: Any, dtype: Any = None) -> Any:
 
 def _full(params: Any, value: Any) -> Any:
     # The fill value may be traced; the leaves keep the parameters' dtype.
-    return jax.tree.map(lambda p: jnp.full(p.shape, value, dtype=p.dtype), params)
+    return _map(lambda p: jnp.full(p.shape, value, dtype=p.dtype), params)
 
 
 def _cast_like(tree: Any, like: Any) -> Any:
@@ -122,33 +144,33 @@ def _cast_like(tree: Any, like: Any) -> Any:
     Float64 hyperparameters (x64 on) would otherwise promote float32 moments,
     changing the state's dtype between steps (and breaking `lax.scan` carries).
     """
-    return jax.tree.map(lambda x, ref: jnp.asarray(x, dtype=jnp.result_type(ref)), tree, like)
+    return _map(lambda x, ref: jnp.asarray(x, dtype=jnp.result_type(ref)), tree, like)
 
 
 def _cast(tree: Any, dtype: Any) -> Any:
     if dtype is None:
         return tree
-    return jax.tree.map(lambda x: jnp.asarray(x, dtype=dtype), tree)
+    return _map(lambda x: jnp.asarray(x, dtype=dtype), tree)
 
 
 def _canonical_dtype(dtype: Any) -> Any:
     return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
 
 
-def _ema(new: Any, old: Any, decay: Any) -> Any:
+def _ema(new: Any, old: Any, decay: jax.typing.ArrayLike) -> Any:
     """Exponential moving average `(1 - decay) * new + decay * old`, leaf by leaf."""
-    return jax.tree.map(lambda g, m: (1 - decay) * g + decay * m, new, old)
+    return _map(lambda g, m: (1 - decay) * g + decay * m, new, old)
 
 
-def _ema_sq(new: Any, old: Any, decay: Any) -> Any:
+def _ema_sq(new: Any, old: Any, decay: jax.typing.ArrayLike) -> Any:
     """Exponential moving average of the elementwise square of `new`."""
-    return jax.tree.map(lambda g, v: (1 - decay) * jnp.square(g) + decay * v, new, old)
+    return _map(lambda g, v: (1 - decay) * _abs_sq(g) + decay * v, new, old)
 
 
-def _debias(moment: Any, decay: Any, count: jax.Array) -> Any:
+def _debias(moment: Any, decay: jax.typing.ArrayLike, count: jax.Array) -> Any:
     """Adam's bias correction `moment / (1 - decay**count)`, computed in the moment's dtype."""
     correction = 1 - decay**count
-    return jax.tree.map(lambda m: m / jnp.asarray(correction, dtype=m.dtype), moment)
+    return _map(lambda m: m / jnp.asarray(correction, dtype=m.dtype), moment)
 
 
 def _check_beta(name: str, value: Any) -> None:
@@ -173,16 +195,32 @@ def _masked(tx: GradientTransformation, mask: Any) -> GradientTransformation:
 # --------------------------------------------------------------------------- scaling
 
 
-def scale(step_size: Any) -> GradientTransformation:
+def scale(step_size: jax.typing.ArrayLike) -> GradientTransformation:
     r"""Multiply updates by a fixed (possibly traced) scalar: :math:`u \leftarrow s\,u`.
 
     Args:
       step_size: the factor `s`. No sign convention: `scale(-1.0)` flips.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale(0.5)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.25 -0.5 ]
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
     """
 
     def update_fn(updates, state, params=None):
         del params
-        return jax.tree.map(lambda g: jnp.asarray(step_size * g, dtype=g.dtype), updates), state
+        return _map(lambda g: jnp.asarray(step_size * g, dtype=g.dtype), updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update_fn)
 
@@ -203,6 +241,22 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any]) -> GradientTrans
 
     Args:
       step_size_fn: `count -> factor`; may close over traced values.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_schedule(lambda count: 0.5 ** count)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.5 -1. ]
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
     """
 
     def init_fn(params):
@@ -212,7 +266,7 @@ def scale_by_schedule(step_size_fn: Callable[[jax.Array], Any]) -> GradientTrans
     def update_fn(updates, state, params=None):
         del params
         factor = step_size_fn(state.count)
-        updates = jax.tree.map(lambda g: jnp.asarray(factor, dtype=g.dtype) * g, updates)
+        updates = _map(lambda g: jnp.asarray(factor, dtype=g.dtype) * g, updates)
         return updates, ScaleByScheduleState(count=_increment(state.count))
 
     return GradientTransformation(init_fn, update_fn)
@@ -231,6 +285,22 @@ def scale_by_learning_rate(
         `step -> value`. `None` gives the identity (no scaling and no sign flip),
         as in optax.
       flip_sign: multiply by `-learning_rate` (default) or by `+learning_rate`.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_learning_rate(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [-0.05        0.09999999]
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
     """
     if learning_rate is None:
         return identity()
@@ -254,7 +324,9 @@ class TraceState(NamedTuple):
     trace: Any
 
 
-def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> GradientTransformation:
+def trace(
+    decay: jax.typing.ArrayLike, nesterov: bool = False, accumulator_dtype: jax.typing.DTypeLike | None = None
+) -> GradientTransformation:
     r"""Heavy-ball momentum (Polyak, 1964), optionally with Nesterov's look-ahead (Sutskever et al., 2013).
 
     .. math::
@@ -270,6 +342,25 @@ def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> 
       decay: the momentum coefficient :math:`\mu \in [0, 1]`.
       nesterov: use Nesterov's look-ahead update.
       accumulator_dtype: dtype of the velocity (default: the parameters' dtype).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.trace(0.9)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.5 -1. ]
+
+    References:
+      Polyak, `Some methods of speeding up the convergence of iteration methods
+        <https://doi.org/10.1016/0041-5553(64)90137-5>`_, 1964
+      Sutskever et al., `On the importance of initialization and momentum in deep learning
+        <https://proceedings.mlr.press/v28/sutskever13.html>`_, 2013
     """
     check_range("decay", decay, low=0.0, high=1.0)
     accumulator_dtype = _canonical_dtype(accumulator_dtype)
@@ -279,9 +370,9 @@ def trace(decay: Any, nesterov: bool = False, accumulator_dtype: Any = None) -> 
 
     def update_fn(updates, state, params=None):
         del params
-        velocity = jax.tree.map(lambda g, v: g + decay * v, updates, state.trace)
+        velocity = _map(lambda g, v: g + decay * v, updates, state.trace)
         if nesterov:
-            out = jax.tree.map(lambda g, v: g + decay * v, updates, velocity)
+            out = _map(lambda g, v: g + decay * v, updates, velocity)
         else:
             out = velocity
         return _cast_like(out, updates), TraceState(trace=_cast_like(velocity, state.trace))
@@ -303,7 +394,7 @@ class ScaleByRssState(NamedTuple):
 
 
 def scale_by_rss(
-    initial_accumulator_value: Any = 0.1, eps: Any = 1e-7, *, eps_in_sqrt: bool = True
+    initial_accumulator_value: jax.typing.ArrayLike = 0.1, eps: jax.typing.ArrayLike = 1e-7, *, eps_in_sqrt: bool = True
 ) -> GradientTransformation:
     r"""AdaGrad's scaling by the root of the sum of squared gradients (Duchi, Hazan & Singer, 2011).
 
@@ -316,6 +407,23 @@ def scale_by_rss(
       initial_accumulator_value: :math:`s_0` (optax 0.1, PyTorch 0).
       eps: the stabilizer (optax 1e-7 inside the root, PyTorch 1e-10 outside).
       eps_in_sqrt: where eps goes; `False` reproduces `torch.optim.Adagrad`.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_rss()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.8452 -0.9535]
+
+    References:
+      Duchi, Hazan & Singer, `Adaptive Subgradient Methods for Online Learning and Stochastic Optimization
+        <https://jmlr.org/papers/v12/duchi11a.html>`_, 2011
     """
     _check_nonneg("initial_accumulator_value", initial_accumulator_value)
     _check_nonneg("eps", eps)
@@ -325,12 +433,12 @@ def scale_by_rss(
 
     def update_fn(updates, state, params=None):
         del params
-        sums = jax.tree.map(lambda g, s: jnp.square(g) + s, updates, state.sum_of_squares)
+        sums = _map(lambda g, s: _abs_sq(g) + s, updates, state.sum_of_squares)
         if eps_in_sqrt:
             # A zero accumulator means a zero gradient so far: its update is 0, not 0/0.
-            out = jax.tree.map(lambda s, g: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, sums, updates)
+            out = _map(lambda s, g: jnp.where(s > 0, jax.lax.rsqrt(s + eps), 0.0) * g, sums, updates)
         else:
-            out = jax.tree.map(lambda s, g: g / (jnp.sqrt(s) + eps), sums, updates)
+            out = _map(lambda s, g: g / (jnp.sqrt(s) + eps), sums, updates)
         return _cast_like(out, updates), ScaleByRssState(_cast_like(sums, state.sum_of_squares))
 
     return GradientTransformation(init_fn, update_fn)
@@ -358,16 +466,16 @@ class ScaleByRmsWithCountState(NamedTuple):
     nu: Any
 
 
-def _rms_scaling(nu_hat: Any, eps: Any, eps_in_sqrt: bool) -> Any:
+def _rms_scaling(nu_hat: Any, eps: jax.typing.ArrayLike, eps_in_sqrt: bool) -> Any:
     if eps_in_sqrt:
-        return jax.tree.map(lambda n: jax.lax.rsqrt(n + eps), nu_hat)
-    return jax.tree.map(lambda n: 1 / (jnp.sqrt(n) + eps), nu_hat)
+        return _map(lambda n: jax.lax.rsqrt(n + eps), nu_hat)
+    return _map(lambda n: 1 / (jnp.sqrt(n) + eps), nu_hat)
 
 
 def scale_by_rms(
-    decay: Any = 0.9,
-    eps: Any = 1e-8,
-    initial_scale: Any = 0.0,
+    decay: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-8,
+    initial_scale: jax.typing.ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
 ) -> GradientTransformation:
@@ -387,6 +495,24 @@ def scale_by_rms(
       initial_scale: :math:`\nu_0` (TensorFlow 1 used 1).
       eps_in_sqrt: eps inside the root (optax default) or added to it (PyTorch).
       bias_correction: divide by :math:`1 - \rho^t` as Adam does.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_rms()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 3.1622999 -3.1622999]
+
+    References:
+      Tieleman & Hinton, `Lecture 6.5, rmsprop
+        <https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf>`_, 2012
+      Graves, `Generating Sequences With Recurrent Neural Networks <https://arxiv.org/abs/1308.0850>`_, 2013
     """
     check_range("decay", decay, low=0.0, high=1.0)
     _check_pos("eps", eps)
@@ -406,7 +532,7 @@ def scale_by_rms(
             nu_hat = _debias(nu, decay, count)
         else:
             nu_hat = nu
-        out = jax.tree.map(lambda s, g: s * g, _rms_scaling(nu_hat, eps, eps_in_sqrt), updates)
+        out = _map(lambda s, g: s * g, _rms_scaling(nu_hat, eps, eps_in_sqrt), updates)
         nu = _cast_like(nu, state.nu)
         new_state = ScaleByRmsWithCountState(count, nu) if bias_correction else ScaleByRmsState(nu)
         return _cast_like(out, updates), new_state
@@ -441,9 +567,9 @@ class ScaleByRStdDevWithCountState(NamedTuple):
 
 
 def scale_by_stddev(
-    decay: Any = 0.9,
-    eps: Any = 1e-8,
-    initial_scale: Any = 0.0,
+    decay: jax.typing.ArrayLike = 0.9,
+    eps: jax.typing.ArrayLike = 1e-8,
+    initial_scale: jax.typing.ArrayLike = 0.0,
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
 ) -> GradientTransformation:
@@ -456,6 +582,31 @@ def scale_by_stddev(
 
     PyTorch's `RMSprop(centered=True)` is `eps_in_sqrt=False`.
     Arguments as in `scale_by_rms`.
+
+    Args:
+      decay: decay of the moving averages, in [0, 1].
+      eps: stabilizer of the root (inside it by default, added to it with `eps_in_sqrt=False`).
+      initial_scale: initial value of the second-moment accumulator.
+      eps_in_sqrt: eps inside the root (optax's default) or added to the root (`False`, PyTorch's).
+      bias_correction: divide the moments by :math:`1 - \rho^t` as Adam does.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_stddev()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 3.3332999 -3.3332999]
+
+    References:
+      Tieleman & Hinton, `Lecture 6.5, rmsprop
+        <https://www.cs.toronto.edu/~tijmen/csc321/slides/lecture_slides_lec6.pdf>`_, 2012
+      Graves, `Generating Sequences With Recurrent Neural Networks <https://arxiv.org/abs/1308.0850>`_, 2013
     """
     check_range("decay", decay, low=0.0, high=1.0)
     _check_pos("eps", eps)
@@ -477,8 +628,8 @@ def scale_by_stddev(
             mu_hat, nu_hat = _debias(mu, decay, count), _debias(nu, decay, count)
         else:
             mu_hat, nu_hat = mu, nu
-        variance = jax.tree.map(lambda m, n: n - jnp.square(m), mu_hat, nu_hat)
-        out = jax.tree.map(lambda s, g: s * g, _rms_scaling(variance, eps, eps_in_sqrt), updates)
+        variance = _map(lambda m, n: n - _abs_sq(m), mu_hat, nu_hat)
+        out = _map(lambda s, g: s * g, _rms_scaling(variance, eps, eps_in_sqrt), updates)
         mu, nu = _cast_like(mu, state.mu), _cast_like(nu, state.nu)
         if bias_correction:
             new_state = ScaleByRStdDevWithCountState(count, mu, nu)
@@ -501,7 +652,7 @@ class ScaleByAdaDeltaState(NamedTuple):
     e_x: Any
 
 
-def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> GradientTransformation:
+def scale_by_adadelta(rho: jax.typing.ArrayLike = 0.9, eps: jax.typing.ArrayLike = 1e-6) -> GradientTransformation:
     r"""AdaDelta's unit-corrected scaling (Zeiler, 2012, Algorithm 1).
 
     .. math::
@@ -512,6 +663,22 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> GradientTransformation
     Args:
       rho: decay :math:`\rho \in [0, 1]`.
       eps: stabilizer (> 0; it also sets the first step's size).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_adadelta()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.0032 -0.0032]
+
+    References:
+      Zeiler, `ADADELTA: An Adaptive Learning Rate Method <https://arxiv.org/abs/1212.5701>`_, 2012
     """
     check_range("rho", rho, low=0.0, high=1.0)
     _check_pos("eps", eps)
@@ -522,7 +689,7 @@ def scale_by_adadelta(rho: Any = 0.9, eps: Any = 1e-6) -> GradientTransformation
     def update_fn(updates, state, params=None):
         del params
         e_g = _ema_sq(updates, state.e_g, rho)
-        delta = jax.tree.map(lambda g, eg, ex: (jnp.sqrt(ex + eps) / jnp.sqrt(eg + eps)) * g, updates, e_g, state.e_x)
+        delta = _map(lambda g, eg, ex: (jnp.sqrt(ex + eps) / jnp.sqrt(eg + eps)) * g, updates, e_g, state.e_x)
         e_x = _ema_sq(delta, state.e_x, rho)
         new_state = ScaleByAdaDeltaState(_cast_like(e_g, state.e_g), _cast_like(e_x, state.e_x))
         return _cast_like(delta, updates), new_state
@@ -544,10 +711,10 @@ class ScaleByAdamState(NamedTuple):
     nu: Any
 
 
-def _nesterov_mu_hat(mu: Any, updates: Any, b1: Any, count: jax.Array) -> Any:
+def _nesterov_mu_hat(mu: Any, updates: Any, b1: jax.typing.ArrayLike, count: jax.Array) -> Any:
     # Dozat (2016), as optax writes it: the next step's bias-corrected momentum
     # plus the bias-corrected current gradient.
-    return jax.tree.map(
+    return _map(
         lambda m, g: b1 * m + (1 - b1) * g,
         _debias(mu, b1, _increment(count)),
         _debias(updates, b1, count),
@@ -555,11 +722,11 @@ def _nesterov_mu_hat(mu: Any, updates: Any, b1: Any, count: jax.Array) -> Any:
 
 
 def scale_by_adam(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     *,
     nesterov: bool = False,
 ) -> GradientTransformation:
@@ -579,6 +746,22 @@ def scale_by_adam(
       eps_root: added inside the root (>= 0; useful when differentiating through Adam).
       mu_dtype: dtype of the first moment (default: the parameters').
       nesterov: NAdam's look-ahead first moment.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_adam()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Kingma & Ba, `Adam: A Method for Stochastic Optimization <https://arxiv.org/abs/1412.6980>`_, 2015
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -597,7 +780,7 @@ def scale_by_adam(
         count = _increment(state.count)
         mu_hat = _nesterov_mu_hat(mu, updates, b1, count) if nesterov else _debias(mu, b1, count)
         nu_hat = _debias(nu, b2, count)
-        out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
+        out = _map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_hat)
         new_state = ScaleByAdamState(count, _cast_like(mu, state.mu), _cast_like(nu, state.nu))
         return _cast_like(out, updates), new_state
 
@@ -623,11 +806,11 @@ class ScaleByAmsgradState(NamedTuple):
 
 
 def scale_by_amsgrad(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
     *,
@@ -648,6 +831,22 @@ def scale_by_amsgrad(
       b1, b2, eps, eps_root, mu_dtype: as in `scale_by_adam`.
       bias_correction_mu, bias_correction_nu: apply Adam's bias corrections.
       max_before_bias_correction: take the maximum over the raw second moment (PyTorch).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_amsgrad()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Reddi, Kale & Kumar, `On the Convergence of Adam and Beyond <https://openreview.net/forum?id=ryQu7f-RZ>`_, 2018
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -670,12 +869,12 @@ def scale_by_amsgrad(
         count = _increment(state.count)
         mu_hat = _debias(mu, b1, count) if bias_correction_mu else mu
         if max_before_bias_correction:
-            nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
+            nu_max = _map(lambda v, vm: jnp.maximum(vm, v), nu, state.nu_max)
             nu_eff = _debias(nu_max, b2, count) if bias_correction_nu else nu_max
         else:
             nu_hat = _debias(nu, b2, count) if bias_correction_nu else nu
-            nu_max = nu_eff = jax.tree.map(jnp.maximum, state.nu_max, nu_hat)
-        out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_eff)
+            nu_max = nu_eff = _map(lambda v, vm: jnp.maximum(vm, v), nu_hat, state.nu_max)
+        out = _map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), mu_hat, nu_eff)
         new_state = ScaleByAmsgradState(
             count,
             _cast_like(mu, state.mu),
@@ -701,7 +900,9 @@ class ScaleByAdamaxState(NamedTuple):
     nu: Any
 
 
-def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> GradientTransformation:
+def scale_by_adamax(
+    b1: jax.typing.ArrayLike = 0.9, b2: jax.typing.ArrayLike = 0.999, eps: jax.typing.ArrayLike = 1e-8
+) -> GradientTransformation:
     r"""AdaMax (Kingma & Ba, 2015, Algorithm 2): Adam with the infinity norm.
 
     .. math::
@@ -710,6 +911,27 @@ def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradient
         u_t = \frac{m_t}{(1-\beta_1^t)\, n_t}.
 
     This is also exactly `torch.optim.Adamax` (eps inside the max).
+
+    Args:
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the infinity norm n_t, in [0, 1).
+      eps: added to |g_t| inside the maximum (> 0).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_adamax()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Kingma & Ba, `Adam: A Method for Stochastic Optimization <https://arxiv.org/abs/1412.6980>`_, 2015
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -722,8 +944,8 @@ def scale_by_adamax(b1: Any = 0.9, b2: Any = 0.999, eps: Any = 1e-8) -> Gradient
         del params
         count = _increment(state.count)
         mu = _ema(updates, state.mu, b1)
-        nu = jax.tree.map(lambda g, n: jnp.maximum(jnp.abs(g) + eps, b2 * n), updates, state.nu)
-        out = jax.tree.map(lambda m, n: m / n, _debias(mu, b1, count), nu)
+        nu = _map(lambda g, n: jnp.maximum(jnp.abs(g) + eps, b2 * n), updates, state.nu)
+        out = _map(lambda m, n: m / n, _debias(mu, b1, count), nu)
         new_state = ScaleByAdamaxState(count, _cast_like(mu, state.mu), _cast_like(nu, state.nu))
         return _cast_like(out, updates), new_state
 
@@ -748,12 +970,12 @@ class ScaleByNadamState(NamedTuple):
 
 
 def scale_by_nadam(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    momentum_decay: Any = 4e-3,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    momentum_decay: jax.typing.ArrayLike = 4e-3,
+    mu_dtype: jax.typing.DTypeLike | None = None,
 ) -> GradientTransformation:
     r"""NAdam with Dozat's momentum schedule (Dozat, 2016; PyTorch's `torch.optim.NAdam`).
 
@@ -770,6 +992,22 @@ def scale_by_nadam(
     Args:
       b1, b2, eps, eps_root, mu_dtype: as in `scale_by_adam`.
       momentum_decay: :math:`\psi \ge 0` (PyTorch's default 4e-3).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_nadam()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1.0565 -1.0565]
+
+    References:
+      Dozat, `Incorporating Nesterov Momentum into Adam <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>`_, 2016
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -799,7 +1037,7 @@ def scale_by_nadam(
         nu = _ema_sq(updates, state.nu, b2)
         grad_coef = (1.0 - mu_t) / (1.0 - mu_product)
         mom_coef = mu_next / (1.0 - mu_product * mu_next)
-        out = jax.tree.map(
+        out = _map(
             lambda g, m, v: (grad_coef * g + mom_coef * m) / (jnp.sqrt(v + eps_root) + eps),
             updates,
             mu,
@@ -817,11 +1055,11 @@ def scale_by_nadam(
 
 
 def scale_by_radam(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    eps_root: Any = 0.0,
-    threshold: Any = 5.0,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    threshold: jax.typing.ArrayLike = 5.0,
     *,
     nesterov: bool = False,
     eps_before_bias_correction: bool = False,
@@ -846,6 +1084,22 @@ def scale_by_radam(
         is real; the paper's 4 is the bound, optax and PyTorch use 5).
       nesterov: NAdam-style first moment, as in `scale_by_adam`.
       eps_before_bias_correction: PyTorch's eps placement.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_radam()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.5 -1. ]
+
+    References:
+      Liu et al., `On the Variance of the Adaptive Learning Rate and Beyond <https://arxiv.org/abs/1908.03265>`_, 2020
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -869,12 +1123,12 @@ def scale_by_radam(
         mu_hat = _nesterov_mu_hat(mu, updates, b1, count) if nesterov else _debias(mu, b1, count)
         if eps_before_bias_correction:
             root_bc2 = jnp.sqrt(1 - b2t)
-            denom = jax.tree.map(lambda v: (jnp.sqrt(v + eps_root) + eps) / jnp.asarray(root_bc2, v.dtype), nu)
+            denom = _map(lambda v: (jnp.sqrt(v + eps_root) + eps) / jnp.asarray(root_bc2, v.dtype), nu)
         else:
-            denom = jax.tree.map(lambda v: jnp.sqrt(v + eps_root) + eps, _debias(nu, b2, count))
+            denom = _map(lambda v: jnp.sqrt(v + eps_root) + eps, _debias(nu, b2, count))
         # Both branches are computed; where() keeps the unrectified one (and drops
         # the NaN of sqrt of a negative rho product) while rho_t is below threshold.
-        out = jax.tree.map(
+        out = _map(
             lambda m, d: jnp.where(rho_t >= threshold, jnp.asarray(rect, m.dtype) * m / d, m),
             mu_hat,
             denom,
@@ -900,10 +1154,10 @@ class ScaleByBeliefState(NamedTuple):
 
 
 def scale_by_belief(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-16,
-    eps_root: Any = 1e-16,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-16,
+    eps_root: jax.typing.ArrayLike = 1e-16,
     *,
     nesterov: bool = False,
 ) -> GradientTransformation:
@@ -913,6 +1167,29 @@ def scale_by_belief(
         m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t, \quad
         s_t = \beta_2 s_{t-1} + (1-\beta_2)(g_t - m_t)^2 + \epsilon_{root}, \quad
         u_t = \frac{\hat m_t}{\sqrt{\hat s_t} + \epsilon}.
+
+    Args:
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the EMA of the squared surprise (g_t - m_t)^2, in [0, 1).
+      eps: added to the root of the surprise's second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      nesterov: use Nesterov's look-ahead momentum.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_belief()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1.1111 -1.1111]
+
+    References:
+      Zhuang et al., `AdaBelief Optimizer <https://arxiv.org/abs/2010.07468>`_, 2020
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -925,11 +1202,11 @@ def scale_by_belief(
     def update_fn(updates, state, params=None):
         del params
         mu = _ema(updates, state.mu, b1)
-        surprise = jax.tree.map(lambda g, m: g - m, updates, mu)
-        nu = jax.tree.map(lambda n: n + eps_root, _ema_sq(surprise, state.nu, b2))
+        surprise = _map(lambda g, m: g - m, updates, mu)
+        nu = _map(lambda n: n + eps_root, _ema_sq(surprise, state.nu, b2))
         count = _increment(state.count)
         mu_hat = _nesterov_mu_hat(mu, updates, b1, count) if nesterov else _debias(mu, b1, count)
-        out = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, _debias(nu, b2, count))
+        out = _map(lambda m, v: m / (jnp.sqrt(v) + eps), mu_hat, _debias(nu, b2, count))
         new_state = ScaleByBeliefState(count, _cast_like(mu, state.mu), _cast_like(nu, state.nu))
         return _cast_like(out, updates), new_state
 
@@ -951,11 +1228,11 @@ class ScaleByYogiState(NamedTuple):
 
 
 def scale_by_yogi(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-3,
-    eps_root: Any = 0.0,
-    initial_accumulator_value: Any = 1e-6,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-3,
+    eps_root: jax.typing.ArrayLike = 0.0,
+    initial_accumulator_value: jax.typing.ArrayLike = 1e-6,
 ) -> GradientTransformation:
     r"""Yogi (Zaheer et al., 2018, Algorithm 2): additive, sign-controlled second moment.
 
@@ -964,6 +1241,30 @@ def scale_by_yogi(
         u_t = \frac{\hat m_t}{\sqrt{\hat v_t + \epsilon_{root}} + \epsilon},
 
     with both moments starting at `initial_accumulator_value`.
+
+    Args:
+      b1: decay of the first moment (EMA of gradients), in [0, 1).
+      b2: decay of the second moment (EMA of squared gradients), in [0, 1).
+      eps: stabilizer added to the root of the second moment.
+      eps_root: stabilizer added inside the root (keeps gradients through the optimizer finite).
+      initial_accumulator_value: initial value of both moments.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_yogi()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.996  -0.9985]
+
+    References:
+      Zaheer et al., `Adaptive Methods for Nonconvex Optimization
+        <https://papers.nips.cc/paper/8186-adaptive-methods-for-nonconvex-optimization>`_, 2018
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -981,11 +1282,9 @@ def scale_by_yogi(
     def update_fn(updates, state, params=None):
         del params
         mu = _ema(updates, state.mu, b1)
-        nu = jax.tree.map(lambda g, v: v - (1 - b2) * jnp.sign(v - jnp.square(g)) * jnp.square(g), updates, state.nu)
+        nu = _map(lambda g, v: v - (1 - b2) * jnp.sign(v - _abs_sq(g)) * _abs_sq(g), updates, state.nu)
         count = _increment(state.count)
-        out = jax.tree.map(
-            lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), _debias(mu, b1, count), _debias(nu, b2, count)
-        )
+        out = _map(lambda m, v: m / (jnp.sqrt(v + eps_root) + eps), _debias(mu, b1, count), _debias(nu, b2, count))
         new_state = ScaleByYogiState(count, _cast_like(mu, state.mu), _cast_like(nu, state.nu))
         return _cast_like(out, updates), new_state
 
@@ -1008,12 +1307,12 @@ _LION_MODES = ("hard", "smooth", "refined")
 
 
 def scale_by_lion(
-    b1: Any = 0.9,
-    b2: Any = 0.99,
-    mu_dtype: Any = None,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.99,
+    mu_dtype: jax.typing.DTypeLike | None = None,
     *,
     mode: str = "hard",
-    smooth_beta: float = 1.0,
+    smooth_beta: jax.typing.ArrayLike = 1.0,
 ) -> GradientTransformation:
     r"""Lion (Chen et al., 2023, Program 1): the sign of an interpolated momentum.
 
@@ -1023,6 +1322,29 @@ def scale_by_lion(
 
     `mode="smooth"` uses :math:`\tanh(\beta_s c_t)` and `mode="refined"` keeps
     :math:`c_t` where :math:`|c_t| < 1` (optax's variants).
+
+    Args:
+      b1: weight of the momentum inside the sign, in [0, 1].
+      b2: decay of the momentum m_t, in [0, 1].
+      mu_dtype: dtype of the first moment (default: the parameters').
+      mode: `'hard'` (sign), `'smooth'` (tanh) or `'refined'` (optax's variants).
+      smooth_beta: slope of the tanh in `mode='smooth'`.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_lion()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Chen et al., `Symbolic Discovery of Optimization Algorithms <https://arxiv.org/abs/2302.06675>`_, 2023
     """
     check_range("b1", b1, low=0.0, high=1.0)
     check_range("b2", b2, low=0.0, high=1.0)
@@ -1041,7 +1363,7 @@ def scale_by_lion(
 
     def update_fn(updates, state, params=None):
         del params
-        out = jax.tree.map(lambda g, m: direction((1.0 - b1) * g + b1 * m), updates, state.mu)
+        out = _map(lambda g, m: direction((1.0 - b1) * g + b1 * m), updates, state.mu)
         mu = _ema(updates, state.mu, b2)
         new_state = ScaleByLionState(_increment(state.count), _cast_like(mu, state.mu))
         return _cast_like(out, updates), new_state
@@ -1049,11 +1371,23 @@ def scale_by_lion(
     return GradientTransformation(init_fn, update_fn)
 
 
-def _norm(x: jax.Array) -> jax.Array:
-    return jnp.linalg.norm(x)
+def _safe_norm(x: jax.Array, min_norm: jax.typing.ArrayLike) -> jax.Array:
+    """`max(||x||, min_norm)` whose gradient is 0, not NaN, where `||x|| <= min_norm`.
+
+    The derivative of the Euclidean norm at 0 is 0/0; a zero-initialized bias
+    would make the gradient through one LAMB/LARS step NaN. Where the norm is at
+    the floor, the norm is taken of ones instead (a constant branch), as optax's
+    `safe_norm` does.
+    """
+    norm = jnp.linalg.norm(x)
+    at_floor = norm <= min_norm
+    masked_norm = jnp.linalg.norm(jnp.where(at_floor, jnp.ones_like(x), x))
+    return jnp.where(at_floor, min_norm, masked_norm)
 
 
-def scale_by_trust_ratio(min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps: Any = 0.0) -> GradientTransformation:
+def scale_by_trust_ratio(
+    min_norm: jax.typing.ArrayLike = 0.0, trust_coefficient: jax.typing.ArrayLike = 1.0, eps: jax.typing.ArrayLike = 0.0
+) -> GradientTransformation:
     r"""Layer-wise trust ratio of LARS/LAMB (You et al., 2017; You et al., 2020).
 
     .. math::
@@ -1061,6 +1395,28 @@ def scale_by_trust_ratio(min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps:
         \quad (\text{ratio 1 when either norm is 0}),
 
     per parameter array. Needs `params`.
+
+    Args:
+      min_norm: lower bound of both norms (0: no bound).
+      trust_coefficient: multiplier of the trust ratio.
+      eps: added to the update's norm in the denominator.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_trust_ratio()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates.round(4))
+      [ 1. -2.]
+
+    References:
+      You et al., `Large Batch Optimization for Deep Learning: Training BERT in 76 minutes
+        <https://arxiv.org/abs/1904.00962>`_, 2020
     """
     _check_nonneg("min_norm", min_norm)
     _check_nonneg("trust_coefficient", trust_coefficient)
@@ -1071,13 +1427,13 @@ def scale_by_trust_ratio(min_norm: Any = 0.0, trust_coefficient: Any = 1.0, eps:
             raise ValueError("scale_by_trust_ratio needs params: call update(updates, state, params)")
 
         def rescale(u, p):
-            p_norm = jnp.maximum(_norm(p), min_norm)
-            u_norm = jnp.maximum(_norm(u), min_norm)
+            p_norm = _safe_norm(p, min_norm)
+            u_norm = _safe_norm(u, min_norm)
             ratio = trust_coefficient * p_norm / (u_norm + eps)
             ratio = jnp.where((p_norm == 0.0) | (u_norm == 0.0), jnp.ones([], p.dtype), ratio)
             return jnp.asarray(u * ratio, dtype=u.dtype)
 
-        return jax.tree.map(rescale, updates, params), state
+        return _map(rescale, updates, params), state
 
     return GradientTransformation(lambda params: EmptyState(), update_fn)
 
@@ -1099,12 +1455,12 @@ class ScaleByAdaBoundState(NamedTuple):
 
 
 def scale_by_adabound(
-    b1: Any = 0.9,
-    b2: Any = 0.999,
-    eps: Any = 1e-8,
-    final_lr: Any = 0.1,
-    gamma: Any = 1e-3,
-    base_learning_rate: Any = 1e-3,
+    b1: jax.typing.ArrayLike = 0.9,
+    b2: jax.typing.ArrayLike = 0.999,
+    eps: jax.typing.ArrayLike = 1e-8,
+    final_lr: jax.typing.ArrayLike = 0.1,
+    gamma: jax.typing.ArrayLike = 1e-3,
+    base_learning_rate: jax.typing.ArrayLike = 1e-3,
     *,
     amsbound: bool = False,
 ) -> GradientTransformation:
@@ -1130,6 +1486,23 @@ def scale_by_adabound(
       gamma: convergence speed of the bounds (> 0).
       base_learning_rate: :math:`\alpha_0`, the initial learning rate (> 0).
       amsbound: use the running maximum of :math:`v_t` (AMSBound).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_adabound()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Luo, Xiong, Liu & Sun, `Adaptive Gradient Methods with Dynamic Bound of Learning Rate
+        <https://arxiv.org/abs/1902.09843>`_, 2019
     """
     _check_beta("b1", b1)
     _check_beta("b2", b2)
@@ -1152,7 +1525,7 @@ def scale_by_adabound(
         nu = _ema_sq(updates, state.nu, b2)
         count = _increment(state.count)
         if amsbound:
-            nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
+            nu_max = _map(lambda v, vm: jnp.maximum(vm, v), nu, state.nu_max)
             nu_eff = nu_max
         else:
             nu_max, nu_eff = (), nu
@@ -1161,7 +1534,7 @@ def scale_by_adabound(
         lower = ratio * (1 - 1 / (gamma * t + 1))
         upper = ratio * (1 + 1 / (gamma * t))
         step = jnp.sqrt(1 - b2**count) / (1 - b1**count)
-        out = jax.tree.map(lambda m, v: jnp.clip(step / (jnp.sqrt(v) + eps), lower, upper) * m, mu, nu_eff)
+        out = _map(lambda m, v: jnp.clip(step / (jnp.sqrt(v) + eps), lower, upper) * m, mu, nu_eff)
         new_state = ScaleByAdaBoundState(
             count,
             _cast_like(mu, state.mu),
@@ -1174,11 +1547,29 @@ def scale_by_adabound(
 
 
 def scale_by_sign() -> GradientTransformation:
-    r"""Keep only the sign: :math:`u \leftarrow \mathrm{sign}(u)` (signSGD, Bernstein et al., 2018)."""
+    r"""Keep only the sign: :math:`u \leftarrow \mathrm{sign}(u)` (signSGD, Bernstein et al., 2018).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_sign()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 1. -1.]
+
+    References:
+      Bernstein et al., `signSGD: Compressed Optimisation for Non-Convex Problems <https://arxiv.org/abs/1802.04434>`_,
+        2018
+    """
 
     def update_fn(updates, state, params=None):
         del params
-        return jax.tree.map(jnp.sign, updates), state
+        return _map(jnp.sign, updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update_fn)
 
@@ -1195,7 +1586,13 @@ class AddNoiseState(NamedTuple):
     rng_key: jax.Array
 
 
-def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None) -> GradientTransformation:
+def add_noise(
+    eta: jax.typing.ArrayLike,
+    gamma: jax.typing.ArrayLike,
+    key: jax.Array | int | None = None,
+    *,
+    seed: int | None = None,
+) -> GradientTransformation:
     r"""Annealed Gaussian gradient noise (Neelakantan et al., 2015).
 
     .. math:: u_t \leftarrow u_t + \sigma_t \xi_t, \quad \sigma_t^2 = \frac{\eta}{t^\gamma},
@@ -1204,16 +1601,36 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None)
     Args:
       eta: initial variance (>= 0).
       gamma: annealing exponent (>= 0).
-      key: a JAX PRNG key or an int seed (default 0).
+      key: a JAX PRNG key or an int seed; None warns and uses 0 (as optax).
       seed: deprecated alias of `key` (optax's keyword).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.add_noise(0.01, 0.55, key=0)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.51989996 -1.077     ]
+
+    References:
+      Neelakantan et al., `Adding Gradient Noise Improves Learning for Very Deep Networks
+        <https://arxiv.org/abs/1511.06807>`_, 2015
     """
     _check_nonneg("eta", eta)
     _check_nonneg("gamma", gamma)
     if seed is not None:
+        warnings.warn("add_noise: `seed` is deprecated (as in optax); pass `key`", DeprecationWarning, stacklevel=2)
         if key is not None:
             raise ValueError("add_noise: pass only one of key and seed")
         key = seed
     if key is None:
+        # A silent fixed key would make every "random" run share one noise sequence; optax warns too.
+        warnings.warn("add_noise: no `key` given, using key 0; pass key= to choose the noise", stacklevel=2)
         key = 0
 
     def init_fn(params):
@@ -1229,7 +1646,7 @@ def add_noise(eta: Any, gamma: Any, key: Any = None, *, seed: int | None = None)
         std = jnp.sqrt(eta / count**gamma)
         rng_key, sample_key = jax.random.split(state.rng_key)
         noise = optax.tree.random_like(sample_key, updates, jax.random.normal)
-        out = jax.tree.map(lambda g, n: g + std * n, updates, noise)
+        out = _map(lambda g, n: g + std * n, updates, noise)
         return _cast_like(out, updates), AddNoiseState(count, rng_key)
 
     return GradientTransformation(init_fn, update_fn)
@@ -1274,7 +1691,7 @@ def _add_param_term(
             state = _WeightDecayScheduleState(_increment(state.count))
         else:
             coef = coefficient
-        out = jax.tree.map(lambda g, p: jnp.asarray(g + coef * term(p), dtype=g.dtype), updates, params)
+        out = _map(lambda g, p: jnp.asarray(g + coef * term(p), dtype=g.dtype), updates, params)
         return out, state
 
     return GradientTransformation(init_fn, update_fn)
@@ -1292,6 +1709,22 @@ def add_decayed_weights(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
       weight_decay: :math:`\lambda \ge 0`, or a schedule.
       mask: a pytree of booleans like the params (or a function `params -> mask`)
         selecting the leaves to decay; the others pass unchanged.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.add_decayed_weights(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates.round(4))
+      [ 0.59999996 -1.1999999 ]
+
+    References:
+      Loshchilov & Hutter, `Decoupled Weight Decay Regularization <https://arxiv.org/abs/1711.05101>`_, 2019
     """
     return _masked(_add_param_term(weight_decay, lambda p: p, "weight_decay"), mask)
 
@@ -1308,6 +1741,23 @@ def add_l2_penalty_grad(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
     Args:
       weight_decay: :math:`\lambda \ge 0`, or a schedule.
       mask: as in `add_decayed_weights`.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.add_l2_penalty_grad(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates.round(4))
+      [ 0.59999996 -1.1999999 ]
+
+    References:
+      Krogh & Hertz, `A Simple Weight Decay Can Improve Generalization
+        <https://papers.nips.cc/paper/563-a-simple-weight-decay-can-improve-generalization>`_, 1991
     """
     return _masked(_add_param_term(weight_decay, lambda p: p, "weight_decay"), mask)
 
@@ -1321,6 +1771,22 @@ def add_l1_penalty_grad(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
     Args:
       weight_decay: :math:`\lambda \ge 0`, or a schedule.
       mask: as in `add_decayed_weights`.
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.add_l1_penalty_grad(0.1)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates.round(4))
+      [ 0.59999996 -1.1       ]
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
     """
     return _masked(_add_param_term(weight_decay, jnp.sign, "weight_decay"), mask)
 
@@ -1328,21 +1794,61 @@ def add_l1_penalty_grad(weight_decay: ScalarOrSchedule = 0.0, mask: Any = None) 
 # --------------------------------------------------------------------------- clipping
 
 
-def clip(max_delta: Any) -> GradientTransformation:
-    r"""Clip each element to :math:`[-\delta, \delta]`."""
+def clip(max_delta: jax.typing.ArrayLike) -> GradientTransformation:
+    r"""Clip each element to :math:`[-\delta, \delta]`.
+
+    Args:
+      max_delta: largest absolute value kept (>= 0).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.clip(0.3)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.29999998 -0.29999998]
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
+    """
     _check_nonneg("max_delta", max_delta)
 
     def update_fn(updates, state, params=None):
         del params
-        return jax.tree.map(lambda g: jnp.clip(g, -max_delta, max_delta).astype(g.dtype), updates), state
+        return _map(lambda g: jnp.clip(g, -max_delta, max_delta).astype(g.dtype), updates), state
 
     return GradientTransformation(lambda params: EmptyState(), update_fn)
 
 
-def clip_by_global_norm(max_norm: Any) -> GradientTransformation:
+def clip_by_global_norm(max_norm: jax.typing.ArrayLike) -> GradientTransformation:
     r"""Rescale all updates together so their global norm is at most :math:`c` (Pascanu et al., 2013).
 
     .. math:: u \leftarrow u \cdot \frac{c}{\max(\|u\|_2, c)} \quad (\|u\|_2 \text{ over all leaves}).
+
+    Args:
+      max_norm: largest global norm kept (> 0).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.clip_by_global_norm(0.5)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.2236 -0.4472]
+
+    References:
+      Pascanu, Mikolov & Bengio, `On the difficulty of training Recurrent Neural Networks
+        <https://arxiv.org/abs/1211.5063>`_, 2013
     """
     _check_pos("max_norm", max_norm)
 
@@ -1350,9 +1856,7 @@ def clip_by_global_norm(max_norm: Any) -> GradientTransformation:
         del params
         g_norm = optax.tree.norm(updates)
         keep = g_norm < max_norm
-        out = jax.tree.map(
-            lambda t: jnp.where(keep, t, (t / g_norm.astype(t.dtype)) * max_norm).astype(t.dtype), updates
-        )
+        out = _map(lambda t: jnp.where(keep, t, (t / g_norm.astype(t.dtype)) * max_norm).astype(t.dtype), updates)
         return out, state
 
     return GradientTransformation(lambda params: EmptyState(), update_fn)
@@ -1372,7 +1876,7 @@ class GradientLrControlState(NamedTuple):
     lr_scale: Any
 
 
-def scale_by_gradient_lr_control(control_factor: Any = 0.99) -> GradientTransformation:
+def scale_by_gradient_lr_control(control_factor: jax.typing.ArrayLike = 0.99) -> GradientTransformation:
     r"""The lecture's gradient-based learning-rate control (seed 004, `vanilla_gd_gradlr`).
 
     Each element keeps its own learning rate, shrunk at every step by its gradient:
@@ -1387,18 +1891,32 @@ def scale_by_gradient_lr_control(control_factor: Any = 0.99) -> GradientTransfor
 
     Args:
       control_factor: :math:`c \ge 0` (the lecture's `alpha_control_fac`; 0 gives plain GD).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.scale_by_gradient_lr_control()
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params))
+      >>> print(updates.round(4))
+      [ 0.2941 -0.5025]
+
+    References:
+      the lecture's `vanilla_gd_gradlr`; see docs/optimizers.md
     """
     _check_nonneg("control_factor", control_factor)
 
     def init_fn(params):
-        return GradientLrControlState(lr_scale=jax.tree.map(jnp.ones_like, params))
+        return GradientLrControlState(lr_scale=_map(jnp.ones_like, params))
 
     def update_fn(updates, state, params=None):
         del params
-        lr_scale = jax.tree.map(
-            lambda a, g: a * (1 / (1 + control_factor * jnp.sqrt(jnp.abs(g)))), state.lr_scale, updates
-        )
-        out = jax.tree.map(lambda a, g: a * g, lr_scale, updates)
+        lr_scale = _map(lambda g, a: a * (1 / (1 + control_factor * jnp.sqrt(jnp.abs(g)))), updates, state.lr_scale)
+        out = _map(lambda a, g: a * g, lr_scale, updates)
         return _cast_like(out, updates), GradientLrControlState(_cast_like(lr_scale, state.lr_scale))
 
     return GradientTransformation(init_fn, update_fn)
@@ -1416,7 +1934,7 @@ class AverageIteratesState(NamedTuple):
     ax: Any
 
 
-def average_iterates(t0: Any = 1e6) -> GradientTransformation:
+def average_iterates(t0: jax.typing.ArrayLike = 1e6) -> GradientTransformation:
     r"""Polyak-Ruppert averaging of the iterates, as PyTorch's `ASGD` keeps it (Polyak & Juditsky, 1992).
 
     Place it last in a chain (after `scale_by_learning_rate`): it passes the
@@ -1431,6 +1949,24 @@ def average_iterates(t0: Any = 1e6) -> GradientTransformation:
 
     Args:
       t0: the step averaging starts from (PyTorch's default 1e6).
+
+    Returns:
+      An optax `GradientTransformation`: `init(params)` and `update(updates, state, params=None)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> tx = optim.average_iterates(t0=0)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> grads = jnp.array([0.5, -1.0], jnp.float32)
+      >>> updates, state = tx.update(grads, tx.init(params), params)
+      >>> print(updates.round(4))
+      [ 0.5 -1. ]
+
+    References:
+      Polyak & Juditsky, `Acceleration of Stochastic Approximation by Averaging <https://doi.org/10.1137/0330046>`_,
+        1992
+      PyTorch, `torch.optim.ASGD <https://pytorch.org/docs/stable/generated/torch.optim.ASGD.html>`_
     """
     _check_nonneg("t0", t0)
 
@@ -1443,7 +1979,7 @@ def average_iterates(t0: Any = 1e6) -> GradientTransformation:
         c = state.count.astype(jnp.result_type(float))
         mu = 1 / jnp.maximum(1.0, c - t0)
         # At mu == 1 PyTorch copies the iterate; a + (x - a) would differ from x by rounding.
-        ax = jax.tree.map(lambda a, p, u: jnp.where(mu == 1, p + u, a + mu * ((p + u) - a)), state.ax, params, updates)
+        ax = _map(lambda u, a, p: jnp.where(mu == 1, p + u, a + mu * ((p + u) - a)), updates, state.ax, params)
         return updates, AverageIteratesState(_increment(state.count), _cast_like(ax, state.ax))
 
     return GradientTransformation(init_fn, update_fn)
@@ -1454,6 +1990,29 @@ def averaged_params(opt_state: Any) -> Any:
 
     Searches the (possibly nested, chained) optimizer state for the
     `AverageIteratesState` and returns its `ax`. Raises `ValueError` when none is found.
+
+    Args:
+      opt_state: an optimizer state holding an `average_iterates` state (e.g. `asgd`'s).
+
+    Returns:
+      The averaged parameters, a tree like the parameters.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.chain(optim.sgd(0.1), optim.average_iterates(t0=0))
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> for _ in range(3):
+      ...     updates, state = opt.update(2 * params, state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(optim.averaged_params(state).round(4))
+      [ 0.576 -1.152]
+
+    References:
+      Polyak & Juditsky, `Acceleration of Stochastic Approximation by Averaging <https://doi.org/10.1137/0330046>`_,
+        1992
+      PyTorch, `torch.optim.ASGD <https://pytorch.org/docs/stable/generated/torch.optim.ASGD.html>`_
     """
     is_avg = lambda node: isinstance(node, AverageIteratesState)
     found = [node for node in jax.tree.leaves(opt_state, is_leaf=is_avg) if is_avg(node)]

@@ -5,8 +5,6 @@ optax's transforms and with this package's, and extra keyword arguments given
 to `update` (such as `value=loss`) reach every member of a `chain`.
 """
 
-from __future__ import annotations
-
 from typing import Any, NamedTuple
 
 import jax
@@ -62,8 +60,8 @@ class LookaheadState(NamedTuple):
 
 def lookahead(
     fast_optimizer: GradientTransformation,
-    sync_period: Any,
-    slow_step_size: Any,
+    sync_period: jax.typing.ArrayLike,
+    slow_step_size: jax.typing.ArrayLike,
     reset_state: bool = False,
 ) -> GradientTransformationExtraArgs:
     r"""Lookahead (Zhang, Lucas, Hinton & Ba 2019, "Lookahead Optimizer: k steps forward, 1 step back").
@@ -77,14 +75,19 @@ def lookahead(
         \text{every } k \text{ steps: } \phi \leftarrow \phi + \alpha(\theta_{t+1} - \phi),
         \ \theta_{t+1} \leftarrow \phi
 
-    with alpha = `slow_step_size`. Unlike `optax.lookahead`, which needs its
-    parameters wrapped in `optax.LookaheadParams(fast, slow)`, this version works
-    on the plain parameter tree: the slow weights live in the state
-    (initialised from the parameters in `init`), and on a synchronization step
-    the returned update moves the parameters to the new slow weights. So
-    `update` needs `params` (the current fast weights), and the returned updates
-    must be applied unchanged: put `lookahead` last in a `chain`. Evaluate
-    with `state.slow` (the paper's recommendation) or with the parameters.
+    with alpha = `slow_step_size`. Two parameter forms are accepted:
+
+    * the plain parameter tree (this package's form): the slow weights live in
+      the state (initialised from the parameters in `init`), and on a
+      synchronization step the returned update moves the parameters to the new
+      slow weights. `update` needs `params` (the current fast weights), and the
+      returned updates must be applied unchanged: put `lookahead` last in a
+      `chain`. Evaluate with `state.slow` (the paper's recommendation) or with
+      the parameters.
+    * `optax.LookaheadParams(fast, slow)` (optax's form, chosen when `init`
+      gets one): gradients are taken at `params.fast`, updates are a
+      `LookaheadParams` and the numbers are optax's exactly; `state.slow` is
+      None because the slow weights travel in the parameters.
 
     `sync_period` and `slow_step_size` may be traced: the synchronization is a
     `jnp.where` on the step counter, not a Python branch.
@@ -98,12 +101,37 @@ def lookahead(
 
     Raises:
       ValueError: for concrete values out of range.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.lookahead(optim.sgd(0.1), sync_period=2, slow_step_size=0.5)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> for _ in range(2):
+      ...     updates, state = opt.update(2 * params, state, params)
+      ...     params = optim.apply_updates(params, updates)
+      >>> print(params.round(4), state.slow.round(4))
+      [ 0.82 -1.64] [ 0.82 -1.64]
+
+    References:
+      Zhang, Lucas, Hinton & Ba, `Lookahead Optimizer: k steps forward, 1 step back
+        <https://arxiv.org/abs/1907.08610>`_, 2019
     """
     check_range("sync_period", sync_period, low=1)
     check_range("slow_step_size", slow_step_size, low=0.0, high=1.0)
     fast = optax.with_extra_args_support(fast_optimizer)
 
     def init_fn(params: Params) -> LookaheadState:
+        if isinstance(params, optax.LookaheadParams):
+            # optax's form: the slow weights travel in the parameters, not the state.
+            return LookaheadState(
+                fast_state=fast.init(params.fast), slow=None, steps_since_sync=jnp.zeros([], jnp.int32)
+            )
         return LookaheadState(
             fast_state=fast.init(params),
             slow=jax.tree.map(jnp.asarray, params),
@@ -115,6 +143,8 @@ def lookahead(
     ) -> tuple[Updates, LookaheadState]:
         if params is None:
             raise ValueError("lookahead needs the current parameters: call update(updates, state, params)")
+        if isinstance(params, optax.LookaheadParams):
+            return _paired_update(updates, state, params, **extra_args)
         fast_updates, fast_state = fast.update(updates, state.fast_state, params, **extra_args)
         steps = state.steps_since_sync + 1
         sync = steps >= sync_period
@@ -136,6 +166,28 @@ def lookahead(
             )
         steps_since_sync = jnp.where(sync, 0, steps).astype(jnp.int32)
         return out, LookaheadState(fast_state, slow, steps_since_sync)
+
+    def _paired_update(
+        updates: Updates, state: LookaheadState, params: optax.LookaheadParams, **extra_args: Any
+    ) -> tuple[optax.LookaheadParams, LookaheadState]:
+        """optax's `LookaheadParams` form: the same arithmetic as `optax.lookahead`, update for update.
+
+        Gradients are taken at `params.fast`; the returned `LookaheadParams` of
+        updates moves the fast weights as above and the slow weights by
+        alpha d on a synchronization step (0 otherwise).
+        """
+        fast_updates, fast_state = fast.update(updates, state.fast_state, params.fast, **extra_args)
+        sync = state.steps_since_sync == (sync_period - 1)
+        diff = jax.tree.map(lambda f, u, s: f + u - s, params.fast, fast_updates, params.slow)
+        slow_updates = jax.tree.map(lambda d: slow_step_size * sync * d, diff)
+        fast_updates = jax.tree.map(lambda u, d: u - sync * (1 - slow_step_size) * d, fast_updates, diff)
+        if reset_state:
+            # As optax: the fresh state is initialised at the current fast weights.
+            fresh = fast.init(params.fast)
+            fast_state = jax.tree.map(lambda cur, new: (1 - sync) * cur + sync * new, fast_state, fresh)
+        steps_since_sync = (state.steps_since_sync + 1) % sync_period
+        new_state = LookaheadState(fast_state, None, jnp.asarray(steps_since_sync, jnp.int32))
+        return optax.LookaheadParams(fast=fast_updates, slow=slow_updates), new_state
 
     return GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -162,7 +214,9 @@ class ApplyIfFiniteState(NamedTuple):
     inner_state: Any
 
 
-def apply_if_finite(inner: GradientTransformation, max_consecutive_errors: Any) -> GradientTransformationExtraArgs:
+def apply_if_finite(
+    inner: GradientTransformation, max_consecutive_errors: jax.typing.ArrayLike
+) -> GradientTransformationExtraArgs:
     """Skip updates holding a NaN or an Inf, until too many come in a row (optax.apply_if_finite).
 
     The incoming updates (gradients) are checked. A non-finite one is dropped:
@@ -179,6 +233,23 @@ def apply_if_finite(inner: GradientTransformation, max_consecutive_errors: Any) 
 
     Raises:
       ValueError: for a concrete negative `max_consecutive_errors`.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.apply_if_finite(optim.sgd(0.1), max_consecutive_errors=2)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> updates, state = opt.update(jnp.array([jnp.nan, 1.0], jnp.float32), state, params)
+      >>> print(updates, int(state.notfinite_count))
+      [0. 0.] 1
+
+    References:
+      optax, `Transformations <https://optax.readthedocs.io/en/latest/api/transformations.html>`_
     """
     check_range("max_consecutive_errors", max_consecutive_errors, low=0)
     inner = optax.with_extra_args_support(inner)
@@ -258,13 +329,13 @@ def _float_dtypes(params: Params) -> tuple[Any, Any]:
 
 
 def reduce_on_plateau(
-    factor: Any = 0.1,
-    patience: Any = 10,
-    rtol: Any = 1e-4,
-    atol: Any = 0.0,
-    cooldown: Any = 0,
-    accumulation_size: Any = 1,
-    min_scale: Any = 0.0,
+    factor: jax.typing.ArrayLike = 0.1,
+    patience: jax.typing.ArrayLike = 10,
+    rtol: jax.typing.ArrayLike = 1e-4,
+    atol: jax.typing.ArrayLike = 0.0,
+    cooldown: jax.typing.ArrayLike = 0,
+    accumulation_size: jax.typing.ArrayLike = 1,
+    min_scale: jax.typing.ArrayLike = 0.0,
 ) -> GradientTransformationExtraArgs:
     r"""Scale updates down when the monitored value stops improving (performance scheduling).
 
@@ -312,6 +383,25 @@ def reduce_on_plateau(
 
     Raises:
       ValueError: for concrete values out of range.
+
+    Returns:
+      An optax `GradientTransformationExtraArgs`: `init(params)` and
+      `update(updates, state, params=None, **extra_args)`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab import optim
+      >>> opt = optim.chain(optim.sgd(0.1), optim.reduce_on_plateau(factor=0.5, patience=1))
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
+      >>> state = opt.init(params)
+      >>> for loss in [1.0, 1.0, 1.0]:
+      ...     updates, state = opt.update(2 * params, state, params, value=loss)
+      >>> print(updates.round(4), float(state[-1].scale))
+      [-0.05        0.09999999] 0.25
+
+    References:
+      Keras, `ReduceLROnPlateau <https://keras.io/api/callbacks/reduce_lr_on_plateau/>`_
+      optax, `contrib.reduce_on_plateau <https://optax.readthedocs.io/en/latest/api/contrib.html>`_
     """
     check_range("factor", factor, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     check_range("patience", patience, low=0)
