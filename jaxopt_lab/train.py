@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxopt_lab import config as config_mod
 from jaxopt_lab import losses as losses_mod
 from jaxopt_lab import registry
 from jaxopt_lab.config import Config, ConfigError, PlateauConfig
@@ -269,6 +270,7 @@ class Trainer:
         data: Any = None,
         optimizer_fn: Callable[[Mapping[str, Any]], optax.GradientTransformation] | None = None,
     ):
+        config_mod.validate(config, data=data is None, optimizer=optimizer_fn is None)  # the TOML path's checks
         self.config = config
         self._optimizer_fn = optimizer_fn
         t, m, o = config.train, config.model, config.optimizer

@@ -45,6 +45,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
+from jaxopt_lab import _io
+from jaxopt_lab.config import ConfigError
+
 RunFn = Callable[[jax.Array, Mapping[str, jax.Array]], Any]
 
 #: Default memory budget for one chunk's live data, in bytes (inputs, outputs and
@@ -316,9 +319,13 @@ def execute(
 
                     # `like` restores the outputs' structure (NamedTuples come back as dicts without it).
                     like = _stacked_like(out_shape, len(idx))
-                    tree, meta = checkpoint.load(path, like=like)
+                    meta = checkpoint.load_metadata(path)
                     if meta.get("fingerprint") != fp or list(meta.get("indices", [])) != [int(i) for i in idx]:
-                        raise ValueError(f"checkpoint {path} belongs to a different sweep; remove it or drop --resume")
+                        raise ConfigError(
+                            f"--resume: checkpoint {path} holds other runs (another config, --chunk-size, "
+                            "--devices or --execution): resume with the arguments of the interrupted sweep, "
+                            "or remove it and drop --resume")
+                    tree, meta = checkpoint.load(path, like=like)
                     chunk_out = jax.tree.map(np.asarray, tree)
                     _scatter(outputs, idx, chunk_out, out_shape)
                     stats.chunks_resumed += 1
@@ -449,15 +456,17 @@ def _prepare_checkpoints(ckpt: Path, fp: str, resume: bool) -> None:
                 f"{ckpt} holds checkpoints of an earlier sweep: pass --resume to continue it, or remove it"
             )
         if manifest.exists():
-            old = json.loads(manifest.read_text()).get("fingerprint")
+            try:
+                old = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
+            except (ValueError, AttributeError):
+                raise ConfigError(f"--resume: {manifest} is corrupt (not the JSON jaxopt_lab wrote): remove "
+                                  f"{ckpt} and drop --resume") from None
             if old != fp:
-                raise ValueError(
+                raise ConfigError(
                     f"--resume: the checkpoints in {ckpt} belong to a different sweep (config or space changed)"
                 )
     ckpt.mkdir(parents=True, exist_ok=True)
-    tmp = manifest.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"fingerprint": fp}))
-    os.replace(tmp, manifest)
+    _io.atomic_write_text(manifest, json.dumps({"fingerprint": fp}))
 
 
 def stack_outputs(outputs: Sequence[Any]) -> Any:
