@@ -226,14 +226,24 @@ def recover(out: str | os.PathLike) -> list[str]:
 
 def _give_back(old: Path, out: Path, drop: set[str]) -> None:
     """Move every entry of the swapped-out folder `old` into `out` except its results (`drop`), then
-    remove `old` if nothing of the user's is left in it."""
-    for entry in sorted(old.iterdir()):
+    remove `old` if nothing of the user's is left in it.
+
+    The user's entries move first and the manifest goes last, so a crash part-way leaves a folder
+    that `recover` still reads the same way.
+    """
+    entries = sorted(old.iterdir())
+    for entry in entries:
         if entry.name in drop or entry.name == PARTIAL_MARK:
-            _remove_entry(entry)
-        elif entry.name == CHECKPOINTS and _is_our_checkpoints(entry) and os.path.lexists(out / CHECKPOINTS):
+            continue
+        if entry.name == CHECKPOINTS and _is_our_checkpoints(entry) and os.path.lexists(out / CHECKPOINTS):
             remove_checkpoints(entry)
         elif not os.path.lexists(out / entry.name):
             os.rename(entry, out / entry.name)
+    for entry in entries:
+        if entry.name in drop and entry.name != MANIFEST or entry.name == PARTIAL_MARK:
+            _remove_entry(entry)
+    with contextlib.suppress(FileNotFoundError):
+        (old / MANIFEST).unlink()
     with contextlib.suppress(OSError):
         old.rmdir()
 
