@@ -78,10 +78,9 @@ def watch(out: Path, resume_hint: str, period: float = 1.0) -> Iterator[None]:
     def lost(what: str) -> None:
         ckpt = out / "checkpoints"
         saved = sorted(p.name for p in ckpt.glob("*.ckpt")) if ckpt.is_dir() else []
-        kept = (f"{len(saved)} finished chunk(s) are saved in {ckpt}" if saved and me == 0 else
+        kept = (f"{len(saved)} finished chunk(s) are saved in {ckpt}" if me == 0 else
                 "finished chunks are saved by process 0 in its --out/checkpoints")
-        _die(f"{what} (no sign of it for --coordinator-timeout {timeout:g} s); {kept}; "
-             f"restart every process with: {resume_hint}")
+        _die(f"{what}; {kept}; restart every process with --resume (this one: {resume_hint})")
 
     def beat() -> None:
         count = 0
@@ -104,18 +103,37 @@ def watch(out: Path, resume_hint: str, period: float = 1.0) -> Iterator[None]:
                 pass
 
     def check() -> None:
+        last_check = time.monotonic()
         while not stop.wait(period):
             now = time.monotonic()
+            if now - last_check > period + timeout / 2:
+                # This thread itself was starved (the GIL held by a long call): so was the heartbeat
+                # thread, and silence says nothing about the peers. Start the clocks again.
+                last_ok[0] = now
+                for peer in seen:
+                    seen[peer] = (seen[peer][0], now)
+            last_check = now
             if now - last_ok[0] > timeout:
-                lost(f"lost the coordinator {_state['coordinator']}")
+                lost(f"lost the coordinator {_state['coordinator']} (no answer for --coordinator-timeout "
+                     f"{timeout:g} s)")
             for peer, (_, t) in list(seen.items()):
                 if now - t > timeout:
-                    lost(f"lost process {peer} of {n} (coordinator {_state['coordinator']})")
+                    lost(f"lost process {peer} of {n} (no heartbeat for --coordinator-timeout {timeout:g} s; "
+                         f"coordinator {_state['coordinator']})")
 
     threads = [threading.Thread(target=f, daemon=True, name=f"jaxopt-lab-{f.__name__}") for f in (beat, check)]
     for t in threads:
         t.start()
     try:
         yield
+    except Exception as e:  # noqa: BLE001 - see below
+        from jaxopt_lab.config import ConfigError
+
+        if isinstance(e, ConfigError):  # bad input: every process sees the same and exits 2 together
+            raise
+        # A collective failed because a peer went away. Exiting normally would wait in JAX's shutdown
+        # barrier for the lost peer until the heartbeat timeout aborts the process: end it now.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        lost(f"lost contact with the other processes (coordinator {_state['coordinator']}): {first}")
     finally:
         stop.set()
