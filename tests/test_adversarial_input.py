@@ -169,3 +169,33 @@ def test_bug19_an_infinite_learning_rate_is_refused(tmp_path, capsys, value):
         optim.adam(float(value))
     with pytest.raises(ValueError, match="learning_rate"):
         optim.sgd(math.inf)
+
+
+@pytest.mark.slow
+def test_bug17_a_precision_grid_runs_from_the_command_line(tmp_path):
+    import csv
+
+    from cli_helpers import cli
+
+    cfg = tmp_path / "c.toml"
+    grid = "[sweep.grid.train]\nprecision = ['float32', 'float64']\n"
+    cfg.write_text(BASE.format(opt="sgd") + "[sweep]\nseeds = 2\n" + grid)
+    r = cli("sweep", cfg, "--out", tmp_path / "mixed", "--no-report", "--devices", "1")
+    assert r.returncode == 0, r.stderr
+    only32 = tmp_path / "c32.toml"
+    only32.write_text(BASE.format(opt="sgd") + "[sweep]\nseeds = 2\n")
+    r = cli("sweep", only32, "--out", tmp_path / "f32", "--no-report", "--devices", "1")
+    assert r.returncode == 0, r.stderr
+    mixed = list(csv.DictReader(open(tmp_path / "mixed" / "runs.csv")))
+    plain = list(csv.DictReader(open(tmp_path / "f32" / "runs.csv")))
+    assert [r["train.precision"] for r in mixed] == ["float32", "float32", "float64", "float64"]
+    # float32 groups are untouched by the process's 64-bit mode: the same numbers, digit for digit
+    assert [r["final_val_loss"] for r in mixed[:2]] == [r["final_val_loss"] for r in plain]
+    assert mixed[2]["final_val_loss"] != mixed[0]["final_val_loss"]
+
+
+def test_sweep_points_with_different_keys_are_refused():
+    from jaxopt_lab import sweep
+
+    with pytest.raises(ValueError, match="point 1 has different keys"):
+        sweep.run(lambda key, hp: {"x": hp["a"]}, [{"a": 1.0}, {"b": 2.0}], progress=False)

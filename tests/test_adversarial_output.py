@@ -215,3 +215,18 @@ def test_bug20_every_output_file_is_0644(tmp_path):
     for p in [*out.iterdir(), tmp_path / "alone.csv"]:
         assert stat.S_IMODE(p.stat().st_mode) == 0o644, p.name
     assert stat.S_IMODE(out.stat().st_mode) == 0o755
+
+
+def test_sweep_then_train_into_a_folder_keep_the_users_files(tmp_path):
+    """The commands end to end: results published, the checkpoints gone, the user's files untouched."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(CONFIG + "[sweep]\nseeds = 2\n")
+    out = tmp_path / "out"
+    files = _user_files(out)
+    assert main(["sweep", str(cfg), "--out", str(out), "--no-report", "--devices", "1"]) == 0
+    assert (out / "runs.csv").exists() and not (out / "checkpoints").exists()
+    _assert_kept(out, files)
+    assert main(["train", str(cfg), "--out", str(out)]) == 0
+    assert (out / "metrics.json").exists() and not (out / "runs.csv").exists()  # results replaced as a whole
+    _assert_kept(out, files)
+    assert not list(tmp_path.glob(".out.partial-*"))

@@ -526,9 +526,13 @@ class SweepResult:
 def _points(space: Any) -> list[dict[str, Any]]:
     pts = space.points() if hasattr(space, "points") else list(space)
     out = []
-    for p in pts:
+    for i, p in enumerate(pts):
         p = dict(p)
         p.setdefault("seed", 0)
+        if out and p.keys() != out[0].keys():
+            missing, extra = sorted(out[0].keys() - p.keys()), sorted(p.keys() - out[0].keys())
+            raise ValueError(f"point {i} has different keys from point 0 (missing: {missing}, extra: {extra}); "
+                             "every point of a sweep has the same keys")
         out.append(p)
     return out
 
