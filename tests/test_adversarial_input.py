@@ -199,3 +199,17 @@ def test_sweep_points_with_different_keys_are_refused():
 
     with pytest.raises(ValueError, match="point 1 has different keys"):
         sweep.run(lambda key, hp: {"x": hp["a"]}, [{"a": 1.0}, {"b": 2.0}], progress=False)
+
+
+def test_bug10_resume_on_another_device_count_is_refused(tmp_path, capsys):
+    """Batched executions round differently on another device count: resuming there is refused, never mixed."""
+    from jaxopt_lab import checkpoint
+
+    cfg, out = _checkpointed_sweep(tmp_path)
+    chunk = out / "checkpoints" / "group000_chunk00000.ckpt"
+    tree, meta = checkpoint.load(chunk)
+    checkpoint.save(chunk, tree, {**meta, "devices": 2})  # as a sweep on 2 devices saved it
+    assert main(["sweep", str(cfg), "--out", str(out), "--no-report", "--resume", "--execution", "map",
+                 "--chunk-size", "2"]) == 2
+    assert "--devices" in capsys.readouterr().err
+    assert chunk.exists()

@@ -140,3 +140,38 @@ def test_bug15_ctrl_c_at_start_up_exits_130_and_writes_no_results(tmp_path, dela
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert not (tmp_path / "out" / "runs.csv").exists()
+
+
+_DEVICES_SCRIPT = """
+import os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+import jax
+from jaxopt_lab import config
+from jaxopt_lab.sweep import config_sweep, results
+
+cfg = config.load(sys.argv[1])
+for n in (1, 2, 4):
+    for chunk in (4, 64):
+        r = config_sweep.run_sweep(cfg, devices=jax.devices()[:n], execution="map", chunk_size=chunk, progress=False)
+        results.write_runs_csv(f"{sys.argv[2]}/runs_{n}_{chunk}.csv", r.rows, r.plan.swept_keys)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_size", [0, 32])
+def test_bug10_map_float32_runs_csv_is_identical_on_1_2_and_4_devices(tmp_path, batch_size):
+    """The moons example (reduced to 64 runs and 60 epochs) in float32, full batch and mini-batch, on 1, 2
+    and 4 devices, with chunks that leave 1 run per device and many: runs.csv byte for byte."""
+    root = Path(__file__).parent.parent
+    text = (root / "examples" / "moons_sweep.toml").read_text()
+    text = text.replace("epochs = 400", "epochs = 60").replace("seeds = 32", "seeds = 2")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text.replace("batch_size = 0", f"batch_size = {batch_size}"))
+    script = tmp_path / "devices.py"
+    script.write_text(_DEVICES_SCRIPT)
+    env = dict(os.environ, JAXOPT_LAB_CACHE_DIR="", PYTHONPATH=str(root))
+    r = subprocess.run([sys.executable, str(script), str(cfg), str(tmp_path)], capture_output=True, text=True,
+                       env=env, timeout=1200)
+    assert r.returncode == 0, r.stderr
+    tables = {p.name: p.read_text() for p in tmp_path.glob("runs_*.csv")}
+    assert len(tables) == 6 and len(set(tables.values())) == 1, sorted(tables)

@@ -320,7 +320,9 @@ def execute(
                     # `like` restores the outputs' structure (NamedTuples come back as dicts without it).
                     like = _stacked_like(out_shape, len(idx))
                     meta = checkpoint.load_metadata(path)
-                    if meta.get("fingerprint") != fp or list(meta.get("indices", [])) != [int(i) for i in idx]:
+                    # Another device count may round differently (batched executions do): refused, not mixed.
+                    if (meta.get("fingerprint") != fp or list(meta.get("indices", [])) != [int(i) for i in idx]
+                            or meta.get("devices", n_dev) != n_dev):
                         raise ConfigError(
                             f"--resume: checkpoint {path} holds other runs (another config, --chunk-size, "
                             "--devices or --execution): resume with the arguments of the interrupted sweep, "
@@ -378,7 +380,8 @@ def execute(
                 if path is not None and writer:
                     from jaxopt_lab import checkpoint
 
-                    checkpoint.save(path, chunk_out, {"fingerprint": fp, "indices": [int(i) for i in idx]})
+                    checkpoint.save(path, chunk_out, {"fingerprint": fp, "indices": [int(i) for i in idx],
+                                                     "devices": n_dev})
                 _scatter(outputs, idx, chunk_out, out_shape)
                 stats.chunks += 1
                 prog.update(len(idx), True, time.perf_counter() - t0, _label(g.label))
