@@ -33,6 +33,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -124,7 +125,9 @@ def output_path(out: str | os.PathLike) -> Path:
     """`out` as an absolute path naming a folder; ``""`` (which would mean the working directory) is refused."""
     if os.fspath(out).strip() == "":
         raise OutputFolderError("--out '' names no folder: give a folder name (use --out . for this folder)")
-    p = Path(os.path.abspath(os.fspath(out)))
+    # A symlink to a folder publishes into the folder it points to (swapping the link itself would
+    # replace the link with a folder and move the user's files through it).
+    p = Path(os.path.realpath(os.fspath(out)))
     if p.parent == p:
         raise OutputFolderError(f"--out {os.fspath(out)!r} is the file system root; give a folder inside it")
     return p
@@ -212,6 +215,8 @@ def recover(out: str | os.PathLike) -> list[str]:
         (out / PARTIAL_MARK).unlink()  # a crash right after the rename that published `out`
     for folder in _staging_folders(out):
         if (folder / PARTIAL_MARK).exists():
+            if _owner_alive(folder / PARTIAL_MARK):
+                continue  # another command is building results for this folder right now
             shutil.rmtree(folder, ignore_errors=True)
             done.append(f"removed the unfinished results {folder}")
             continue
@@ -222,6 +227,24 @@ def recover(out: str | os.PathLike) -> list[str]:
         _give_back(folder, out, drop=set(_read_manifest(folder) or []) | {MANIFEST})
         done.append(f"finished an interrupted publish of {out} ({folder})")
     return done
+
+
+def _owner_alive(mark: Path) -> bool:
+    """Whether the process that wrote a staging folder's mark (its pid, on this host) still runs."""
+    try:
+        pid_text, host = mark.read_text().split("\n")[:2]
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _give_back(old: Path, out: Path, drop: set[str]) -> None:
@@ -235,13 +258,16 @@ def _give_back(old: Path, out: Path, drop: set[str]) -> None:
     for entry in entries:
         if entry.name in drop or entry.name == PARTIAL_MARK:
             continue
-        if entry.name == CHECKPOINTS and _is_our_checkpoints(entry) and os.path.lexists(out / CHECKPOINTS):
-            remove_checkpoints(entry)
-        elif not os.path.lexists(out / entry.name):
-            os.rename(entry, out / entry.name)
+        # FileNotFoundError: a concurrent `recover` of the same folder moved it first.
+        with contextlib.suppress(FileNotFoundError):
+            if entry.name == CHECKPOINTS and _is_our_checkpoints(entry) and os.path.lexists(out / CHECKPOINTS):
+                remove_checkpoints(entry)
+            elif not os.path.lexists(out / entry.name):
+                os.rename(entry, out / entry.name)
     for entry in entries:
         if entry.name in drop and entry.name != MANIFEST or entry.name == PARTIAL_MARK:
-            _remove_entry(entry)
+            with contextlib.suppress(FileNotFoundError):
+                _remove_entry(entry)
     with contextlib.suppress(FileNotFoundError):
         (old / MANIFEST).unlink()
     with contextlib.suppress(OSError):
@@ -350,7 +376,7 @@ def publish(out: str | os.PathLike, *, drop: Iterable[str] = ()) -> Iterator[Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     recover(out)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    (stage / PARTIAL_MARK).touch()
+    (stage / PARTIAL_MARK).write_text(f"{os.getpid()}\n{socket.gethostname()}\n")
     swapped = False
     try:
         yield stage

@@ -230,3 +230,30 @@ def test_sweep_then_train_into_a_folder_keep_the_users_files(tmp_path):
     assert (out / "metrics.json").exists() and not (out / "runs.csv").exists()  # results replaced as a whole
     _assert_kept(out, files)
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_a_staging_folder_of_a_running_command_is_left_alone(tmp_path):
+    out = tmp_path / "out"
+    busy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stage = tmp_path / ".out.partial-busy"
+        stage.mkdir()
+        (stage / _io.PARTIAL_MARK).write_text(f"{busy.pid}\n{__import__('socket').gethostname()}\n")
+        (stage / "runs.csv").write_text("being written")
+        _publish(out, {"runs.csv": "mine"})  # a second command on the same folder meanwhile
+        assert (stage / "runs.csv").read_text() == "being written"
+    finally:
+        busy.kill()
+        busy.wait()
+    _io.prepare(out)  # its owner is gone: now it is a leftover
+    assert not stage.exists() and (out / "runs.csv").read_text() == "mine"
+
+
+def test_out_as_a_symlink_publishes_into_the_folder_it_points_to(tmp_path):
+    target = tmp_path / "real"
+    files = _user_files(target)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    _publish(link, {"runs.csv": "new"})
+    assert link.is_symlink() and (target / "runs.csv").read_text() == "new"
+    _assert_kept(target, files)
