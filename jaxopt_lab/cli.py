@@ -431,34 +431,39 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _on_sigint(signum: int, frame: Any) -> None:
-    """Ctrl-C as KeyboardInterrupt, but never where it would be lost or leave a half-published folder.
-
-    An exception raised inside a garbage-collector callback (JAX registers one) is printed and
-    dropped by Python, so the sweep would go on: there the interrupt is delivered again a moment
-    later, outside the callback. Inside the swap of a publish it waits for the swap to end.
-    """
-    import gc
-
+    """Ctrl-C as KeyboardInterrupt, except inside the swap of a publish, where it waits for the swap's end."""
     from jaxopt_lab import _io
 
     if _io.in_critical_section():
         _io.defer_interrupt()
         return
-    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
-    f = frame
-    while f is not None:
-        if f.f_code in callbacks:
-            import threading
-
-            threading.Timer(0.05, signal.raise_signal, (signal.SIGINT,)).start()
-            return
-        f = f.f_back
     raise KeyboardInterrupt
+
+
+def _redeliver_swallowed_interrupts(unraisable: Any, previous: Any = None) -> None:
+    """`sys.unraisablehook`: a KeyboardInterrupt that Python had to drop -- raised inside a garbage-collector
+    callback (JAX registers one), a weakref callback or a ``__del__`` -- is delivered again a moment later,
+    outside it; anything else goes to the previous hook."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) or unraisable.exc_type is KeyboardInterrupt:
+        import threading
+
+        # To the process, not this thread: any thread that does not block SIGINT takes it.
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return
+    (previous or sys.__unraisablehook__)(unraisable)
+
+
+def install_interrupt_handling() -> tuple[Any, Any]:
+    """Install the CLI's Ctrl-C handling (main thread only); returns the previous (SIGINT handler, unraisablehook)."""
+    previous_hook = sys.unraisablehook
+    previous_handler = signal.signal(signal.SIGINT, _on_sigint)
+    sys.unraisablehook = lambda u: _redeliver_swallowed_interrupts(u, previous_hook)
+    return previous_handler, previous_hook
 
 
 def main(argv: list[str] | None = None) -> int:
     if threading_is_main():
-        signal.signal(signal.SIGINT, _on_sigint)
+        install_interrupt_handling()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
