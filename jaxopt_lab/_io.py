@@ -362,7 +362,7 @@ def _exchange(a: Path, b: Path) -> bool:
 
 
 @contextlib.contextmanager
-def publish(out: str | os.PathLike, *, drop: Iterable[str] = ()) -> Iterator[Path]:
+def publish(out: str | os.PathLike, *, drop: Iterable[str] = (), replace: bool = True) -> Iterator[Path]:
     """A staging folder beside `out`; when the block completes, its contents become `out`'s results at once.
 
     The block writes the results into the yielded folder. On success: a result colliding with an
@@ -370,6 +370,8 @@ def publish(out: str | os.PathLike, *, drop: Iterable[str] = ()) -> Iterator[Pat
     the manifest is written; the folder is swapped in atomically; the user's entries of the old
     folder move into the new one; the old results are removed. Entries of `drop` that the project
     owns (a finished sweep's ``checkpoints``) are removed too, and its other owned entries are kept.
+    With ``replace=False`` the new entries are added to the earlier results instead of replacing
+    them as a whole (``--check-vectorization`` adds ``vectorization.json`` beside a sweep's).
     An error or interrupt inside the block leaves `out` exactly as it was.
     """
     out = output_path(out)
@@ -386,7 +388,11 @@ def publish(out: str | os.PathLike, *, drop: Iterable[str] = ()) -> Iterator[Pat
         clashes = _collisions(out, names)
         if clashes:
             raise _collision_error(out, clashes)
-        atomic_write_text(stage / MANIFEST, json.dumps({"tool": "jaxopt_lab", "entries": names}, indent=2) + "\n")
+        kept = [] if replace or not out.is_dir() else sorted(owned_entries(out) - set(names) - {MANIFEST, CHECKPOINTS})
+        for name in kept:  # hard links: the earlier results are in the new folder at the moment of the swap
+            _link_copy(out / name, stage / name)
+        entries = sorted({*names, *kept})
+        atomic_write_text(stage / MANIFEST, json.dumps({"tool": "jaxopt_lab", "entries": entries}, indent=2) + "\n")
         _set_modes(stage)
         swapped = True  # from here on `stage` may name the old folder, which can hold the user's entries
         with _critical_section():
@@ -394,6 +400,20 @@ def publish(out: str | os.PathLike, *, drop: Iterable[str] = ()) -> Iterator[Pat
     finally:
         if not swapped:
             shutil.rmtree(stage, ignore_errors=True)
+
+
+def _link_copy(src: Path, dst: Path) -> None:
+    if src.is_dir() and not src.is_symlink():
+        shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(src, dst)
+
+
+def _link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    try:
+        os.link(src, dst, follow_symlinks=False)
+    except OSError:
+        shutil.copy2(src, dst, follow_symlinks=False)
 
 
 def _swap_in(stage: Path, out: Path, drop: set[str]) -> None:

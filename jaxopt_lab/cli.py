@@ -203,7 +203,7 @@ def _run_vectorization_check(args: argparse.Namespace, plan: Any, out: Path) -> 
 
     target = out / "vectorization.json"
     # Readers never see a half-written file; a user's own vectorization.json is refused, not replaced.
-    with _io.publish(out) as stage:
+    with _io.publish(out, replace=False) as stage:
         (stage / target.name).write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     print(f"wrote {target}")
     bad = report.disagreements()

@@ -257,3 +257,16 @@ def test_out_as_a_symlink_publishes_into_the_folder_it_points_to(tmp_path):
     _publish(link, {"runs.csv": "new"})
     assert link.is_symlink() and (target / "runs.csv").read_text() == "new"
     _assert_kept(target, files)
+
+
+def test_an_added_result_keeps_the_earlier_ones(tmp_path):
+    """`--check-vectorization` adds vectorization.json beside a sweep's results instead of replacing them."""
+    out = tmp_path / "out"
+    files = _user_files(out)
+    _publish(out, {"runs.csv": "sweep", "summary.json": "sweep"})
+    with _io.publish(out, replace=False) as stage:
+        (stage / "vectorization.json").write_text("{}")
+    assert (out / "runs.csv").read_text() == "sweep" and (out / "vectorization.json").exists()
+    assert json.loads((out / _io.MANIFEST).read_text())["entries"] == ["runs.csv", "summary.json",
+                                                                       "vectorization.json"]
+    _assert_kept(out, files)
