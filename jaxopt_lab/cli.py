@@ -462,6 +462,18 @@ def install_interrupt_handling() -> tuple[Any, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    if code == 130 and argv is None:
+        # Interrupted on the command line: a computation may still be running on XLA's threads, and
+        # tearing the interpreter down under it can crash (SIGSEGV) after everything is saved and
+        # said. Leave at once, with the status that says "interrupted".
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     if threading_is_main():
         install_interrupt_handling()
     args = build_parser().parse_args(argv)

@@ -208,7 +208,7 @@ def test_bug10_resume_on_another_device_count_is_refused(tmp_path, capsys):
     cfg, out = _checkpointed_sweep(tmp_path)
     chunk = out / "checkpoints" / "group000_chunk00000.ckpt"
     tree, meta = checkpoint.load(chunk)
-    checkpoint.save(chunk, tree, {**meta, "devices": 2})  # as a sweep on 2 devices saved it
+    checkpoint.save(chunk, tree, {**meta, "devices": meta["devices"] + 1})  # as a sweep on more devices saved it
     assert main(["sweep", str(cfg), "--out", str(out), "--no-report", "--resume", "--execution", "map",
                  "--chunk-size", "2"]) == 2
     assert "--devices" in capsys.readouterr().err
