@@ -334,42 +334,64 @@ def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None 
 # --------------------------------------------------------------------------------------------
 
 
+_READ_BLOCK = 1 << 20
+_MAX_DEPTH = 256
+_LEAF_KINDS = ("none", "py_bool", "py_int", "py_float", "numpy", "numpy_scalar", "jax")
+_CONTAINERS = ("leaf", "dict", "namedtuple", "node", "tuple", "list")
+
+
 def _read_verified(path: str) -> tuple[dict[str, Any], memoryview]:
-    """The parsed header and the payload of a checkpoint whose size and digest check out."""
+    """The parsed and checked header and the payload of a checkpoint whose size and digest check out.
+
+    The magic and the announced sizes are checked against the file's size before anything else
+    is read, so a large file that is not a checkpoint costs a few bytes, not its size in memory;
+    the rest is read in blocks while its digest is computed.
+    """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        f = open(path, "rb")  # noqa: SIM115 - closed below, after the size checks
     except FileNotFoundError:
         raise CheckpointNotFoundError(f"checkpoint {path!r} does not exist") from None
     except IsADirectoryError:
         raise CheckpointError(f"checkpoint {path!r} is a directory, not a file") from None
-    fixed = len(MAGIC) + _PREFIX.size
-    if len(data) < fixed + _DIGEST_SIZE:
-        raise CheckpointCorruptError(
-            f"checkpoint {path!r} is truncated or not a checkpoint: {len(data)} bytes, "
-            f"fewer than the {fixed + _DIGEST_SIZE} of an empty one"
-        )
-    if data[: len(MAGIC)] != MAGIC:
-        raise CheckpointCorruptError(
-            f"checkpoint {path!r} is not a {FORMAT} file, or its first bytes are corrupted "
-            f"(expected magic {MAGIC!r}, found {bytes(data[: len(MAGIC)])!r})"
-        )
-    header_len, payload_len = _PREFIX.unpack_from(data, len(MAGIC))
-    expected = fixed + header_len + payload_len + _DIGEST_SIZE
-    if len(data) != expected:
-        what = "truncated" if len(data) < expected else "longer than it should be"
-        raise CheckpointCorruptError(
-            f"checkpoint {path!r} is {what} or corrupted: its header announces {expected} bytes, "
-            f"the file has {len(data)}"
-        )
-    body = memoryview(data)[:-_DIGEST_SIZE]
-    if hashlib.sha256(body).digest() != data[-_DIGEST_SIZE:]:
-        raise CheckpointCorruptError(
-            f"checkpoint {path!r} is corrupted: its SHA-256 checksum does not match its contents"
-        )
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        fixed = len(MAGIC) + _PREFIX.size
+        prefix = f.read(fixed)
+        if prefix[: len(MAGIC)] != MAGIC:
+            raise CheckpointCorruptError(
+                f"checkpoint {path!r} is not a {FORMAT} file, or its first bytes are corrupted "
+                f"(expected magic {MAGIC!r}, found {bytes(prefix[: len(MAGIC)])!r})"
+            )
+        if size < fixed + _DIGEST_SIZE:
+            raise CheckpointCorruptError(
+                f"checkpoint {path!r} is truncated or not a checkpoint: {size} bytes, "
+                f"fewer than the {fixed + _DIGEST_SIZE} of an empty one"
+            )
+        header_len, payload_len = _PREFIX.unpack_from(prefix, len(MAGIC))
+        expected = fixed + header_len + payload_len + _DIGEST_SIZE
+        if size != expected:
+            what = "truncated" if size < expected else "longer than it should be"
+            raise CheckpointCorruptError(
+                f"checkpoint {path!r} is {what} or corrupted: its header announces {expected} bytes, "
+                f"the file has {size}"
+            )
+        digest = hashlib.sha256(prefix)
+        body = bytearray(header_len + payload_len)
+        view = memoryview(body)
+        got = 0
+        while got < len(body):
+            n = f.readinto(view[got : got + _READ_BLOCK])
+            if not n:
+                raise CheckpointCorruptError(f"checkpoint {path!r} was truncated while it was read")
+            digest.update(view[got : got + n])
+            got += n
+        if digest.digest() != f.read(_DIGEST_SIZE):
+            raise CheckpointCorruptError(
+                f"checkpoint {path!r} is corrupted: its SHA-256 checksum does not match its contents"
+            )
     try:
-        header = json.loads(bytes(body[fixed : fixed + header_len]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        header = json.loads(bytes(view[:header_len]).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise CheckpointCorruptError(f"checkpoint {path!r} has an unreadable header: {err}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointCorruptError(f"checkpoint {path!r} is not a {FORMAT} file")
@@ -378,7 +400,83 @@ def _read_verified(path: str) -> tuple[dict[str, Any], memoryview]:
             f"checkpoint {path!r} has format version {header.get('version')!r}; "
             f"this version of jaxopt_lab reads version {VERSION}"
         )
-    return header, body[fixed + header_len :]
+    _check_header(header, payload_len, path)
+    return header, view[header_len:]
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_header(header: dict[str, Any], payload_len: int, path: str) -> None:
+    """Every field `load` uses, of the type and range it needs: `CheckpointCorruptError` otherwise.
+
+    A file whose digest checks out can still be crafted; nothing in it may reach an IndexError,
+    a negative size or a recursion limit.
+    """
+
+    def bad(what: str) -> CheckpointCorruptError:
+        return CheckpointCorruptError(f"checkpoint {path!r} has a malformed header: {what}")
+
+    leaves = header.get("leaves")
+    if not isinstance(leaves, list):
+        raise bad("'leaves' is not a list")
+    if not isinstance(header.get("metadata", {}), (dict, type(None))):
+        raise bad("'metadata' is not a table")
+    for i, e in enumerate(leaves):
+        if not isinstance(e, dict) or e.get("kind") not in _LEAF_KINDS or not isinstance(e.get("path"), str):
+            raise bad(f"leaf {i} is not an entry of a known kind with a path")
+        kind = e["kind"]
+        if kind == "py_bool" and not isinstance(e.get("value"), bool):
+            raise bad(f"leaf {i}: a py_bool without a boolean value")
+        if kind == "py_int" and not _is_int(e.get("value")):
+            raise bad(f"leaf {i}: a py_int without an integer value")
+        if kind == "py_float":
+            try:
+                float.fromhex(e.get("value"))
+            except (TypeError, ValueError):
+                raise bad(f"leaf {i}: a py_float without a hexadecimal value") from None
+        if kind in ("numpy", "numpy_scalar", "jax"):
+            shape, offset, nbytes = e.get("shape"), e.get("offset"), e.get("nbytes")
+            if not isinstance(e.get("dtype"), str):
+                raise bad(f"leaf {i}: no dtype name")
+            _dtype_from_name(e["dtype"], f"checkpoint {path!r}, leaf {i}")
+            if not isinstance(shape, list) or not all(_is_int(n) and n >= 0 for n in shape):
+                raise bad(f"leaf {i}: shape {shape!r} is not a list of sizes >= 0")
+            if not (_is_int(offset) and _is_int(nbytes) and 0 <= offset and 0 <= nbytes
+                    and offset + nbytes <= payload_len):
+                raise bad(f"leaf {i}: byte range offset={offset!r}, nbytes={nbytes!r} is not inside the payload")
+    stack = [(header.get("structure"), 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise bad(f"the structure nests deeper than {_MAX_DEPTH} levels")
+        if not isinstance(node, dict) or node.get("t") not in _CONTAINERS:
+            raise bad(f"a structure node {str(node)[:60]!r} is not of a known container type")
+        t = node["t"]
+        if t == "leaf":
+            if not _is_int(node.get("i")) or not 0 <= node["i"] < len(leaves):
+                raise bad(f"leaf index {node.get('i')!r} is not in [0, {len(leaves)})")
+            continue
+        children = node.get("c")
+        if not isinstance(children, list):
+            raise bad(f"a {t} node without a list of children")
+        if t in ("dict", "node"):
+            keys = node.get("keys")
+            if not isinstance(keys, list) or len(keys) != len(children) or not all(
+                isinstance(k, list) and len(k) == 2 and isinstance(k[0], str) and isinstance(k[1], (str, int))
+                and not isinstance(k[1], bool) for k in keys
+            ):
+                raise bad(f"a {t} node whose keys do not pair with its children")
+            if t == "dict" and any(kt == "int" and not _is_int(k) for kt, k in keys):
+                raise bad("an int dict key that is not an integer")
+        if t == "namedtuple":
+            fields = node.get("fields")
+            if not isinstance(fields, list) or len(fields) != len(children) or not all(
+                isinstance(f, str) for f in fields
+            ):
+                raise bad("a namedtuple node whose fields do not pair with its children")
+        stack.extend((c, depth + 1) for c in children)
 
 
 def _read_leaf(entry: dict[str, Any], payload: memoryview, path: str) -> Any:
@@ -502,7 +600,12 @@ def load(path: str | os.PathLike, like: Any = None) -> tuple[Any, dict[str, Any]
     path = os.fspath(path)
     header, payload = _read_verified(path)
     entries = header["leaves"]
-    values = [_read_leaf(entry, payload, path) for entry in entries]
+    try:
+        values = [_read_leaf(entry, payload, path) for entry in entries]
+    except (OverflowError, ValueError) as err:
+        if isinstance(err, CheckpointError):
+            raise
+        raise CheckpointCorruptError(f"checkpoint {path!r} has a malformed leaf: {err}") from None
     metadata = header.get("metadata") or {}
 
     if like is None:

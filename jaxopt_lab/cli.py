@@ -12,7 +12,9 @@ config, and only then imports anything that computes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -75,18 +77,29 @@ def _load_config(path: str, overrides: list[str] | None = None):
         raise BadInput(str(e)) from None
 
 
-def _check_out(out: str | None, *, resume: bool = False, required: bool = False) -> Path | None:
+def _check_out(out: str | None, names: tuple[str, ...] = (), *, resume: bool = False,
+               required: bool = False, sweep: bool = False) -> Path | None:
+    """Check --out before any work, under the output-folder contract (`jaxopt_lab._io`): leftovers of an
+    interrupted publish are cleaned, and an entry the user owns under one of `names` is refused."""
+    from jaxopt_lab import _io
+
     if out is None:
         if required:
             raise BadInput("--out DIR is required")
         return None
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise BadInput(f"--out {out!r} exists and is not a folder")
-    if p.is_dir() and not resume:
-        ckpt = p / "checkpoints"
-        if ckpt.is_dir() and any(ckpt.iterdir()):
-            raise BadInput(f"--out {out!r} holds an interrupted sweep: pass --resume to continue it, or remove it")
+    try:
+        p = _io.prepare(out, names)
+    except _io.OutputFolderError as e:
+        raise BadInput(str(e)) from None
+    ckpt = p / _io.CHECKPOINTS
+    if not sweep:
+        return p
+    if os.path.lexists(ckpt) and not (ckpt / _io.CHECKPOINT_MANIFEST).is_file():
+        if not ckpt.is_dir() or any(ckpt.iterdir()):
+            raise BadInput(f"--out {out!r} holds {str(ckpt)!r}, which jaxopt_lab did not write (no "
+                           f"{_io.CHECKPOINT_MANIFEST}): move it away or choose another --out")
+    if not resume and (ckpt / _io.CHECKPOINT_MANIFEST).is_file():
+        raise BadInput(f"--out {out!r} holds an interrupted sweep: pass --resume to continue it, or remove it")
     return p
 
 
@@ -155,11 +168,21 @@ def cmd_compare_optax(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_seed(flag: str, seed: int) -> None:
+    from jaxopt_lab.config import ConfigError, check_seed
+
+    try:
+        check_seed(flag, seed)
+    except ConfigError as e:
+        raise BadInput(str(e)) from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config, args.set)
-    out = _check_out(args.out)
-    if args.seed < 0:
-        raise BadInput(f"--seed {args.seed} is out of range: valid range is [0, inf)")
+    _check_seed("--seed", args.seed)
+    from jaxopt_lab import _io
+
+    out = _check_out(args.out, _io.TRAIN_OUTPUTS)
     _setup_jax(1, x64=cfg.train.precision == "float64")
     from jaxopt_lab import single_run as run_one
 
@@ -199,11 +222,12 @@ def _run_vectorization_check(args: argparse.Namespace, plan: Any, out: Path) -> 
     print(report.table())
     for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
+    from jaxopt_lab import _io
+
     target = out / "vectorization.json"
-    tmp = out / f".vectorization.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
-    os.replace(tmp, target)  # readers never see a half-written file
+    # Readers never see a half-written file; a user's own vectorization.json is refused, not replaced.
+    with _io.publish(out, replace=False) as stage:
+        (stage / target.name).write_text(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
     print(f"wrote {target}")
     bad = report.disagreements()
     if bad:
@@ -244,29 +268,63 @@ def _with_log_flags(cfg: Any, args: argparse.Namespace) -> Any:
     return cfg.replace(sweep={**(cfg.sweep or {}), "log": {**log, **flags}})
 
 
+def _check_process_args(args: argparse.Namespace) -> tuple[str, int] | None:
+    """--coordinator HOST:PORT, --num-processes N, --process-id I, --coordinator-timeout S: checked
+    before JAX starts. Returns (host, port) for a multi-process run, None for one process."""
+    if args.num_processes < 1:
+        raise BadInput(f"--num-processes {args.num_processes} is out of range: valid range is [1, inf)")
+    if args.coordinator_timeout is not None and not (1 <= args.coordinator_timeout <= 86400):
+        raise BadInput(f"--coordinator-timeout {args.coordinator_timeout} is out of range: valid range is "
+                       "[1, 86400] seconds")
+    if args.num_processes == 1 and not args.coordinator and args.process_id in (None, 0):
+        return None
+    if not args.coordinator or args.process_id is None or args.num_processes < 2:
+        raise BadInput("--coordinator HOST:PORT, --num-processes N (N >= 2) and --process-id I go together")
+    if not 0 <= args.process_id < args.num_processes:
+        raise BadInput(f"--process-id {args.process_id} is out of range: valid range is [0, "
+                       f"{args.num_processes - 1}] for --num-processes {args.num_processes}")
+    host, sep, port = args.coordinator.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise BadInput(f"--coordinator {args.coordinator!r} must be HOST:PORT with a port in [1, 65535], "
+                       "e.g. 10.0.0.1:1234")
+    return host, int(port)
+
+
+def _sweep_needs_x64(cfg: Any) -> bool:
+    """Whether any run of the sweep trains in float64 (`train.precision` set or swept): 64-bit mode is
+    process-wide and must be on before JAX starts; float32 groups still run in float32."""
+    from jaxopt_lab.sweep import config_sweep
+
+    return cfg.train.precision == "float64" or "float64" in config_sweep.swept_values(cfg, "train.precision")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from jaxopt_lab import _io
+
     cfg = _with_log_flags(_load_config(args.config, args.set), args)
-    out = _check_out(args.out, resume=args.resume, required=True)
+    out = _check_out(args.out, _io.SWEEP_OUTPUTS, resume=args.resume, required=True, sweep=True)
     if args.chunk_size is not None and args.chunk_size < 1:
         raise BadInput(f"--chunk-size {args.chunk_size} is out of range: valid range is [1, inf)")
     if args.lanes is not None and args.lanes < 1:
         raise BadInput(f"--lanes {args.lanes} is out of range: valid range is [1, inf)")
+    if args.lanes is not None and args.execution in ("map", "vmap"):
+        raise BadInput(f"--lanes only applies to refilling sweeps (--execution refill or auto), not --execution "
+                       f"{args.execution}")
     if args.devices is not None and args.devices < 1:
         raise BadInput(f"--devices {args.devices} is out of range: valid range is [1, inf)")
-    if args.num_processes > 1 or args.coordinator:
-        if not args.coordinator or args.process_id is None:
-            raise BadInput("--coordinator HOST:PORT, --num-processes N and --process-id I go together")
+    coordinator = _check_process_args(args)
     if getattr(args, "protocol", None) is not None or (cfg.sweep or {}).get("protocol") is not None:
         return _sweep_protocol(args, cfg, out)
     _check_vectorization_args(args)
-    _setup_jax(args.devices, x64=cfg.train.precision == "float64")
+    from jaxopt_lab import distributed
+
+    x64 = _sweep_needs_x64(cfg)
+    _setup_jax(args.devices, x64=x64)
     import jax
 
-    if args.coordinator:
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(
-            coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
-        )
+    if coordinator:
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                               timeout=args.coordinator_timeout)
     from jaxopt_lab.config import ConfigError
     from jaxopt_lab.sweep import config_sweep
     from jaxopt_lab.sweep.runner import SweepInterrupted
@@ -277,38 +335,65 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise BadInput(str(e)) from None
     if args.check_vectorization:
         return _run_vectorization_check(args, plan, out)
-    devices = jax.devices() if args.coordinator else None
+    devices = jax.devices() if coordinator else None
     print(f"sweep: {len(plan.points)} runs in {len(plan.groups)} group(s) on {len(devices or jax.local_devices())} "
           f"device(s)", file=sys.stderr)
+    ckpt = out / _io.CHECKPOINTS
+    fresh = not os.path.lexists(ckpt)
     try:
-        result = config_sweep.run_sweep(
-            cfg, checkpoint_dir=out / "checkpoints", resume=args.resume, execution=args.execution,
-            chunk_size=args.chunk_size, sweep_plan=plan, devices=devices, lanes=args.lanes,
-        )
+        with distributed.watch(out=out, resume_hint=_resume_hint(args)) if coordinator else contextlib.nullcontext():
+            result = config_sweep.run_sweep(
+                cfg, checkpoint_dir=ckpt, resume=args.resume, execution=args.execution,
+                chunk_size=args.chunk_size, sweep_plan=plan, devices=devices, lanes=args.lanes,
+            )
     except ConfigError as e:
+        _drop_empty_checkpoints(ckpt, fresh)
         raise BadInput(str(e)) from None
     except SweepInterrupted as e:
         print(str(e), file=sys.stderr)
         return 130
+    except Exception:
+        _drop_empty_checkpoints(ckpt, fresh)
+        raise
     if jax.process_index() == 0:
-        config_sweep.write_results(out, result, report=not args.no_report)
-        import shutil
-
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        try:
+            config_sweep.write_results(out, result, report=not args.no_report, drop=(_io.CHECKPOINTS,))
+        except _io.OutputFolderError as e:
+            raise BadInput(f"{e} (the finished chunks stay in {ckpt}: rerun with --resume to publish them)") from None
         st = result.stats
         print(f"wrote {out}  ({st.runs} runs, {st.runs_per_second:.1f} runs/s, compile {st.compile_seconds:.1f}s)")
         print(best_table(result.rows, plan.swept_keys))
     return EXIT_OK
 
 
+def _resume_hint(args: argparse.Namespace) -> str:
+    argv = [a for a in sys.argv[1:] if a != "--resume"]
+    return "jaxopt-lab " + " ".join(argv) + " --resume"
+
+
+def _drop_empty_checkpoints(ckpt: Path, fresh: bool) -> None:
+    """A sweep that failed before finishing any chunk leaves no checkpoint folder that would block the
+    corrected config ("holds an interrupted sweep"); one with finished chunks is kept for --resume."""
+    from jaxopt_lab import _io
+
+    if fresh and ckpt.is_dir() and not any(p.suffix == ".ckpt" for p in ckpt.iterdir()):
+        _io.remove_checkpoints(ckpt)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    out = _check_out(args.out) or Path("jaxopt-lab-report")
-    if out.is_dir() and any(out.iterdir()) and not (out / "index.html").exists():
-        raise BadInput(f"--out {str(out)!r} is a non-empty folder that is not an earlier report; choose another")
+    from jaxopt_lab import _io
+
+    out = Path(args.out) if args.out is not None else Path("jaxopt-lab-report")
+    from jaxopt_lab.experiments import EXPERIMENTS  # names only: this import starts no JAX backend
+
+    _check_out(str(out), (*EXPERIMENTS, "index.html", "summary.md"))
     _setup_jax(None, x64=True)
     from jaxopt_lab import demo
 
-    index = demo.run_demo(out, size=args.size)
+    try:
+        index = demo.run_demo(out, size=args.size)
+    except _io.OutputFolderError as e:
+        raise BadInput(str(e)) from None
     print(f"wrote {index}")
     return EXIT_OK
 
@@ -519,6 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--coordinator", help="HOST:PORT of process 0 for a multi-process sweep")
     s.add_argument("--num-processes", type=int, default=1)
     s.add_argument("--process-id", type=int, default=None)
+    s.add_argument("--coordinator-timeout", type=float, default=None, metavar="SECONDS",
+                   help="give up (one line, exit 3) when the coordinator or a peer process cannot be reached "
+                   "for this long (default 60)")
     s.add_argument("--check-vectorization", action="store_true",
                    help="instead of the sweep: run a sample of each group one by one and vectorized (vmap, map), "
                    "compare numbers and speed, write DIR/vectorization.json; exit 1 if the numbers disagree")
@@ -563,7 +651,52 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Ctrl-C as KeyboardInterrupt, except inside the swap of a publish, where it waits for the swap's end."""
+    from jaxopt_lab import _io
+
+    if _io.in_critical_section():
+        _io.defer_interrupt()
+        return
+    raise KeyboardInterrupt
+
+
+def _redeliver_swallowed_interrupts(unraisable: Any, previous: Any = None) -> None:
+    """`sys.unraisablehook`: a KeyboardInterrupt that Python had to drop -- raised inside a garbage-collector
+    callback (JAX registers one), a weakref callback or a ``__del__`` -- is delivered again a moment later,
+    outside it; anything else goes to the previous hook."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt) or unraisable.exc_type is KeyboardInterrupt:
+        import threading
+
+        # To the process, not this thread: any thread that does not block SIGINT takes it.
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        return
+    (previous or sys.__unraisablehook__)(unraisable)
+
+
+def install_interrupt_handling() -> tuple[Any, Any]:
+    """Install the CLI's Ctrl-C handling (main thread only); returns the previous (SIGINT handler, unraisablehook)."""
+    previous_hook = sys.unraisablehook
+    previous_handler = signal.signal(signal.SIGINT, _on_sigint)
+    sys.unraisablehook = lambda u: _redeliver_swallowed_interrupts(u, previous_hook)
+    return previous_handler, previous_hook
+
+
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    if code == 130 and argv is None:
+        # Interrupted on the command line: a computation may still be running on XLA's threads, and
+        # tearing the interpreter down under it can crash (SIGSEGV) after everything is saved and
+        # said. Leave at once, with the status that says "interrupted".
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
+    if threading_is_main():
+        install_interrupt_handling()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
@@ -574,10 +707,26 @@ def main(argv: list[str] | None = None) -> int:
         print("jaxopt-lab: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - anything else: one line plus the type, status 1
+        if _is_bad_input(e):  # a config or output-folder error raised below a command's own checks
+            print(f"jaxopt-lab: error: {e}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if os.environ.get("JAXOPT_LAB_DEBUG"):
             raise
         print(f"jaxopt-lab: failed: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _is_bad_input(e: Exception) -> bool:
+    from jaxopt_lab import _io
+    from jaxopt_lab.config import ConfigError
+
+    return isinstance(e, (ConfigError, _io.OutputFolderError))
+
+
+def threading_is_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 class ConfigError(ValueError):
     """Bad configuration input: the message names the key and the valid choices."""
@@ -269,7 +271,14 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
-        raw = tomllib.loads(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text (byte {e.start}: {e.reason}); TOML files "
+                          "are UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}") from None
     for key, value in (overrides or {}).items():
@@ -279,11 +288,32 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config
     return cfg
 
 
-def _check(key: str, value: Any, low: float | None, high: float | None, *, low_open=False, high_open=False) -> None:
+#: The largest seed: seeds are 32-bit (`jax.random.PRNGKey` keeps the low 32 bits), so a larger one
+#: would silently alias a smaller one and is refused instead (docs/guide.md).
+SEED_MAX = 2**32 - 1
+#: Upper bounds that keep a typo (``epochs = 1000000000000``) a clear error instead of an overflow or
+#: an allocation failure after the sweep started (docs/guide.md).
+MAX_EPOCHS = 10_000_000
+MAX_WIDTH = 1 << 20
+
+
+def check_seed(key: str, value: Any) -> None:
+    """`ConfigError` unless `value` is an integer seed in [0, `SEED_MAX`]."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= SEED_MAX:
+        raise ConfigError(f"{key} = {value!r} is out of range: seeds are integers in [0, {SEED_MAX}] (2**32 - 1)")
+
+
+def _check(key: str, value: Any, low: float | None, high: float | None, *, low_open=False, high_open=False,
+           allow_inf: bool = False) -> None:
+    """`ConfigError` unless `value` lies in the range; an unbounded side still excludes infinity
+    (``[0.0, inf)``) unless `allow_inf`."""
     if value is None:
         return
-    v = float(value)
-    ok = not math.isnan(v)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key} = {value!r} must be a number") from None
+    ok = not math.isnan(v) and (allow_inf or math.isfinite(v))
     if ok and low is not None:
         ok = v > low if low_open else v >= low
     if ok and high is not None:
@@ -310,14 +340,29 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def validate(cfg: Config) -> None:
-    """Check every name and range of a config, raising `ConfigError` on the first problem."""
+def validate(cfg: Config, *, data: bool = True, optimizer: bool = True) -> None:
+    """Check every name and range of a config, raising `ConfigError` on the first problem.
+
+    The one check of every path in: config files, each value a sweep draws, and `make_train` /
+    `Trainer` built from a `Config` in Python. `data=False` skips the data set's section (a
+    `Trainer` given its data), `optimizer=False` the optimizer's (one given an optimizer function).
+    """
+    if not isinstance(cfg, Config):
+        raise ConfigError(f"config must be a jaxopt_lab.config.Config, not {type(cfg).__name__}")
+    if data:
+        _validate_data(cfg.data)
+    _validate_model_train(cfg)
+    if optimizer:
+        validate_optimizer(cfg.optimizer)
+
+
+def _validate_data(d: DataConfig) -> None:
     from jaxopt_lab import registry
 
-    d, m, t, o = cfg.data, cfg.model, cfg.train, cfg.optimizer
     if d.dataset not in registry.dataset_names():
         raise choices_error("data.dataset", d.dataset, registry.dataset_names())
     _check("data.n_samples", d.n_samples, 2, None)
+    check_seed("data.random_state", d.random_state)
     _check("data.noise", d.noise, 0, None)
     _check("data.val_fraction", d.val_fraction, 0, 1, high_open=True)
     _check("data.test_fraction", d.test_fraction, 0, 1, high_open=True)
@@ -331,15 +376,27 @@ def validate(cfg: Config) -> None:
         raise ConfigError("data.dataset = 'npz' needs data.path (an .npz file, or an .npy file of x with data.y_path)")
     if d.task is not None and d.task not in ("classification", "regression"):
         raise choices_error("data.task", d.task, ("classification", "regression"))
+
+
+def _validate_model_train(cfg: Config) -> None:
+    from jaxopt_lab import registry
+
+    m, t = cfg.model, cfg.train
     _validate_cnn(m)
     for h in m.hidden:
-        _check("model.hidden", h, 1, None)
+        _check("model.hidden", h, 1, MAX_WIDTH)
     if m.activation not in registry.activation_names():
         raise choices_error("model.activation", m.activation, registry.activation_names())
     if m.init != "auto" and m.init not in registry.initializer_names():
         base = m.init.split(":")[0]
         if base not in registry.initializer_names():
             raise choices_error("model.init", m.init, [*registry.initializer_names(), "auto"])
+        from jaxopt_lab.nn.init import get_initializer
+
+        try:  # the argument after ':' ("normal:0.3"): a number in range
+            get_initializer(m.init)
+        except ValueError as e:
+            raise ConfigError(f"model.{e}") from None
     _check("model.dropout", m.dropout, 0, 1, high_open=True)
     _check("model.init_scale", m.init_scale, 0, None)
     if m.norm not in ("none", "batch", "layer"):
@@ -351,7 +408,7 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"model.factory = {m.factory!r} must be 'package.module:function'")
     if t.loss not in registry.loss_names():
         raise choices_error("train.loss", t.loss, registry.loss_names())
-    _check("train.epochs", t.epochs, 1, None)
+    _check("train.epochs", t.epochs, 1, MAX_EPOCHS)
     _check("train.batch_size", t.batch_size, 0, None)
     _check("train.early_stopping_patience", t.early_stopping_patience, 0, None)
     _check("train.min_delta", t.min_delta, 0, None)
@@ -359,7 +416,9 @@ def validate(cfg: Config) -> None:
         _check(f"train.{key}", getattr(t, key), 0, None)
     if t.precision not in ("float32", "float64"):
         raise choices_error("train.precision", t.precision, ("float32", "float64"))
-    validate_optimizer(o)
+    if t.shuffle_seed is not None:
+        check_seed("train.shuffle_seed", t.shuffle_seed)
+    _check("train.divergence_threshold", t.divergence_threshold, 0, None, low_open=True, allow_inf=True)
 
 
 def _validate_cnn(m: ModelConfig) -> None:
@@ -403,6 +462,9 @@ def validate_optimizer(o: OptimizerConfig) -> None:
     if reason is not None:
         raise ConfigError(f"optimizer.name = {o.name!r} cannot take a step on a parameter tree: {reason}")
     params = registry.optimizer_params(factories[o.name])
+    for key, value in o.kwargs.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+            raise ConfigError(f"optimizer.{key} = {value!r} is not a finite number")
     for key in o.kwargs:
         if key not in params:
             raise ConfigError(
@@ -433,6 +495,26 @@ def validate_optimizer(o: OptimizerConfig) -> None:
                     f"optimizer.schedule.{key} is not a keyword of {o.schedule.name}{closest(key, valid)}; "
                     f"valid keywords: {', '.join(valid)} (init_value is optimizer.learning_rate)"
                 )
+        _check_schedule_values(o)
     if o.plateau is not None:
         _check("optimizer.plateau.factor", o.plateau.factor, 0, 1, low_open=True)
         _check("optimizer.plateau.patience", o.plateau.patience, 0, None)
+
+
+def _check_schedule_values(o: OptimizerConfig) -> None:
+    """Each schedule keyword of the type its schedule takes (a string only where the default is one,
+    numbers finite), and the schedule buildable from them."""
+    from jaxopt_lab import registry
+
+    params = inspect.signature(registry.schedules()[o.schedule.name]).parameters
+    for key, value in o.schedule.kwargs.items():
+        takes_text = isinstance(params[key].default, str)
+        if isinstance(value, str) and not takes_text:
+            raise ConfigError(f"optimizer.schedule.{key} = {value!r} must be a number")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+            raise ConfigError(f"optimizer.schedule.{key} = {value!r} must be a finite number")
+    lr = o.kwargs.get("learning_rate", 0.1)
+    try:
+        registry.build_schedule(o.schedule.name, lr, o.schedule.kwargs)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"optimizer.schedule ({o.schedule.name}): {e}") from None

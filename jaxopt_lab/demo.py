@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
 
+from jaxopt_lab import _io
 from jaxopt_lab.experiments import EXPERIMENTS
 from jaxopt_lab.report import Section, write_report
 
@@ -20,14 +19,22 @@ Sizes are chosen to finish in a few minutes on a 2-core CPU; rerun any experimen
 in the repository's experiments/ folder."""
 
 
+def output_names(only: list[str] | None = None) -> list[str]:
+    """The entries a demo report writes into its folder (checked for collisions before any work)."""
+    return [*(only or EXPERIMENTS), "index.html", "summary.md"]
+
+
 def run_demo(out: str | os.PathLike, size: str = "demo", only: list[str] | None = None) -> Path:
-    """Run the experiments into a temporary folder, then move the finished report to `out`."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    """Run the experiments into a staging folder, then publish the finished report into `out`.
+
+    `out` follows the output-folder contract (`jaxopt_lab._io`): an earlier report there is
+    replaced, anything else the user keeps in `out` is left alone, and a name the user owns
+    is refused (`OutputFolderError`) before any experiment runs.
+    """
+    out = _io.prepare(out, output_names(only))
     sections: list[Section] = []
     t_all = time.perf_counter()
-    try:
+    with _io.publish(out) as tmp:
         for name in only or EXPERIMENTS:
             t0 = time.perf_counter()
             print(f"demo: {name} ...", file=sys.stderr, flush=True)
@@ -45,9 +52,4 @@ def run_demo(out: str | os.PathLike, size: str = "demo", only: list[str] | None 
             print(f"demo: {name} done in {dt:.1f} s", file=sys.stderr, flush=True)
         intro = INTRO + f"\n\nTotal time: {time.perf_counter() - t_all:.0f} s."
         write_report(tmp, "jaxopt_lab demo: training and optimizing neural networks", sections, intro)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out / "index.html"

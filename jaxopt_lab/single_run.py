@@ -3,7 +3,9 @@
 The folder holds `metrics.json` (the final metrics, SPEC section 5's names),
 `history.csv` (one row per epoch), `model.ckpt` (the final parameters and
 batch-norm statistics, in the safe checkpoint format) and `loss.png`. It is
-written into a temporary folder first and moved into place complete.
+written into a staging folder first and published complete, under the
+output-folder contract of `jaxopt_lab._io` (a user's file of one of these names
+is refused, never replaced; the user's other files stay).
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ import csv
 import json
 import math
 import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
+from jaxopt_lab import _io
 from jaxopt_lab.config import Config
 from jaxopt_lab.train import HISTORY_KEYS, Trainer, make_train
+
+#: The entries `train_and_write` writes into its folder.
+OUTPUT_NAMES = _io.TRAIN_OUTPUTS
 
 
 def build(cfg: Config) -> Trainer:
@@ -46,10 +49,7 @@ def train_and_write(trainer: Trainer, out: str | os.PathLike, *, seed: int = 0) 
     metrics = {k: _plain(v) for k, v in result.metrics.items()}
     metrics["diverged"] = bool(metrics["diverged"])
     row = {"run": 0, "seed": seed, **metrics}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with _io.publish(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(row, indent=2) + "\n")
         epochs = int(metrics["epochs_run"])
         with open(tmp / "history.csv", "w", newline="") as f:
@@ -65,11 +65,6 @@ def train_and_write(trainer: Trainer, out: str | os.PathLike, *, seed: int = 0) 
         from jaxopt_lab import plots
 
         plots.history_figure({"run": result.history}, tmp / "loss.png", epochs_run={"run": epochs})
-        out.mkdir(parents=True, exist_ok=True)
-        for item in tmp.iterdir():
-            os.replace(item, out / item.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return row
 
 

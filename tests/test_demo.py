@@ -17,11 +17,13 @@ def test_demo_report_is_self_contained(tmp_path):
     assert not list(tmp_path.glob(".report.partial-*"))
 
 
-def test_demo_refuses_a_folder_that_is_not_a_report(tmp_path, capsys):
+def test_demo_refuses_a_folder_whose_names_it_did_not_write(tmp_path, capsys):
     (tmp_path / "precious.txt").write_text("keep me")
+    (tmp_path / "index.html").write_text("<p>my own page</p>")
     assert main(["demo", "--out", str(tmp_path)]) == 2
-    assert "not an earlier report" in capsys.readouterr().err
+    assert "'index.html'" in capsys.readouterr().err
     assert (tmp_path / "precious.txt").read_text() == "keep me"
+    assert (tmp_path / "index.html").read_text() == "<p>my own page</p>"
 
 
 def test_experiment_scripts_run_on_their_own(tmp_path):

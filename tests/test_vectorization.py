@@ -176,7 +176,7 @@ def test_cli_writes_vectorization_json(toml_path, tmp_path, capsys, monkeypatch)
     assert all(len(g["sampled_runs"]) == 2 for g in data["groups"])
     assert not (out / "runs.csv").exists()  # the check replaces the sweep
     assert "vs loop" in captured.out
-    assert [p.name for p in out.iterdir()] == ["vectorization.json"]  # no temp file left
+    assert sorted(p.name for p in out.iterdir()) == [".jaxopt_lab.json", "vectorization.json"]  # no temp file
 
 
 def test_cli_exit_1_on_disagreement(toml_path, tmp_path, capsys, monkeypatch):

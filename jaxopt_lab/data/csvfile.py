@@ -110,22 +110,32 @@ def read_csv(
         header: list[str] | None = None
         header_line = 0
         rows: list[tuple[int, list[str]]] = []
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if header is None:
-                header, header_line = [cell.strip() for cell in row], reader.line_num
-            else:
-                rows.append((reader.line_num, row))
+        try:
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                if header is None:
+                    header, header_line = [cell.strip() for cell in row], reader.line_num
+                else:
+                    rows.append((reader.line_num, row))
+        except csv.Error as e:
+            # e.g. a field over the csv module's limit (csv.field_size_limit(), 131072 characters)
+            raise CSVFormatError(f"{where}:{reader.line_num}: {e}") from None
+        except UnicodeDecodeError as e:
+            raise CSVFormatError(
+                f"{where}: after line {reader.line_num}: not UTF-8 text (byte {e.start} of a block: {e.reason})"
+            ) from None
 
     if header is None:
         raise CSVFormatError(f"{where}: the file is empty: expected a header row of column names")
+    position: dict[str, int] = {}  # name -> column index; one pass, so wide files stay linear
     for j, name in enumerate(header):
         if not name:
             raise CSVFormatError(f"{where}:{header_line}: column {j + 1} has an empty name in the header")
-        if name in header[:j]:
+        if name in position:
             raise CSVFormatError(f"{where}:{header_line}: column {j + 1}: the name {name!r} appears twice")
-    if label_column not in header:
+        position[name] = j
+    if label_column not in position:
         raise CSVFormatError(
             f"{where}:{header_line}: no column named {label_column!r} for label_column"
             f"{_closest(label_column, header)}: columns are {header}"
@@ -136,7 +146,7 @@ def read_csv(
     else:
         feature_names = list(feature_columns)
         for name in feature_names:
-            if name not in header:
+            if name not in position:
                 raise CSVFormatError(
                     f"{where}:{header_line}: no column named {name!r} in feature_columns"
                     f"{_closest(name, header)}: columns are {header}"
@@ -146,7 +156,8 @@ def read_csv(
                     f"{where}: feature_columns includes the label column {label_column!r}: the label cannot "
                     "also be a feature"
                 )
-        duplicated = sorted({name for name in feature_names if feature_names.count(name) > 1})
+        seen: set[str] = set()
+        duplicated = sorted({name for name in feature_names if name in seen or seen.add(name)})
         if duplicated:
             raise CSVFormatError(f"{where}: feature_columns lists {duplicated} more than once")
     if not feature_names:
@@ -154,8 +165,8 @@ def read_csv(
     if not rows:
         raise CSVFormatError(f"{where}: no data rows after the header on line {header_line}")
 
-    feature_at = [header.index(name) for name in feature_names]
-    label_at = header.index(label_column)
+    feature_at = [position[name] for name in feature_names]
+    label_at = position[label_column]
     x = np.empty((len(rows), len(feature_names)), dtype=np.float64)
     raw_labels: list[str] = []
     for i, (line, row) in enumerate(rows):

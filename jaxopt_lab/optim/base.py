@@ -76,6 +76,8 @@ def check_range(
     if v is None:
         return
     ok = not math.isnan(v)
+    if ok and (low is None or high is None) and math.isinf(v):
+        ok = False  # an unbounded side is open: "[0.0, inf)" excludes inf itself
     if ok and low is not None:
         ok = v >= low if low_inclusive else v > low
     if ok and high is not None:

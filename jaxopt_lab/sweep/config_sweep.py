@@ -55,10 +55,66 @@ def _target(cfg: Config) -> tuple[str, float, str] | None:
     return metric, float(value), TARGET_METRICS[metric]
 
 
+MAX_RUNS = 1_000_000
+"""The most runs one sweep may plan (docs/guide.md): a larger space is refused before it is expanded."""
+
+
+def _node(table: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(table, Mapping) or part not in table:
+            return None
+        table = table[part]
+    return table
+
+
+def swept_values(cfg: Config, key: str) -> list[Any]:
+    """The values `[sweep.grid]` lists and `[sweep.random]` may choose for `key` (``train.precision``)."""
+    values: list[Any] = []
+    grid = _node(cfg.sweep.get("grid"), key)
+    if isinstance(grid, list):
+        values += grid
+    rand = _node(cfg.sweep.get("random"), key)
+    if isinstance(rand, Mapping) and isinstance(rand.get("choice"), list):
+        values += rand["choice"]
+    return values
+
+
+def _grid_size(table: Any) -> int:
+    if isinstance(table, list):
+        return max(1, len(table))
+    if isinstance(table, Mapping):
+        return math.prod(_grid_size(v) for v in table.values())
+    return 1
+
+
+def _check_planned_size(sweep: Mapping[str, Any]) -> None:
+    """Refuse a space beyond `MAX_RUNS` runs from the sizes the table states, before any point exists."""
+    parts = []
+    if isinstance(sweep.get("grid"), Mapping):
+        parts.append(("sweep.grid", _grid_size(sweep["grid"])))
+    trials = _node(sweep.get("random"), "trials")
+    if isinstance(trials, int) and not isinstance(trials, bool) and trials > 0:
+        parts.append(("sweep.random.trials", trials))
+    seeds = sweep.get("seeds")
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0:
+        parts.append(("sweep.seeds", seeds))
+    elif isinstance(seeds, list):
+        parts.append(("sweep.seeds", max(1, len(seeds))))
+    total = math.prod(n for _, n in parts)
+    if total > MAX_RUNS:
+        what = " x ".join(f"{name} = {n}" for name, n in parts)
+        biggest = max(parts, key=lambda p: p[1])[0]
+        raise ConfigError(
+            f"sweep: {what} plans up to {total} runs, beyond the limit of {MAX_RUNS} runs per sweep; "
+            f"reduce {biggest} or split the sweep"
+        )
+
+
 def space_of(cfg: Config) -> space_mod.Space:
     """The runs of `cfg`'s `[sweep]` section (seed 0 alone without one), keys checked."""
     if not cfg.sweep:
         return space_mod.seeds([0])
+    _check_planned_size(cfg.sweep)
     try:
         sp = space_mod.from_config(cfg.sweep, other_keys=SWEEP_OPTIONS)
     except ValueError as e:
@@ -208,6 +264,7 @@ def plan(cfg: Config) -> ConfigSweep:
     points = [dict(p) for p in sp.points()]
     for p in points:
         p.setdefault("seed", 0)
+        config_mod.check_seed("sweep seed", p["seed"])
     swept = [k for k in sp.keys if k != "seed"]
     names = sorted({str(p.get("optimizer.name", cfg.optimizer.name)) for p in points})
     structural = [
@@ -226,6 +283,7 @@ def plan(cfg: Config) -> ConfigSweep:
             where = ", ".join(f"{k}={v!r}" for k, v in label.items())
             raise ConfigError(f"{e} (in the sweep's group {where})" if where else str(e)) from None
         numeric_swept = [k for k in swept if k not in label]
+        _check_swept_values(gcfg, numeric_swept, [points[i] for i in idx], label)
         probe = _trainer_for(gcfg, None)
         valid = set(probe.traceable_keys())
         for k in numeric_swept:
@@ -249,6 +307,27 @@ def plan(cfg: Config) -> ConfigSweep:
             updates_per_epoch=trainer.updates_per_epoch(),
         ))
     return ConfigSweep(config=cfg, space=sp, points=points, groups=groups, swept_keys=swept)
+
+
+def _check_swept_values(gcfg: Config, keys: Sequence[str], points: Sequence[Mapping[str, Any]],
+                        label: Mapping[str, Any]) -> None:
+    """Check every value the sweep draws for `keys` against the range the same value gets in the config.
+
+    Valid ranges are intervals, so the smallest and the largest value of each key stand for all of
+    them; a NaN is refused outright. Runs before anything is compiled or written.
+    """
+    where = ", ".join(f"{k}={v!r}" for k, v in label.items())
+    for key in keys:
+        values = np.asarray([p[key] for p in points], np.float64)
+        if np.isnan(values).any():
+            raise ConfigError(f"sweep value {key} = nan is not a number")
+        for v in {float(values.min()), float(values.max())}:
+            value = int(v) if all(isinstance(p[key], int) for p in points) else v
+            try:
+                config_mod.validate(apply_overrides(gcfg, {key: value}))
+            except ConfigError as e:
+                group = f" in the sweep's group {where}" if where else ""
+                raise ConfigError(f"sweep value {e}{group}") from None
 
 
 def _base_for(cfg: Config, label: Mapping[str, Any]) -> Config:
@@ -380,16 +459,19 @@ def best_row(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return None
 
 
-def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: bool = True) -> Path:
+def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: bool = True,
+                  drop: Sequence[str] = ()) -> Path:
     """Write runs.csv, summary.json, config.json, histories.npz (and the report) atomically into `out`.
 
-    Everything is written into a temporary folder beside `out` first and moved
-    in only when complete, so a crash never leaves half-written results.
+    Everything is written into a staging folder beside `out` first and published
+    all at once (`results.staged_folder`), so a crash never leaves half-written
+    results and nothing the user keeps in `out` is replaced; `drop` names entries
+    jaxopt_lab wrote that go with the publish (the sweep's ``checkpoints``).
     """
     from jaxopt_lab.sweep import results as results_mod
 
     out = Path(out)
-    with results_mod.staged_folder(out) as tmp:
+    with results_mod.staged_folder(out, drop=drop) as tmp:
         results_mod.write_runs_csv(tmp / "runs.csv", result.rows, result.plan.swept_keys)
         np.savez(tmp / "histories.npz", run=np.arange(len(result.rows)), **result.histories)
         by = [k for k in result.plan.swept_keys]
@@ -413,7 +495,7 @@ def _write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     import csv
 
     cols = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for r in rows:

@@ -13,8 +13,8 @@ JSON has no NaN, so `write_summary_json` writes every non-finite float as
 ``null``.
 
 Files are written atomically (a temporary file in the same directory, flushed
-and fsynced, then `os.replace`): a reader or a resumed sweep sees the old file
-or the new one, never half of one.
+and fsynced, then `os.replace`, mode 0644; `jaxopt_lab._io`): a reader or a
+resumed sweep sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ import json
 import math
 import numbers
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from jaxopt_lab import _io
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -84,53 +84,16 @@ def _python(value: Any) -> Any:
 
 
 def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        # Make the rename itself durable; not every platform can open a directory.
-        dfd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
+    _io.atomic_write_text(path, text)
 
 
-@contextlib.contextmanager
-def staged_folder(out: str | os.PathLike) -> Iterator[Path]:
-    """A temporary folder beside `out` whose contents move into `out` only when the block completes.
+def staged_folder(out: str | os.PathLike, *, drop: Sequence[str] = ()) -> contextlib.AbstractContextManager[Path]:
+    """A temporary folder beside `out` whose contents become `out`'s results only when the block completes.
 
-    A crash or an error inside the block leaves `out` as it was: results are never half-written.
+    The output-folder contract of `jaxopt_lab._io.publish`: all-or-nothing, and nothing in `out`
+    that jaxopt_lab did not write is replaced or removed (a collision is an `OutputFolderError`).
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield tmp
-        out.mkdir(parents=True, exist_ok=True)
-        for item in tmp.iterdir():
-            target = out / item.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(item, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return _io.publish(out, drop=drop)
 
 
 # ----------------------------------------------------------------------------- runs.csv

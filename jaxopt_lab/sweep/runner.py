@@ -47,6 +47,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
+from jaxopt_lab import _io
+from jaxopt_lab.config import ConfigError
+
 RunFn = Callable[[jax.Array, Mapping[str, jax.Array]], Any]
 
 #: Default memory budget for one chunk's live data, in bytes (inputs, outputs and
@@ -370,9 +373,15 @@ def execute(
 
                     # `like` restores the outputs' structure (NamedTuples come back as dicts without it).
                     like = _stacked_like(out_shape, len(idx))
+                    meta = checkpoint.load_metadata(path)
+                    # Another device count may round differently (batched executions do): refused, not mixed.
+                    if (meta.get("fingerprint") != fp or list(meta.get("indices", [])) != [int(i) for i in idx]
+                            or meta.get("devices", n_dev) != n_dev):
+                        raise ConfigError(
+                            f"--resume: checkpoint {path} holds other runs (another config, --chunk-size, "
+                            "--devices or --execution): resume with the arguments of the interrupted sweep, "
+                            "or remove it and drop --resume")
                     tree, meta = checkpoint.load(path, like=like)
-                    if meta.get("fingerprint") != fp or list(meta.get("indices", [])) != [int(i) for i in idx]:
-                        raise ValueError(f"checkpoint {path} belongs to a different sweep; remove it or drop --resume")
                     chunk_out = jax.tree.map(np.asarray, tree)
                     _scatter(outputs, idx, chunk_out, out_shape)
                     if on_chunk is not None and writer:
@@ -433,7 +442,8 @@ def execute(
                 if path is not None and writer:
                     from jaxopt_lab import checkpoint
 
-                    checkpoint.save(path, chunk_out, {"fingerprint": fp, "indices": [int(i) for i in idx]})
+                    checkpoint.save(path, chunk_out, {"fingerprint": fp, "indices": [int(i) for i in idx],
+                                                     "devices": n_dev})
                 _scatter(outputs, idx, chunk_out, out_shape)
                 if on_chunk is not None and writer:
                     on_chunk(idx, chunk_out)
@@ -523,15 +533,17 @@ def _prepare_checkpoints(ckpt: Path, fp: str, resume: bool) -> None:
                 f"{ckpt} holds checkpoints of an earlier sweep: pass --resume to continue it, or remove it"
             )
         if manifest.exists():
-            old = json.loads(manifest.read_text()).get("fingerprint")
+            try:
+                old = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
+            except (ValueError, AttributeError):
+                raise ConfigError(f"--resume: {manifest} is corrupt (not the JSON jaxopt_lab wrote): remove "
+                                  f"{ckpt} and drop --resume") from None
             if old != fp:
-                raise ValueError(
+                raise ConfigError(
                     f"--resume: the checkpoints in {ckpt} belong to a different sweep (config or space changed)"
                 )
     ckpt.mkdir(parents=True, exist_ok=True)
-    tmp = manifest.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"fingerprint": fp}))
-    os.replace(tmp, manifest)
+    _io.atomic_write_text(manifest, json.dumps({"fingerprint": fp}))
 
 
 def stack_outputs(outputs: Sequence[Any]) -> Any:
@@ -597,9 +609,13 @@ class SweepResult:
 def _points(space: Any) -> list[dict[str, Any]]:
     pts = space.points() if hasattr(space, "points") else list(space)
     out = []
-    for p in pts:
+    for i, p in enumerate(pts):
         p = dict(p)
         p.setdefault("seed", 0)
+        if out and p.keys() != out[0].keys():
+            missing, extra = sorted(out[0].keys() - p.keys()), sorted(p.keys() - out[0].keys())
+            raise ValueError(f"point {i} has different keys from point 0 (missing: {missing}, extra: {extra}); "
+                             "every point of a sweep has the same keys")
         out.append(p)
     return out
 

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxopt_lab import config as config_mod
 from jaxopt_lab import models as models_mod
 from jaxopt_lab import registry
 from jaxopt_lab.config import Config, ConfigError, PlateauConfig, closest
@@ -206,6 +207,8 @@ class Trainer:
         data: Any = None,
         optimizer_fn: Callable[[Mapping[str, Any]], optax.GradientTransformation] | None = None,
     ):
+        # The one check of every path in: the same as a config file's, naming the key.
+        config_mod.validate(config, data=data is None, optimizer=optimizer_fn is None)
         self.config = config
         self._optimizer_fn = optimizer_fn
         t = config.train
