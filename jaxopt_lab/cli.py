@@ -212,6 +212,34 @@ def _sweep_protocol(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     return EXIT_OK
 
 
+def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
+    """`[sweep.adaptive]`: rounds of trials proposed by an Optuna sampler (`jaxopt_lab.sweep.search`)."""
+    unsupported = {"--coordinator": args.coordinator, "--check-vectorization": args.check_vectorization,
+                   "--chunk-size": args.chunk_size is not None, "--lanes": args.lanes is not None}
+    for flag, given in unsupported.items():
+        if given:
+            raise BadInput(f"{flag} does not apply to an adaptive search (sweep.adaptive): each round is one chunk")
+    _setup_jax(args.devices, x64=cfg.train.precision == "float64")
+    from jaxopt_lab.config import ConfigError
+    from jaxopt_lab.sweep import search
+
+    try:
+        search.check_config(cfg)
+        result, study = search.run_config_search(cfg, record_dir=out / "checkpoints" / "search", resume=args.resume,
+                                                 execution=args.execution)
+    except (ConfigError, ValueError, search.MissingOptuna) as e:
+        raise BadInput(str(e)) from None
+    search.write_config_search(out, result, study, report=not args.no_report)
+    import shutil
+
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    best = result.extra_summary["search"]["best_trial"]
+    print(f"wrote {out}  ({len(study.trials)} trials in {study.opts.rounds} rounds, "
+          f"{result.stats.compilations} compilation(s); best {study.opts.objective} = "
+          f"{_fmt(best['value']) if best else '-'})")
+    return EXIT_OK
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     out = _check_out(args.out, resume=args.resume, required=True)
@@ -226,6 +254,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise BadInput("--coordinator HOST:PORT, --num-processes N and --process-id I go together")
     if getattr(args, "protocol", None) is not None or (cfg.sweep or {}).get("protocol") is not None:
         return _sweep_protocol(args, cfg, out)
+    if "adaptive" in (cfg.sweep or {}):
+        return _sweep_adaptive(args, cfg, out)
     _check_vectorization_args(args)
     _setup_jax(args.devices, x64=cfg.train.precision == "float64")
     import jax

@@ -10,6 +10,7 @@ which proposes each round's trials from the results of the earlier ones (`jaxopt
 """
 
 from jaxopt_lab.sweep.runner import SweepResult, run, use_cpu_cores
+from jaxopt_lab.sweep.search import optimize
 from jaxopt_lab.sweep.space import (
     Space,
     choice,
@@ -38,6 +39,7 @@ __all__ = [
     "int_loguniform",
     "loguniform",
     "one_minus_loguniform",
+    "optimize",
     "product",
     "quasirandom",
     "randint",

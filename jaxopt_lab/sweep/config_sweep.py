@@ -38,7 +38,10 @@ METRIC_COLUMNS = RESULT_COLUMNS
 #: benchmark protocol (`protocol` with its options in `[sweep.protocol_options]`).
 SWEEP_OPTIONS = (
     "chunk_size", "target_metric", "target_value", "refill", "lanes", "halving", "protocol", "protocol_options",
+    "adaptive",
 )
+#: Parts of `[sweep]` that choose the runs themselves: an adaptive search proposes its own.
+_SPACE_PARTS = ("grid", "random", "quasirandom")
 TARGET_METRICS = {"val_accuracy": "max", "train_accuracy": "max", "val_loss": "min", "train_loss": "min"}
 
 
@@ -61,6 +64,17 @@ def space_of(cfg: Config) -> space_mod.Space:
         sp = space_mod.from_config(cfg.sweep, other_keys=SWEEP_OPTIONS)
     except ValueError as e:
         raise ConfigError(f"sweep: {e}") from None
+    if "adaptive" in cfg.sweep:
+        given = [k for k in _SPACE_PARTS if k in cfg.sweep]
+        if given:
+            raise ConfigError(f"sweep.{given[0]} cannot go with sweep.adaptive: the adaptive search proposes the "
+                              "configurations itself (its distributions go under [sweep.adaptive.SECTION])")
+    check_space_keys(cfg, sp)
+    return sp
+
+
+def check_space_keys(cfg: Config, sp: space_mod.Space) -> None:
+    """Every key of `sp` must be a config key (or ``seed``); `ConfigError` names the first that is not."""
     sweepable = sweepable_keys(cfg)
     for key in sp.keys:
         if key == "seed":
@@ -72,7 +86,6 @@ def space_of(cfg: Config) -> space_mod.Space:
                 f"sweep key {key!r} is not a config key{config_mod.closest(key, valid)}; valid keys: "
                 + ", ".join(valid)
             )
-    return sp
 
 
 def sweepable_keys(cfg: Config) -> set[str]:
@@ -168,7 +181,8 @@ def adaptive_options(cfg: Config) -> tuple[bool, int | None, adaptive.Halving | 
             halving = adaptive.Halving.from_config(cfg.sweep["halving"])
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    return refill or halving is not None, lanes, halving
+    # ASHA (no brackets) runs in refilling lanes; Hyperband's brackets run synchronous stages.
+    return refill or (halving is not None and halving.brackets is None), lanes, halving
 
 
 @dataclasses.dataclass
@@ -182,11 +196,21 @@ class ConfigSweep:
     swept_keys: list[str]
 
 
-def plan(cfg: Config) -> ConfigSweep:
-    """Expand and check every run of `cfg`'s sweep before anything is compiled."""
-    sp = space_of(cfg)
+def plan(cfg: Config, space: space_mod.Space | None = None) -> ConfigSweep:
+    """Expand and check every run of `cfg`'s sweep (or of `space`, runs chosen elsewhere, such as an
+    adaptive search's round) before anything is compiled."""
+    if space is None:
+        sp = space_of(cfg)
+    else:
+        sp = space
+        check_space_keys(cfg, sp)
     _target(cfg)
-    adaptive_options(cfg)
+    _, _, halving = adaptive_options(cfg)
+    if halving is not None and halving.brackets is not None:
+        try:
+            halving.bracket_rungs(cfg.train.epochs)
+        except ValueError as e:
+            raise ConfigError(f"sweep.{e}") from None
     if "protocol_options" in cfg.sweep and "protocol" not in cfg.sweep:
         raise ConfigError("sweep.protocol_options is set but sweep.protocol is not: name the protocol "
                           "(sweep.protocol or --protocol) or remove the options")
@@ -279,6 +303,8 @@ class ConfigSweepResult:
     rows: list[dict[str, Any]]
     histories: dict[str, np.ndarray]
     stats: runner.ExecutionStats
+    #: More entries for summary.json (e.g. an adaptive search's), merged over the usual ones.
+    extra_summary: dict[str, Any] | None = None
 
 
 def run_sweep(
@@ -305,6 +331,9 @@ def run_sweep(
     refill, cfg_lanes, halving = adaptive_options(cfg)
     if execution == "auto" and refill:
         execution = "refill"
+    if halving is not None and halving.brackets is not None:
+        return _run_hyperband(cfg, sp, halving, chunk=chunk, execution=execution, devices=devices,
+                              progress=progress, resume=resume)
     if halving is not None and execution != "refill":
         raise ConfigError(f"sweep.halving needs lanes that take new runs: execution {execution!r} cannot halve; "
                           "use execution 'auto' or 'refill'")
@@ -329,6 +358,43 @@ def run_sweep(
         if halving is not None:
             row["halted"] = bool(info.halted[i])
             row["rungs_passed"] = int(info.rungs_passed[i])
+        rows.append(row)
+    target = _target(cfg)
+    if target is not None:
+        from jaxopt_lab.sweep import results as results_mod
+
+        metric, value, mode = target
+        epochs = results_mod.steps_to_target(stacked["history"][metric], value, mode)
+        for row, e in zip(rows, np.atleast_1d(epochs), strict=True):
+            row["epochs_to_target"] = float(e)
+    return ConfigSweepResult(plan=sp, rows=rows, histories=dict(stacked["history"]), stats=stats)
+
+
+def _run_hyperband(cfg: Config, sp: ConfigSweep, halving: adaptive.Halving, *, chunk: int | None, execution: str,
+                   devices: Sequence[Any] | None, progress: bool | None, resume: bool) -> ConfigSweepResult:
+    """`[sweep.halving] brackets = K`: Hyperband's brackets of synchronous halving (`adaptive.run_hyperband`)."""
+    if execution == "refill":
+        raise ConfigError("sweep.halving.brackets runs synchronous stages ranked across chunks: use execution "
+                          "'auto', 'map' or 'vmap', not 'refill'")
+    if resume:
+        raise ConfigError("--resume: a Hyperband sweep (sweep.halving.brackets) is not checkpointed between its "
+                          "stages; run it again without --resume")
+    ids: dict[str, int] = {}
+    config_of = [ids.setdefault(json.dumps([p[k] for k in sp.swept_keys], default=str), len(ids)) for p in sp.points]
+    try:
+        outputs, stats = adaptive.run_hyperband(sp.groups, len(sp.points), halving, config_of, chunk_size=chunk,
+                                                execution=execution, devices=devices, progress=progress)
+    except ValueError as e:
+        raise ConfigError(f"sweep.{e}" if str(e).startswith("halving.") else str(e)) from None
+    stacked = runner.stack_outputs([o[0] for o in outputs])
+    rows = []
+    for i, p in enumerate(sp.points):
+        row: dict[str, Any] = {"run": i, **{k: p[k] for k in sp.swept_keys}, "seed": p["seed"]}
+        for name, arr in stacked["metrics"].items():
+            row[name] = _cell(name, arr[i])
+        info = outputs[i][1]
+        row.update(halted=bool(info.halted), rungs_passed=int(info.rungs_passed), bracket=int(info.bracket),
+                   epochs_computed=int(info.epochs_computed))
         rows.append(row)
     target = _target(cfg)
     if target is not None:
@@ -366,11 +432,13 @@ def best_row(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     return None
 
 
-def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: bool = True) -> Path:
+def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: bool = True,
+                  extra: Any = None) -> Path:
     """Write runs.csv, summary.json, histories.npz (and the report) atomically into `out`.
 
     Everything is written into a temporary folder beside `out` first and moved
     in only when complete, so a crash never leaves half-written results.
+    `extra(folder)` writes a search method's own records (such as trials.csv) there too.
     """
     from jaxopt_lab.sweep import results as results_mod
 
@@ -385,6 +453,8 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
             _write_table(tmp / "aggregate.csv", agg)
         summary = summary_of(result)
         results_mod.write_summary_json(tmp / "summary.json", summary)
+        if extra is not None:
+            extra(tmp)
         if report:
             from jaxopt_lab import report as report_mod
 
@@ -430,6 +500,7 @@ def summary_of(result: ConfigSweepResult) -> dict[str, Any]:
         "swept_keys": result.plan.swept_keys,
         "best": None if best is None else {"run": best["run"], "config": best_cfg,
                                            "metrics": {k: best.get(k) for k in METRIC_COLUMNS}},
+        **(result.extra_summary or {}),
     }
 
 
@@ -439,6 +510,8 @@ def halving_summary(result: ConfigSweepResult) -> dict[str, Any]:
     is `runs x train.epochs`)."""
     _, _, halving = adaptive_options(result.plan.config)
     epochs = result.plan.config.train.epochs
+    if halving.brackets is not None:
+        return hyperband_summary(result, halving)
     rungs = halving.rungs(epochs)
     rows = result.rows
     per_rung = []
@@ -451,4 +524,27 @@ def halving_summary(result: ConfigSweepResult) -> dict[str, Any]:
         "min_epochs": halving.min_epochs, "eta": halving.eta, "rungs": list(rungs), "per_rung": per_rung,
         "promoted_to_last_rung": finalists, "halted": sum(bool(row["halted"]) for row in rows),
         "epochs_spent": sum(int(row["epochs_run"]) for row in rows), "epochs_without_halving": len(rows) * epochs,
+    }
+
+
+def hyperband_summary(result: ConfigSweepResult, halving: adaptive.Halving) -> dict[str, Any]:
+    """What Hyperband did, bracket by bracket: its rungs, configurations and runs, how many runs reached
+    and passed each rung, the epochs the runs' results stand for (`epochs_run`) and the epochs computed
+    (each stage retrains its runs from the start), against `runs x train.epochs` without halving."""
+    epochs = result.plan.config.train.epochs
+    brackets = []
+    for rungs in halving.bracket_rungs(epochs):
+        rows = [r for r in result.rows if r["bracket"] == len(rungs)]
+        per_rung = [{"rung": k, "epoch": e, "reached": sum(r["rungs_passed"] > k or
+                                                           (r["rungs_passed"] == k and r["halted"]) for r in rows),
+                     "passed": sum(r["rungs_passed"] > k for r in rows)} for k, e in enumerate(rungs)]
+        brackets.append({"s": len(rungs), "rungs": list(rungs), "runs": len(rows), "per_rung": per_rung,
+                         "epochs_run": sum(int(r["epochs_run"]) for r in rows),
+                         "epochs_computed": sum(int(r["epochs_computed"]) for r in rows)})
+    rows = result.rows
+    return {
+        "method": "hyperband", "min_epochs": halving.min_epochs, "eta": halving.eta, "brackets": brackets,
+        "halted": sum(bool(r["halted"]) for r in rows),
+        "epochs_spent": sum(int(r["epochs_computed"]) for r in rows),
+        "epochs_run": sum(int(r["epochs_run"]) for r in rows), "epochs_without_halving": len(rows) * epochs,
     }
