@@ -240,6 +240,28 @@ def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     return EXIT_OK
 
 
+def _sweep_pbt(args: argparse.Namespace, cfg: Any, out: Path) -> int:
+    """`[sweep.pbt]`: population-based training in one compiled program (`jaxopt_lab.sweep.pbt`)."""
+    unsupported = {"--resume": args.resume, "--coordinator": args.coordinator,
+                   "--check-vectorization": args.check_vectorization, "--chunk-size": args.chunk_size is not None,
+                   "--lanes": args.lanes is not None}
+    for flag, given in unsupported.items():
+        if given:
+            raise BadInput(f"{flag} does not apply to population-based training (sweep.pbt)")
+    _setup_jax(args.devices, x64=cfg.train.precision == "float64")
+    from jaxopt_lab.config import ConfigError
+    from jaxopt_lab.sweep import pbt
+
+    try:
+        result, res = pbt.run_config_pbt(cfg)
+    except (ConfigError, ValueError) as e:
+        raise BadInput(str(e)) from None
+    pbt.write_config_pbt(out, result, res, report=not args.no_report)
+    print(f"wrote {out}  ({len(result.rows)} members, {len(res.epochs)} exploit steps, "
+          f"{res.compilations} compilation(s))")
+    return EXIT_OK
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     cfg = _load_config(args.config)
     out = _check_out(args.out, resume=args.resume, required=True)
@@ -256,6 +278,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _sweep_protocol(args, cfg, out)
     if "adaptive" in (cfg.sweep or {}):
         return _sweep_adaptive(args, cfg, out)
+    if "pbt" in (cfg.sweep or {}):
+        return _sweep_pbt(args, cfg, out)
     _check_vectorization_args(args)
     _setup_jax(args.devices, x64=cfg.train.precision == "float64")
     import jax

@@ -38,7 +38,7 @@ METRIC_COLUMNS = RESULT_COLUMNS
 #: benchmark protocol (`protocol` with its options in `[sweep.protocol_options]`).
 SWEEP_OPTIONS = (
     "chunk_size", "target_metric", "target_value", "refill", "lanes", "halving", "protocol", "protocol_options",
-    "adaptive",
+    "adaptive", "pbt",
 )
 #: Parts of `[sweep]` that choose the runs themselves: an adaptive search proposes its own.
 _SPACE_PARTS = ("grid", "random", "quasirandom")
@@ -64,11 +64,11 @@ def space_of(cfg: Config) -> space_mod.Space:
         sp = space_mod.from_config(cfg.sweep, other_keys=SWEEP_OPTIONS)
     except ValueError as e:
         raise ConfigError(f"sweep: {e}") from None
-    if "adaptive" in cfg.sweep:
+    for method in ("adaptive", "pbt"):
         given = [k for k in _SPACE_PARTS if k in cfg.sweep]
-        if given:
-            raise ConfigError(f"sweep.{given[0]} cannot go with sweep.adaptive: the adaptive search proposes the "
-                              "configurations itself (its distributions go under [sweep.adaptive.SECTION])")
+        if method in cfg.sweep and given:
+            raise ConfigError(f"sweep.{given[0]} cannot go with sweep.{method}: it chooses the configurations "
+                              f"itself (its distributions go under [sweep.{method}.SECTION])")
     check_space_keys(cfg, sp)
     return sp
 

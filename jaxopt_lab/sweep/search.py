@@ -509,6 +509,10 @@ def check_config(cfg: Any) -> tuple[SearchOptions, dict[str, space_mod.Distribut
     from jaxopt_lab.sweep import config_sweep
 
     opts, dists = config_options(cfg)
+    for key in dists:
+        if not config_sweep._is_traceable(key):
+            raise ConfigError(f"sweep.adaptive.{key}: adaptive search proposes traced numeric hyperparameters only "
+                              "(this key changes the compiled program); sweep it with a grid")
     seeds = _seeds(cfg)
     probe = space_mod.Space([{**{k: d.from_unit(0.5) for k, d in dists.items()}, "seed": s} for s in seeds])
     p = config_sweep.plan(cfg, probe)
