@@ -71,6 +71,21 @@ def test_decisions_are_the_rule_and_do_not_depend_on_chunk_size(x64):
     assert summary["epochs_spent"] == sum(r["epochs_computed"] for r in rows) >= summary["epochs_run"]
 
 
+def test_python_api_makes_the_same_decisions(x64):
+    cfg = _cfg()
+    from jaxopt_lab import sweep
+    from jaxopt_lab.sweep import space as S
+    from jaxopt_lab.train import make_train
+
+    space = S.quasirandom(7, 1, {"optimizer.learning_rate": S.loguniform(1e-3, 100.0)})
+    res = sweep.run(make_train(cfg), space, halving=adaptive.Halving(min_epochs=1, eta=2, brackets=3),
+                    progress=False)
+    want = config_sweep.run_sweep(cfg, progress=False).rows
+    assert list(res.lane_info.halted) == [r["halted"] for r in want]
+    assert list(res.lane_info.rungs_passed) == [r["rungs_passed"] for r in want]
+    np.testing.assert_allclose(res.outputs.metrics["best_val_loss"], [r["best_val_loss"] for r in want], rtol=1e-10)
+
+
 @pytest.mark.parametrize("halving, kwargs, message", [
     ({"min_epochs": 1, "eta": 2, "brackets": 0}, {}, r"halving.brackets = 0 is out of range"),
     ({"min_epochs": 1, "eta": 2, "brackets": 4}, {}, r"halving.brackets = 4 is out of range for 4 epochs"),
