@@ -222,8 +222,12 @@ _PROGRAMS: dict[Any, Any] = {}
 
 def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distribution],
             fixed: Mapping[str, Any] | None = None, *, cache_key: Any = None, dtype: Any = None) -> PBTResult:
-    """Run PBT with `stepper` (an `adaptive.Stepper`); `fixed` are the other traced hyperparameters
-    (one value each, the same for every member)."""
+    """Run PBT with `stepper` (an `adaptive.Stepper`, or a `make_train` trainer); `fixed` are the other
+    traced hyperparameters (one value each, the same for every member)."""
+    if not hasattr(stepper, "max_epochs") and hasattr(stepper, "init_state"):
+        from jaxopt_lab.sweep import adaptive
+
+        stepper = adaptive.stepper_from_trainer(stepper)
     check_dists(opts, dists)
     evolve = list(opts.keys or dists)
     dtype = dtype or (jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)

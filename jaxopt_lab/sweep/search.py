@@ -213,6 +213,7 @@ class _Search:
         self.record_dir = record_dir
         self.trials: list[Trial] = []
         self.records: list[dict[str, Any]] = []
+        self.stats: list[Any] = []  # the runner's ExecutionStats of each round run in this process
 
     # -- proposals
 
@@ -340,7 +341,6 @@ def search_loop(opts: SearchOptions, dists: Mapping[str, space_mod.Distribution]
         record_dir.mkdir(parents=True, exist_ok=True)
     start = search.resume() if resume else 0
     seeds = [int(s) for s in seeds]
-    search.stats = []
     for rnd in range(start, opts.rounds):
         otrials = search.ask()
         points = [{**search.values_of(t), "seed": s} for t in otrials for s in seeds]
