@@ -1,8 +1,8 @@
 """Search methods at equal compute: random, quasi-random, TPE, successive halving and Hyperband.
 
-    python benchmarks/search_methods.py [--seeds 10] [--out results.json] [--figure PATH]
+    python benchmarks/search_methods.py [--seeds 10] [--batch-size 32] [--out results.json] [--figure PATH]
 
-Problem: moons (400 rows, noise 0.3, validation 0.3), MLP 2-16-2, full-batch SGD for 27 epochs,
+Problem: moons (400 rows, noise 0.3, validation 0.3), MLP 2-16-2, SGD on mini-batches of 32 for 27 epochs,
 searching the learning rate (log-uniform 1e-3..10) and the momentum (1 - momentum log-uniform
 1e-2..1). Budget per search: 32 x 27 = 864 epochs. Each method runs once per search seed
 (the seed of its space or sampler; training seed 0):
@@ -41,7 +41,7 @@ BUDGET = EPOCHS * TRIALS
 BASE = {
     "data": {"dataset": "moons", "n_samples": 400, "noise": 0.3, "random_state": 0, "val_fraction": 0.3},
     "model": {"hidden": [16]},
-    "train": {"loss": "cross_entropy", "epochs": EPOCHS, "batch_size": 0},
+    "train": {"loss": "cross_entropy", "epochs": EPOCHS, "batch_size": 32},
     "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.5},
 }
 SPACE = {"learning_rate": {"loguniform": [1e-3, 10.0]}, "momentum": {"one_minus_loguniform": [1e-2, 1.0]}}
@@ -154,7 +154,9 @@ def main() -> None:
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--out", default="search_methods.json")
     p.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "search_methods_moons.png"))
+    p.add_argument("--batch-size", type=int, default=32, help="mini-batch size (0: full batch, one step per epoch)")
     args = p.parse_args()
+    BASE["train"]["batch_size"] = args.batch_size
     methods = args.methods.split(",")
     results: dict[str, list[dict]] = {m: [] for m in methods}
     t0 = time.perf_counter()
@@ -171,7 +173,8 @@ def main() -> None:
                       "per_seed": [r["best"] for r in runs]}
         print(f"{m:12s} best val loss {mean:.4f} ± {half:.4f}  epochs {summary[m]['epochs_computed_mean']:.0f}  "
               f"configs {runs[0]['configs']}")
-    Path(args.out).write_text(json.dumps({"budget_epochs": BUDGET, "seeds": args.seeds, "summary": summary,
+    Path(args.out).write_text(json.dumps({"budget_epochs": BUDGET, "seeds": args.seeds,
+                                          "batch_size": args.batch_size, "summary": summary,
                                           "runs": results}, indent=1, default=float))
     figure(results, Path(args.figure))
     print(f"wrote {args.out} and {args.figure}")
