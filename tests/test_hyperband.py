@@ -41,7 +41,7 @@ def x64():
     jax.config.update("jax_enable_x64", True)
 
 
-def test_decisions_are_the_rule_and_do_not_depend_on_chunk_size(x64):
+def test_decisions_are_the_rule_and_do_not_depend_on_chunk_size(x64, tmp_path):
     whole = config_sweep.run_sweep(_cfg(), progress=False)
     chunked = config_sweep.run_sweep(_cfg(chunk_size=2), progress=False)
     assert whole.rows == chunked.rows  # ranked across every chunk: the chunking changes nothing
@@ -69,6 +69,8 @@ def test_decisions_are_the_rule_and_do_not_depend_on_chunk_size(x64):
     assert summary["method"] == "hyperband" and [b["s"] for b in summary["brackets"]] == [2, 1, 0]
     assert summary["epochs_run"] == sum(r["epochs_run"] for r in rows) < 7 * 4
     assert summary["epochs_spent"] == sum(r["epochs_computed"] for r in rows) >= summary["epochs_run"]
+    config_sweep.write_results(tmp_path / "out", whole)  # the report has a Hyperband section
+    assert "Hyperband, 3 bracket(s)" in (tmp_path / "out" / "index.html").read_text()
 
 
 def test_python_api_makes_the_same_decisions(x64):
