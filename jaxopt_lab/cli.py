@@ -242,9 +242,8 @@ def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
 
 def _sweep_pbt(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     """`[sweep.pbt]`: population-based training in one compiled program (`jaxopt_lab.sweep.pbt`)."""
-    unsupported = {"--resume": args.resume, "--coordinator": args.coordinator,
-                   "--check-vectorization": args.check_vectorization, "--chunk-size": args.chunk_size is not None,
-                   "--lanes": args.lanes is not None}
+    unsupported = {"--coordinator": args.coordinator, "--check-vectorization": args.check_vectorization,
+                   "--chunk-size": args.chunk_size is not None, "--lanes": args.lanes is not None}
     for flag, given in unsupported.items():
         if given:
             raise BadInput(f"{flag} does not apply to population-based training (sweep.pbt)")
@@ -253,10 +252,14 @@ def _sweep_pbt(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     from jaxopt_lab.sweep import pbt
 
     try:
-        result, res = pbt.run_config_pbt(cfg)
+        pbt.check_config(cfg)
+        result, res = pbt.run_config_pbt(cfg, checkpoint_dir=out / "checkpoints" / "pbt", resume=args.resume)
     except (ConfigError, ValueError) as e:
         raise BadInput(str(e)) from None
     pbt.write_config_pbt(out, result, res, report=not args.no_report)
+    import shutil
+
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
     print(f"wrote {out}  ({len(result.rows)} members, {len(res.epochs)} exploit steps, "
           f"{res.compilations} compilation(s))")
     return EXIT_OK

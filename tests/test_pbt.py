@@ -59,7 +59,7 @@ def ran(config):
 
 def test_members_equal_single_runs_fed_the_same_schedule(config, ran):
     result, res = ran
-    assert res.compilations == 1 and res.epochs == [2, 4]  # two exploit steps, one program
+    assert res.compilations == 3 and res.epochs == [2, 4]  # start, one exploit step (for both), finish
     assert (np.asarray(res.record["source"]) != np.arange(4)).any()  # members were replaced
     trainer = make_train(config)
     _, dists, plan = pbt.check_config(config)
@@ -85,6 +85,25 @@ def test_members_equal_single_runs_fed_the_same_schedule(config, ran):
                                    rtol=1e-10)
         for k in dists:
             assert row[f"final_{k}"] == schedule[k][i]
+
+
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(config, ran, tmp_path):
+    import shutil
+
+    full_result, full = pbt.run_config_pbt(config, checkpoint_dir=tmp_path / "full")
+    assert full.compilations == 0  # the programs of the first run, reused
+    assert full_result.rows == ran[0].rows
+    # Killed after exploit step 0: only that step's save is on disk (saves are atomic).
+    (tmp_path / "cut").mkdir()
+    shutil.copy(tmp_path / "full" / "pbt_step_00000.ckpt", tmp_path / "cut" / "pbt_step_00000.ckpt")
+    with pytest.raises(ValueError, match="earlier PBT run"):
+        pbt.run_config_pbt(config, checkpoint_dir=tmp_path / "cut")
+    result, res = pbt.run_config_pbt(config, checkpoint_dir=tmp_path / "cut", resume=True)
+    assert res.steps_resumed == 1
+    assert result.rows == full_result.rows
+    for name in ("source", "score"):
+        np.testing.assert_array_equal(res.record[name], full.record[name])
+    np.testing.assert_array_equal(result.histories["val_loss"], full_result.histories["val_loss"])
 
 
 def test_truncation_selection_and_exploration():
@@ -124,6 +143,7 @@ def test_cli_writes_members_lineage_and_schedules(tmp_path, monkeypatch, ran):
     with open(out / "pbt.csv") as f:
         steps = list(csv.DictReader(f))
     assert len(runs) == 4 and len(steps) == 2 * 4 and (out / "pbt_schedules.png").stat().st_size > 0
+    assert not (out / "checkpoints").exists()
     result, res = ran  # the same config in this process: the same numbers
     for row, mine in zip(runs, result.rows, strict=True):
         assert float(row["best_val_loss"]) == mine["best_val_loss"]

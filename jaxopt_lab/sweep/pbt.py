@@ -16,15 +16,19 @@ The hyperparameters are traced values that every epoch reads afresh (the trainer
 optimizer from them each epoch), so changing them mid-run is exact: a member's trajectory equals a
 single run fed the same hyperparameter schedule and the same copied states
 (`tests/test_pbt.py` replays the recorded schedule run by run). The whole schedule -- every
-interval, exploit and explore step -- is one `jax.jit` program: one compilation however many
-exploit steps there are.
+interval, exploit and explore step -- runs through three compiled programs (start, one exploit
+step with the epoch as a traced argument, finish): the same three however many exploit steps
+there are. The population is saved after every step (`run_pbt`'s `checkpoint_dir`), so a run
+killed mid-way resumes to the same results.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -168,13 +172,16 @@ def exploit_epochs(opts: PBTOptions, max_epochs: int) -> list[int]:
     return list(range(opts.interval, max_epochs, opts.interval))
 
 
-def make_program(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distribution],
-                 evolve: Sequence[str]):
-    """`program(seeds, hparams, key) -> (outputs, record)`, to `jax.jit` once.
+def make_programs(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distribution],
+                  evolve: Sequence[str]) -> dict[str, Any]:
+    """The three programs of a PBT run, each to `jax.jit` once:
 
-    `record` holds, per exploit step (rows) and member (columns): ``source``, ``score`` and the
-    hyperparameters after the step (``hp``, by key). `outputs` are the members' `finalize` outputs."""
-    stops = exploit_epochs(opts, stepper.max_epochs)
+    - ``init(seeds, hparams) -> state``: the population's fresh runs;
+    - ``generation(state, hparams, key, limit) -> (state, hparams, row)``: train every member to
+      `limit` epochs (traced: one program serves every exploit step), then exploit and explore;
+      `row` holds each member's ``source``, ``score`` and new hyperparameters (``hp``, by key);
+    - ``final(state, hparams) -> outputs``: train to the budget and `finalize`.
+    """
 
     def advance(state, hp, limit):
         def one(s, h):
@@ -183,31 +190,28 @@ def make_program(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.D
 
         return jax.vmap(one)(state, hp)
 
-    def program(seeds, hp, key):
-        state = jax.vmap(stepper.init)(seeds, hp)
+    def init(seeds, hp):
+        return jax.vmap(stepper.init)(seeds, hp)
 
-        def generation(carry, xs):
-            state, hp = carry
-            limit, k = xs
-            state = advance(state, hp, limit)
-            score = jax.vmap(stepper.monitor)(state)
-            source, hp = exploit_explore(opts, dists, evolve, score, hp, k)
-            state = jax.tree.map(lambda x: x[source], state)
-            return (state, hp), {"source": source, "score": score, "hp": hp}
+    def generation(state, hp, key, limit):
+        state = advance(state, hp, limit)
+        score = jax.vmap(stepper.monitor)(state)
+        source, hp = exploit_explore(opts, dists, evolve, score, hp, key)
+        state = jax.tree.map(lambda x: x[source], state)
+        return state, hp, {"source": source, "score": score, "hp": hp}
 
-        keys = jax.random.split(key, max(len(stops), 1))[: len(stops)]
-        (state, hp), record = jax.lax.scan(generation, (state, hp), (jnp.asarray(stops, jnp.int32), keys))
-        state = advance(state, hp, stepper.max_epochs)
-        return jax.vmap(stepper.finalize)(state, hp), record
+    def final(state, hp):
+        return jax.vmap(stepper.finalize)(advance(state, hp, stepper.max_epochs), hp)
 
-    return program
+    return {"init": init, "generation": generation, "final": final}
 
 
 @dataclasses.dataclass
 class PBTResult:
     """Outputs of `run_pbt`: the members' stacked outputs, the record of every exploit step
     (numpy: ``source``, ``score`` of shape (steps, population) and ``hp`` by key), the exploit
-    epochs, the initial hyperparameters and the number of compilations."""
+    epochs, the initial and final hyperparameters, the programs compiled and the exploit steps
+    taken from a checkpoint."""
 
     outputs: Any
     record: dict[str, Any]
@@ -215,15 +219,30 @@ class PBTResult:
     initial: dict[str, np.ndarray]
     final: dict[str, np.ndarray]
     compilations: int
+    steps_resumed: int = 0
 
 
 _PROGRAMS: dict[Any, Any] = {}
 
 
+def _step_path(folder: Path, step: int) -> Path:
+    return folder / f"pbt_step_{step:05d}.ckpt"
+
+
 def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distribution],
-            fixed: Mapping[str, Any] | None = None, *, cache_key: Any = None, dtype: Any = None) -> PBTResult:
+            fixed: Mapping[str, Any] | None = None, *, cache_key: Any = None, dtype: Any = None,
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> PBTResult:
     """Run PBT with `stepper` (an `adaptive.Stepper`, or a `make_train` trainer); `fixed` are the other
-    traced hyperparameters (one value each, the same for every member)."""
+    traced hyperparameters (one value each, the same for every member).
+
+    With `checkpoint_dir`, the population (states, hyperparameters, the record so far) is saved
+    atomically after every exploit step; `resume` continues from the latest step saved there and
+    ends with the same results as an uninterrupted run (the keys of later steps do not depend on
+    where it stopped).
+    """
+    from jaxopt_lab import checkpoint
+    from jaxopt_lab.sweep import runner
+
     if not hasattr(stepper, "max_epochs") and hasattr(stepper, "init_state"):
         from jaxopt_lab.sweep import adaptive
 
@@ -236,22 +255,60 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
     for k, v in (fixed or {}).items():
         if k not in hp:
             hp[k] = np.full(opts.population, v, dtype)
+    initial = {k: hp[k] for k in dists}
     seeds = np.arange(opts.population, dtype=np.int32)
-    key = jax.random.PRNGKey(opts.seed)
+    stops = exploit_epochs(opts, stepper.max_epochs)
+    keys = jax.random.split(jax.random.PRNGKey(opts.seed), max(len(stops), 1))[: len(stops)]
     ck = (cache_key if cache_key is not None else id(stepper), opts, tuple(sorted(dists.items())),
           tuple(sorted(hp)), str(np.dtype(dtype)))
-    compiled = _PROGRAMS.get(ck)
+    programs = _PROGRAMS.get(ck)
     compilations = 0
-    if compiled is None:
-        from jaxopt_lab.sweep import runner
-
-        compiled = runner.compile_lowered(jax.jit(make_program(stepper, opts, dists, evolve)).lower(seeds, hp, key))
-        _PROGRAMS[ck] = compiled
-        compilations = 1
-    outputs, record = jax.device_get(compiled(seeds, hp, key))
-    final = {k: (np.asarray(record["hp"][k][-1]) if len(record["source"]) else hp[k]) for k in dists}
-    return PBTResult(outputs=outputs, record=record, epochs=exploit_epochs(opts, stepper.max_epochs),
-                     initial={k: hp[k] for k in dists}, final=final, compilations=compilations)
+    if programs is None:
+        fns = make_programs(stepper, opts, dists, evolve)
+        state_shape = jax.eval_shape(fns["init"], seeds, hp)
+        key_shape = jax.ShapeDtypeStruct(keys.shape[1:], keys.dtype) if len(stops) else None
+        row_shape = jax.eval_shape(fns["generation"], state_shape, hp, key_shape, jnp.int32(0))[2] if len(stops) \
+            else None
+        programs = {
+            "init": runner.compile_lowered(jax.jit(fns["init"]).lower(seeds, hp)),
+            "generation": (runner.compile_lowered(jax.jit(fns["generation"]).lower(state_shape, hp, key_shape,
+                                                                                    jnp.int32(0)))
+                           if len(stops) else None),
+            "final": runner.compile_lowered(jax.jit(fns["final"]).lower(state_shape, hp)),
+            "state_shape": state_shape, "row_shape": row_shape,
+        }
+        _PROGRAMS[ck] = programs
+        compilations = 3 if len(stops) else 2
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    rows: list[Any] = []
+    start, state = 0, None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        done = [s for s in range(len(stops)) if _step_path(folder, s).exists()]
+        if done and not resume:
+            raise ValueError(f"{folder} holds the steps of an earlier PBT run: resume it, or remove it")
+        if done:
+            like = {"state": programs["state_shape"], "hp": hp, "rows": [programs["row_shape"]] * (done[-1] + 1)}
+            tree, meta = checkpoint.load(_step_path(folder, done[-1]), like=like)
+            if meta.get("options") != repr(ck[1:]):
+                raise ValueError(f"--resume: the PBT run saved in {folder} had other options")
+            state, hp, rows, start = tree["state"], tree["hp"], list(tree["rows"]), done[-1] + 1
+    if state is None:
+        state = programs["init"](seeds, hp)
+    for step in range(start, len(stops)):
+        state, hp, row = programs["generation"](state, hp, keys[step], jnp.int32(stops[step]))
+        rows.append(jax.device_get(row))
+        if folder is not None:
+            checkpoint.save(_step_path(folder, step), {"state": state, "hp": hp, "rows": rows},
+                            {"options": repr(ck[1:]), "step": step})
+    outputs = jax.device_get(programs["final"](state, hp))
+    record = {"source": np.asarray([r["source"] for r in rows]).reshape(len(rows), opts.population),
+              "score": np.asarray([r["score"] for r in rows]).reshape(len(rows), opts.population),
+              "hp": {k: np.asarray([r["hp"][k] for r in rows]).reshape(len(rows), opts.population) for k in dists}}
+    hp = jax.device_get(hp)
+    final = {k: np.asarray(hp[k]) for k in dists}
+    return PBTResult(outputs=outputs, record=record, epochs=stops, initial=initial, final=final,
+                     compilations=compilations, steps_resumed=start)
 
 
 # ----------------------------------------------------------------------------- config files
@@ -286,7 +343,7 @@ def check_config(cfg: Any) -> tuple[PBTOptions, dict[str, space_mod.Distribution
     return opts, dists, plan
 
 
-def run_config_pbt(cfg: Any) -> tuple[Any, PBTResult]:
+def run_config_pbt(cfg: Any, *, checkpoint_dir: Any = None, resume: bool = False) -> tuple[Any, PBTResult]:
     """`cfg`'s PBT: the `ConfigSweepResult` (a row per member: its initial hyperparameters as the swept
     keys, its final ones as ``final_KEY``, ``origin``: the initial member its weights descend from) and
     the `PBTResult`."""
@@ -298,7 +355,8 @@ def run_config_pbt(cfg: Any) -> tuple[Any, PBTResult]:
     import time
 
     t0 = time.perf_counter()
-    res = run_pbt(g.stepper, opts, dists, fixed, cache_key=g.cache_key)
+    res = run_pbt(g.stepper, opts, dists, fixed, cache_key=g.cache_key, checkpoint_dir=checkpoint_dir,
+                  resume=resume)
     wall = time.perf_counter() - t0
     outputs = res.outputs
     origin = np.arange(opts.population)
@@ -314,7 +372,7 @@ def run_config_pbt(cfg: Any) -> tuple[Any, PBTResult]:
         row["origin"] = int(origin[i])
         rows.append(row)
     stats = runner.ExecutionStats(runs=opts.population, wall_seconds=wall, chunks=1, compilations=res.compilations,
-                                  execution="vmap")
+                                  execution="vmap", chunks_resumed=res.steps_resumed)
     summary = {"pbt": {
         "population": opts.population, "interval": opts.interval, "quantile": opts.quantile,
         "replaced_per_step": opts.n_replaced, "perturb": list(opts.perturb),
