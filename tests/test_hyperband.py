@@ -73,6 +73,24 @@ def test_decisions_are_the_rule_and_do_not_depend_on_chunk_size(x64, tmp_path):
     assert "Hyperband, 3 bracket(s)" in (tmp_path / "out" / "index.html").read_text()
 
 
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(x64, tmp_path):
+    import shutil
+
+    full = config_sweep.run_sweep(_cfg(), progress=False, checkpoint_dir=tmp_path / "full")
+    saved = sorted((tmp_path / "full").glob("hyperband_*.ckpt"), key=lambda p: p.stat().st_mtime_ns)
+    assert len(saved) == 6  # bracket 2: rungs 1, 2 and the end; bracket 1: rung 2 and the end; bracket 0: the end
+    with pytest.raises(ConfigError, match="earlier Hyperband sweep"):
+        config_sweep.run_sweep(_cfg(), progress=False, checkpoint_dir=tmp_path / "full")
+    # Killed after two stages: only their saves are on disk.
+    (tmp_path / "cut").mkdir()
+    for f in saved[:2]:
+        shutil.copy(f, tmp_path / "cut" / f.name)
+    assert len(list((tmp_path / "cut").iterdir())) == 2
+    resumed = config_sweep.run_sweep(_cfg(), progress=False, checkpoint_dir=tmp_path / "cut", resume=True)
+    assert resumed.rows == full.rows
+    np.testing.assert_array_equal(resumed.histories["val_loss"], full.histories["val_loss"])
+
+
 def test_python_api_makes_the_same_decisions(x64):
     cfg = _cfg()
     from jaxopt_lab import sweep
@@ -92,7 +110,6 @@ def test_python_api_makes_the_same_decisions(x64):
     ({"min_epochs": 1, "eta": 2, "brackets": 0}, {}, r"halving.brackets = 0 is out of range"),
     ({"min_epochs": 1, "eta": 2, "brackets": 4}, {}, r"halving.brackets = 4 is out of range for 4 epochs"),
     ({"min_epochs": 1, "eta": 2, "brackets": 2}, {"execution": "refill"}, r"use execution 'auto', 'map' or 'vmap'"),
-    ({"min_epochs": 1, "eta": 2, "brackets": 2}, {"resume": True}, r"--resume: a Hyperband sweep"),
 ])
 def test_bad_input_names_the_key(x64, halving, kwargs, message):
     with pytest.raises(ConfigError, match=message):

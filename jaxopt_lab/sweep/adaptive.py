@@ -485,7 +485,8 @@ def rung_survivors(runs: Sequence[int], losses: Sequence[float], eta: float) -> 
 
 def run_hyperband(groups: Sequence[Any], n_runs: int, halving: Halving, config_of: Sequence[int], *,
                   chunk_size: int | None = None, execution: str = "auto", devices: Sequence[Any] | None = None,
-                  progress: bool | None = None) -> tuple[list[Any], Any]:
+                  progress: bool | None = None, checkpoint_dir: Any = None, resume: bool = False,
+                  fingerprint: str = "") -> tuple[list[Any], Any]:
     """Hyperband over the runs of `groups` (runner `Group`s with a `Stepper`); returns per-run
     ``(outputs, BracketInfo)`` and the summed `ExecutionStats`.
 
@@ -502,12 +503,23 @@ def run_hyperband(groups: Sequence[Any], n_runs: int, halving: Halving, config_o
     Every stage of every bracket runs through one compiled program per group: the rung epoch is a
     traced argument and each stage is padded, with runs that train for 0 epochs, to whole chunks of
     one shape.
+
+    With `checkpoint_dir` every stage's outputs are saved atomically as it ends; `resume` loads the
+    stages found there (they must carry the same `fingerprint`) instead of running them, and ends
+    with the same results as an uninterrupted run, since every decision follows from the outputs.
     """
+    from pathlib import Path
+
     from jaxopt_lab.sweep import runner
 
     stats = runner.ExecutionStats(runs=n_runs)
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not resume and any(folder.glob("hyperband_*.ckpt")):
+            raise ValueError(f"{folder} holds the stages of an earlier Hyperband sweep: resume it, or remove it")
     outputs: list[Any] = [None] * n_runs
-    for g in groups:
+    for gi, g in enumerate(groups):
         if g.stepper is None:
             raise ValueError("Hyperband needs runs split into epochs (a Stepper)")
         max_epochs = g.stepper.max_epochs
@@ -526,9 +538,11 @@ def run_hyperband(groups: Sequence[Any], n_runs: int, halving: Halving, config_o
         size = int(chunk_size) if chunk_size is not None else min(len(idx), 256)
         size = max(n_dev, math.ceil(size / n_dev) * n_dev)
 
-        def stage(runs: list[int], until: int, g=g, fn=fn, pos=pos, size=size) -> dict[int, Any]:
-            return _run_stage(g, fn, pos, size, runs, until, stats, execution=execution, devices=devices,
-                              progress=progress)
+        def stage(runs: list[int], until: int, g=g, gi=gi, fn=fn, pos=pos, size=size) -> dict[int, Any]:
+            path = folder / f"hyperband_g{gi:03d}_until{until:05d}_first{runs[0]:07d}.ckpt" if folder else None
+            meta = {"fingerprint": fingerprint, "runs": [int(r) for r in runs], "until": int(until)}
+            return _cached_stage(path, meta, resume, lambda: _run_stage(
+                g, fn, pos, size, runs, until, stats, execution=execution, devices=devices, progress=progress))
 
         start = 0
         for rungs, n_cfg in zip(rungs_of, sizes, strict=True):
@@ -580,3 +594,24 @@ def _run_stage(g: Any, fn: Callable, pos: Mapping[int, int], size: int, runs: li
     stats.chunks += st.chunks
     stats.compilations += st.compilations
     return {r: outs[j] for j, r in enumerate(runs)}
+
+
+def _cached_stage(path: Any, meta: Mapping[str, Any], resume: bool, run: Callable[[], dict[int, Any]]
+                  ) -> dict[int, Any]:
+    """A stage's per-run outputs: loaded from `path` when resuming and it holds this stage (same
+    fingerprint and runs), else computed by `run()` and saved to `path` (atomically)."""
+    from jaxopt_lab import checkpoint
+
+    runs = list(meta["runs"])
+    if path is not None and resume and path.exists():
+        saved = checkpoint.load_metadata(path)
+        if saved.get("fingerprint") != meta["fingerprint"] or saved.get("runs") != runs:
+            raise ValueError(f"--resume: the stage saved in {path} belongs to another sweep; remove it")
+        tree, _ = checkpoint.load(path)
+        return {r: jax.tree.map(lambda a, j=j: np.asarray(a)[j], tree) for j, r in enumerate(runs)}
+    out = run()
+    if path is not None:
+        from jaxopt_lab.sweep import runner
+
+        checkpoint.save(path, runner.stack_outputs([out[r] for r in runs]), dict(meta))
+    return out

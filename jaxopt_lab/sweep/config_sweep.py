@@ -333,7 +333,7 @@ def run_sweep(
         execution = "refill"
     if halving is not None and halving.brackets is not None:
         return _run_hyperband(cfg, sp, halving, chunk=chunk, execution=execution, devices=devices,
-                              progress=progress, resume=resume)
+                              progress=progress, resume=resume, checkpoint_dir=checkpoint_dir)
     if halving is not None and execution != "refill":
         raise ConfigError(f"sweep.halving needs lanes that take new runs: execution {execution!r} cannot halve; "
                           "use execution 'auto' or 'refill'")
@@ -371,19 +371,22 @@ def run_sweep(
 
 
 def _run_hyperband(cfg: Config, sp: ConfigSweep, halving: adaptive.Halving, *, chunk: int | None, execution: str,
-                   devices: Sequence[Any] | None, progress: bool | None, resume: bool) -> ConfigSweepResult:
+                   devices: Sequence[Any] | None, progress: bool | None, resume: bool,
+                   checkpoint_dir: Any = None) -> ConfigSweepResult:
     """`[sweep.halving] brackets = K`: Hyperband's brackets of synchronous halving (`adaptive.run_hyperband`)."""
     if execution == "refill":
         raise ConfigError("sweep.halving.brackets runs synchronous stages ranked across chunks: use execution "
                           "'auto', 'map' or 'vmap', not 'refill'")
-    if resume:
-        raise ConfigError("--resume: a Hyperband sweep (sweep.halving.brackets) is not checkpointed between its "
-                          "stages; run it again without --resume")
     ids: dict[str, int] = {}
     config_of = [ids.setdefault(json.dumps([p[k] for k in sp.swept_keys], default=str), len(ids)) for p in sp.points]
     try:
+        import hashlib
+
+        fingerprint = hashlib.sha256(json.dumps([to_dict(cfg), chunk, execution], sort_keys=True,
+                                                default=str).encode()).hexdigest()
         outputs, stats = adaptive.run_hyperband(sp.groups, len(sp.points), halving, config_of, chunk_size=chunk,
-                                                execution=execution, devices=devices, progress=progress)
+                                                execution=execution, devices=devices, progress=progress,
+                                                checkpoint_dir=checkpoint_dir, resume=resume, fingerprint=fingerprint)
     except ValueError as e:
         raise ConfigError(f"sweep.{e}" if str(e).startswith("halving.") else str(e)) from None
     stacked = runner.stack_outputs([o[0] for o in outputs])
