@@ -9,7 +9,9 @@ searching the learning rate (log-uniform 1e-3..10) and the momentum (1 - momentu
 
 * ``random``: `[sweep.random]`, 32 trials;
 * ``quasirandom``: `[sweep.quasirandom]`, 32 trials (scrambled Halton);
-* ``tpe``: `[sweep.adaptive]`, TPE, 4 rounds of 8 trials;
+* ``tpe``, ``cmaes``: `[sweep.adaptive]`, TPE or CMA-ES, 4 rounds of 8 trials;
+* ``pbt``: `[sweep.pbt]`, a population of 32 for the 27 epochs (the same 864), exploiting every 3
+  epochs (quantile 0.25, perturb 0.8/1.2, resample probability 0.25);
 * ``halving``: `[sweep.halving] brackets = 1` (synchronous successive halving, min_epochs 3,
   eta 3) over as many random configurations as fit the budget *counting the epochs its stages
   recompute*;
@@ -45,7 +47,7 @@ BASE = {
     "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.5},
 }
 SPACE = {"learning_rate": {"loguniform": [1e-3, 10.0]}, "momentum": {"one_minus_loguniform": [1e-2, 1.0]}}
-METHODS = ("random", "quasirandom", "tpe", "halving", "hyperband")
+METHODS = ("random", "quasirandom", "tpe", "cmaes", "halving", "hyperband", "pbt")
 
 
 def halving_cost(n: int, brackets: int, min_epochs: int = 3, eta: float = 3.0) -> int:
@@ -75,8 +77,10 @@ def sweep_table(method: str, seed: int) -> dict:
     space = {"optimizer": SPACE}
     if method in ("random", "quasirandom"):
         return {"seeds": [0], method: {"trials": TRIALS, "seed": seed, **space}}
-    if method == "tpe":
-        return {"seeds": [0], "adaptive": {"sampler": "tpe", "rounds": 4, "batch": 8, "seed": seed, **space}}
+    if method in ("tpe", "cmaes"):
+        return {"seeds": [0], "adaptive": {"sampler": method, "rounds": 4, "batch": 8, "seed": seed, **space}}
+    if method == "pbt":
+        return {"pbt": {"population": TRIALS, "interval": 3, "quantile": 0.25, "seed": seed, **space}}
     brackets = 1 if method == "halving" else 3
     return {"seeds": [0], "random": {"trials": configs_within_budget(brackets), "seed": seed, **space},
             "halving": {"min_epochs": 3, "eta": 3, "brackets": brackets}}
@@ -87,8 +91,12 @@ def run_method(method: str, seed: int) -> dict:
     from jaxopt_lab.sweep import config_sweep, search
 
     cfg = from_dict({**BASE, "sweep": sweep_table(method, seed)})
-    if method == "tpe":
+    if method in ("tpe", "cmaes"):
         result, _ = search.run_config_search(cfg, progress=False)
+    elif method == "pbt":
+        from jaxopt_lab.sweep import pbt
+
+        result, _ = pbt.run_config_pbt(cfg)
     else:
         result = config_sweep.run_sweep(cfg, progress=False)
     rows = result.rows
@@ -96,7 +104,7 @@ def run_method(method: str, seed: int) -> dict:
     best = min(r["best_val_loss"] for r in ok) if ok else math.inf
     computed = sum(int(r.get("epochs_computed", r["epochs_run"])) for r in rows)
     curve = None
-    if method in ("random", "quasirandom", "tpe"):  # best so far, run by run (trial order)
+    if method in ("random", "quasirandom", "tpe", "cmaes"):  # best so far, run by run (trial order)
         spent, so_far, curve = 0, math.inf, []
         for r in rows:
             spent += int(r["epochs_run"])

@@ -222,6 +222,7 @@ def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     _setup_jax(args.devices, x64=cfg.train.precision == "float64")
     from jaxopt_lab.config import ConfigError
     from jaxopt_lab.sweep import search
+    from jaxopt_lab.sweep.runner import SweepInterrupted
 
     try:
         search.check_config(cfg)
@@ -229,6 +230,9 @@ def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
                                                  execution=args.execution)
     except (ConfigError, ValueError, search.MissingOptuna) as e:
         raise BadInput(str(e)) from None
+    except SweepInterrupted:
+        print("search interrupted: the finished rounds are saved; rerun with --resume", file=sys.stderr)
+        return 130
     search.write_config_search(out, result, study, report=not args.no_report)
     import shutil
 
