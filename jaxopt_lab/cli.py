@@ -298,6 +298,63 @@ def _sweep_needs_x64(cfg: Any) -> bool:
     return cfg.train.precision == "float64" or "float64" in config_sweep.swept_values(cfg, "train.precision")
 
 
+def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
+    """`[sweep.adaptive]`: rounds of trials proposed by an Optuna sampler (`jaxopt_lab.sweep.search`)."""
+    unsupported = {"--coordinator": args.coordinator, "--check-vectorization": args.check_vectorization,
+                   "--chunk-size": args.chunk_size is not None, "--lanes": args.lanes is not None}
+    for flag, given in unsupported.items():
+        if given:
+            raise BadInput(f"{flag} does not apply to an adaptive search (sweep.adaptive): each round is one chunk")
+    _setup_jax(args.devices, x64=cfg.train.precision == "float64")
+    from jaxopt_lab.config import ConfigError
+    from jaxopt_lab.sweep import search
+    from jaxopt_lab.sweep.runner import SweepInterrupted
+
+    try:
+        search.check_config(cfg)
+        result, study = search.run_config_search(cfg, record_dir=out / "checkpoints" / "search", resume=args.resume,
+                                                 execution=args.execution)
+    except (ConfigError, ValueError, search.MissingOptuna) as e:
+        raise BadInput(str(e)) from None
+    except SweepInterrupted:
+        print("search interrupted: the finished rounds are saved; rerun with --resume", file=sys.stderr)
+        return 130
+    search.write_config_search(out, result, study, report=not args.no_report)
+    import shutil
+
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    best = result.extra_summary["search"]["best_trial"]
+    print(f"wrote {out}  ({len(study.trials)} trials in {study.opts.rounds} rounds, "
+          f"{result.stats.compilations} compilation(s); best {study.opts.objective} = "
+          f"{_fmt(best['value']) if best else '-'})")
+    return EXIT_OK
+
+
+def _sweep_pbt(args: argparse.Namespace, cfg: Any, out: Path) -> int:
+    """`[sweep.pbt]`: population-based training in one compiled program (`jaxopt_lab.sweep.pbt`)."""
+    unsupported = {"--coordinator": args.coordinator, "--check-vectorization": args.check_vectorization,
+                   "--chunk-size": args.chunk_size is not None, "--lanes": args.lanes is not None}
+    for flag, given in unsupported.items():
+        if given:
+            raise BadInput(f"{flag} does not apply to population-based training (sweep.pbt)")
+    _setup_jax(args.devices, x64=cfg.train.precision == "float64")
+    from jaxopt_lab.config import ConfigError
+    from jaxopt_lab.sweep import pbt
+
+    try:
+        pbt.check_config(cfg)
+        result, res = pbt.run_config_pbt(cfg, checkpoint_dir=out / "checkpoints" / "pbt", resume=args.resume)
+    except (ConfigError, ValueError) as e:
+        raise BadInput(str(e)) from None
+    pbt.write_config_pbt(out, result, res, report=not args.no_report)
+    import shutil
+
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    print(f"wrote {out}  ({len(result.rows)} members, {len(res.epochs)} exploit steps, "
+          f"{res.compilations} compilation(s))")
+    return EXIT_OK
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from jaxopt_lab import _io
 
@@ -315,6 +372,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     coordinator = _check_process_args(args)
     if getattr(args, "protocol", None) is not None or (cfg.sweep or {}).get("protocol") is not None:
         return _sweep_protocol(args, cfg, out)
+    if "adaptive" in (cfg.sweep or {}):
+        return _sweep_adaptive(args, cfg, out)
+    if "pbt" in (cfg.sweep or {}):
+        return _sweep_pbt(args, cfg, out)
     _check_vectorization_args(args)
     from jaxopt_lab import distributed
 

@@ -12,6 +12,7 @@ from jaxopt_lab.config import Config, ConfigError, DataConfig, ModelConfig, Opti
 from jaxopt_lab.protocols import choi, profiles
 from jaxopt_lab.sweep import config_sweep
 from jaxopt_lab.sweep import results as results_mod
+from jaxopt_lab.sweep import space as S
 
 BASE = Config(
     data=DataConfig(dataset="moons", n_samples=200, noise=0.2, random_state=1, val_fraction=0.25),
@@ -133,6 +134,12 @@ def test_choi_tunes_every_hyperparameter_and_checks_the_hierarchy(tmp_path_facto
         assert 1e-4 * 0.999 <= 1 - r["optimizer.b2"] <= 1e-1 * 1.001
         assert 1e-10 <= r["optimizer.eps"] <= 1.0
     assert len({r["optimizer.b1"] for r in adam}) > 1
+    # Quasi-random by default: the trials are the scrambled Halton points of the space seed (0).
+    dists = {f"optimizer.{k}": S.DISTRIBUTIONS[d](*a) for k, spec in choi.SPACES["adam"].items()
+             for d, a in spec.items()}
+    want = S.quasirandom(6, 0, dists)
+    for key in dists:
+        assert [r[key] for r in adam] == pytest.approx(want.values(key), rel=1e-12), key
     assert "optimizer.momentum" in _rows(out / "tuning" / "momentum" / "runs.csv")[0]
     spaces = _csv(out / "search_spaces.csv")
     assert {"optimizer": "adam", "hyperparameter": "1 - b1", "distribution": "loguniform", "low": "0.001",
@@ -223,6 +230,9 @@ def test_algoperf_median_of_best_trial_and_profiles(tmp_path_factory):
     s0 = _rows(out / "studies" / "moons" / "adam" / "study0" / "runs.csv")
     s1 = _rows(out / "studies" / "moons" / "adam" / "study1" / "runs.csv")
     assert [r["optimizer.learning_rate"] for r in s0] != [r["optimizer.learning_rate"] for r in s1]
+    want = S.quasirandom(3, 1, {"optimizer.learning_rate": S.loguniform(1e-4, 1.0)})  # quasi-random by default
+    assert [r["optimizer.learning_rate"] for r in s1] == pytest.approx(want.values("optimizer.learning_rate"),
+                                                                         rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -2,7 +2,7 @@
 
 AlgoPerf scores a training algorithm by how fast it reaches a fixed validation target on each of
 several workloads. Under its external-tuning ruleset, each algorithm gets several independent
-*studies*; a study is a random search of a fixed number of trials, and its score is its fastest
+*studies*; a study is a (quasi-)random search of a fixed number of trials, and its score is its fastest
 trial's time to the target. The algorithm's score on a workload is the median over studies
 (infinite when the target is not reached), and the scores across workloads are summarized by
 performance profiles (Dolan & Moré 2002) and their normalized area up to ratio 4, the benchmark
@@ -31,7 +31,7 @@ from jaxopt_lab.report import Section
 from jaxopt_lab.sweep import config_sweep
 
 NAME = "algoperf"
-TITLE = "AlgoPerf: time to target, studies of random search, performance profiles"
+TITLE = "AlgoPerf: time to target, studies of quasi-random search, performance profiles"
 CITATION = ("G. E. Dahl, F. Schneider, Z. Nado, N. Agarwal, C. S. Sastry, P. Hennig, S. Medapati, R. Eschenhagen, "
             "P. Kasimbeg, D. Suo, J. Bae, J. Gilmer, A. L. Peirson, B. Khan, R. Anil, M. Rabbat, S. Krishnan, "
             "D. Snider, E. Amid, K. Chen, C. J. Maddison, R. Vasudev, M. Badura, A. Garg, P. Mattson. "
@@ -66,8 +66,10 @@ OPTIONS = {
     "problems": Option("list", DEFAULT_PROBLEMS, "problems: tables with name, data/model/train overrides of the "
                        "base config, target_metric and target_value (default: moons, circles, digits)"),
     "studies": Option("int", 5, "independent studies per optimizer and problem (AlgoPerf: 5)", low=1, high=1000),
-    "trials": Option("int", 20, "random-search trials per study (AlgoPerf's external tuning: 20 at first, "
+    "trials": Option("int", 20, "search trials per study (AlgoPerf's external tuning: 20 at first, "
                      "later 5)", low=1, high=100_000),
+    "search": Option("str", "quasirandom", "how a study draws its trials: quasirandom (a scrambled Halton "
+                     "sequence, AlgoPerf's baselines) or random", choices=("quasirandom", "random")),
     "space": Option("table", {}, "per-optimizer search spaces replacing the default "
                     "{ learning_rate = { loguniform = [1e-4, 1.0] } }"),
     "space_seed": Option("int", 0, "study k draws its trials with seed space_seed + k and trains with seed k",
@@ -154,7 +156,7 @@ def run(p: Prepared, runner: common.SweepRunner, stage: Path) -> tuple[list[Sect
         for opt in names:
             study_scores = []
             for k in range(opts["studies"]):
-                table = {"seeds": [k], "random": common.random_table(p.spaces[opt], opts["trials"],
+                table = {"seeds": [k], opts["search"]: common.random_table(p.spaces[opt], opts["trials"],
                                                                      opts["space_seed"] + k),
                          "target_metric": prob.target_metric, "target_value": prob.target_value}
                 res = runner.run(prob.configs[opt], table, f"studies/{prob.name}/{opt}/study{k}", kind="study",
@@ -186,7 +188,8 @@ def run(p: Prepared, runner: common.SweepRunner, stage: Path) -> tuple[list[Sect
                                   title=f"Performance profiles ({len(p.problems)} problems, median of "
                                         f"{opts['studies']} studies)")
     text = (
-        f"{opts['studies']} studies per optimizer and problem, each a random search of {opts['trials']} trials "
+        f"{opts['studies']} studies per optimizer and problem, each a {opts['search'].replace('quasi', 'quasi-')} "
+        f"search of {opts['trials']} trials "
         f"(study k: space seed {opts['space_seed']} + k, training seed k; folders studies/). Scores are epochs to "
         f"the target, inf when never reached; ratio = score / best score on the problem. Benchmark score = "
         f"area under the profile on [1, {opts['tau_max']:g}] / {opts['tau_max'] - 1:g}: 1 = fastest on every "

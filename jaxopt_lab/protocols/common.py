@@ -555,14 +555,17 @@ class Tuned:
 
 
 def search_and_rerun(runner: SweepRunner, cfg: Config, name: str, space: Mapping[str, Mapping[str, list]], *,
-                     trials: int, space_seed: int, tuning_seed: int, rerun_seeds: int, metric: str) -> Tuned:
-    """Random search of `trials` configurations (one seed), then the best rerun over seeds 0..n-1.
+                     trials: int, space_seed: int, tuning_seed: int, rerun_seeds: int, metric: str,
+                     search: str = "random") -> Tuned:
+    """A search of `trials` configurations (one seed), then the best rerun over seeds 0..n-1.
 
-    Both sweeps share the config and the swept keys, so the rerun reuses the search's program.
+    `search` is the `[sweep]` table the trials come from: ``"random"`` or ``"quasirandom"``
+    (both take the table `random_table` writes). Both sweeps share the config and the swept
+    keys, so the rerun reuses the search's program.
     """
     from jaxopt_lab.sweep import results as results_mod
 
-    table = {"seeds": [tuning_seed], "random": random_table(space, trials, space_seed)}
+    table = {"seeds": [tuning_seed], search: random_table(space, trials, space_seed)}
     tuning = runner.run(cfg, table, f"tuning/{name}", kind="tuning", optimizer=name)
     column, mode, note = resolve_metric(metric, tuning.rows)
     row = results_mod.best_run(tuning.rows, column, mode)

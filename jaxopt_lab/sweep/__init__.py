@@ -4,9 +4,13 @@
     space = sweep.grid({"lr": [1e-3, 1e-2, 1e-1]}) * sweep.seeds(8)
     result = sweep.run(train_fn, space)          # train_fn(key, hparams) -> pytree
     rows = result.table()
+
+Search methods: `grid`, `random` and `quasirandom` spaces (run with `run`), and `optimize`,
+which proposes each round's trials from the results of the earlier ones (`jaxopt_lab.sweep.search`).
 """
 
 from jaxopt_lab.sweep.runner import SweepResult, run, use_cpu_cores
+from jaxopt_lab.sweep.search import optimize
 from jaxopt_lab.sweep.space import (
     Space,
     choice,
@@ -15,7 +19,9 @@ from jaxopt_lab.sweep.space import (
     grid,
     int_loguniform,
     loguniform,
+    one_minus_loguniform,
     product,
+    quasirandom,
     randint,
     random,
     seeds,
@@ -32,7 +38,10 @@ __all__ = [
     "grid",
     "int_loguniform",
     "loguniform",
+    "one_minus_loguniform",
+    "optimize",
     "product",
+    "quasirandom",
     "randint",
     "random",
     "run",

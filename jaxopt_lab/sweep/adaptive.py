@@ -153,10 +153,14 @@ class Halving:
     Attributes:
       min_epochs: epochs of the first rung (>= 1).
       eta: reduction factor (> 1): about ``1/eta`` of the runs reaching a rung pass it.
+      brackets: None for ASHA in refilling lanes (ranked per chunk); an integer ``K >= 1`` for
+        Hyperband's ``K`` most aggressive brackets, each a synchronous successive halving ranked
+        across every chunk of the group (`run_hyperband`; ``K = 1`` is plain synchronous halving).
     """
 
     min_epochs: int
     eta: float = 3.0
+    brackets: int | None = None
 
     def __post_init__(self):
         if isinstance(self.min_epochs, bool) or not isinstance(self.min_epochs, (int, np.integer)) \
@@ -164,6 +168,9 @@ class Halving:
             raise ValueError(f"halving.min_epochs = {self.min_epochs!r} is out of range: valid range is [1, inf)")
         if isinstance(self.eta, bool) or not isinstance(self.eta, (int, float)) or not self.eta > 1:
             raise ValueError(f"halving.eta = {self.eta!r} is out of range: valid range is (1, inf)")
+        b = self.brackets
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1):
+            raise ValueError(f"halving.brackets = {b!r} is out of range: valid range is [1, inf)")
 
     def rungs(self, max_epochs: int) -> tuple[int, ...]:
         """The rung epochs below `max_epochs` (distinct, increasing)."""
@@ -179,16 +186,45 @@ class Halving:
 
     @classmethod
     def from_config(cls, table: Any) -> Halving:
-        """From a config's `[sweep.halving]` table (`min_epochs`, `eta`)."""
+        """From a config's `[sweep.halving]` table (`min_epochs`, `eta`, `brackets`)."""
         if not isinstance(table, Mapping):
             raise ValueError(f"sweep.halving must be a table with min_epochs and eta, not {table!r}")
-        valid = ("min_epochs", "eta")
+        valid = ("min_epochs", "eta", "brackets")
         for key in table:
             if key not in valid:
                 raise ValueError(f"unknown key sweep.halving.{key}; valid keys: {', '.join(valid)}")
         if "min_epochs" not in table:
             raise ValueError("sweep.halving.min_epochs is required: the epochs of the first rung")
-        return cls(min_epochs=table["min_epochs"], eta=table.get("eta", 3.0))
+        return cls(min_epochs=table["min_epochs"], eta=table.get("eta", 3.0), brackets=table.get("brackets"))
+
+    def bracket_rungs(self, max_epochs: int) -> list[tuple[int, ...]]:
+        """The rungs of each of Hyperband's `brackets` brackets, most aggressive first.
+
+        With ``s_max`` = ``len(rungs(max_epochs))``, bracket ``s`` (``s_max, s_max - 1, ...``) starts
+        its runs at rung ``s_max - s`` and halves at the ``s`` rungs from there (bracket 0 trains every
+        run for the whole budget: random search). Li et al. 2018, "Hyperband: A Novel Bandit-Based
+        Approach to Hyperparameter Optimization" (JMLR).
+        """
+        rungs = self.rungs(max_epochs)
+        k = 1 if self.brackets is None else int(self.brackets)
+        if k > len(rungs) + 1:
+            raise ValueError(f"halving.brackets = {k} is out of range for {max_epochs} epochs: the rungs "
+                             f"{list(rungs)} allow at most {len(rungs) + 1} brackets")
+        return [rungs[len(rungs) - s:] for s in range(len(rungs), len(rungs) - k, -1)]
+
+    def bracket_sizes(self, n_configs: int, max_epochs: int) -> list[int]:
+        """Configurations per bracket: Hyperband's ``n_s`` proportional to ``eta**s / (s + 1)`` (its
+        brackets then spend about the same epochs each), split by largest remainders, at least one each."""
+        rungs = self.bracket_rungs(max_epochs)
+        k = len(rungs)
+        if n_configs < k:
+            raise ValueError(f"halving.brackets = {k} needs at least {k} configurations; the sweep has {n_configs}")
+        w = np.asarray([self.eta ** len(r) / (len(r) + 1) for r in rungs], np.float64)
+        extra = (n_configs - k) * w / w.sum()
+        sizes = 1 + np.floor(extra).astype(int)
+        order = np.argsort(-(extra - np.floor(extra)), kind="stable")
+        sizes[order[: n_configs - int(sizes.sum())]] += 1
+        return [int(x) for x in sizes]
 
 
 #: Extra outputs of every run executed by `refill_shard`.
@@ -423,3 +459,183 @@ def default_lanes(queue_size: int, n_devices: int) -> int:
     else:
         want = queue_size
     return max(n_devices, math.ceil(want / n_devices) * n_devices)
+
+
+# ----------------------------------------------------------------------------- Hyperband
+
+
+class BracketInfo(NamedTuple):
+    """Per run of `run_hyperband`. Fields:
+      halted: stopped by a rung of its bracket.
+      rungs_passed: rungs of its bracket it was promoted past.
+      bracket: Hyperband's ``s`` of its bracket (its number of rungs).
+      epochs_computed: epochs trained for it, counting the retraining of each stage.
+    """
+
+    halted: bool
+    rungs_passed: int
+    bracket: int
+    epochs_computed: int
+
+
+UNTIL_KEY = "__until__"
+
+
+def stage_fn(stepper: Stepper) -> Callable[[Array, Mapping[str, Array]], PyTree]:
+    """`fn(seed, hparams)`: the run trained until it finishes or reaches ``hparams[UNTIL_KEY]`` epochs
+    (traced, so one program serves every rung), with the monitored loss, epoch and finished flag."""
+
+    def fn(seed, hp, *data):
+        st = bind_data(stepper, *data)
+        until = jnp.asarray(hp[UNTIL_KEY]).astype(jnp.int32)
+        h = {k: v for k, v in hp.items() if k != UNTIL_KEY}
+        state = st.init(seed, h)
+        state = jax.lax.while_loop(lambda s: ~st.finished(s, h) & (st.epoch(s) < until),
+                                   lambda s: st.step(s, h), state)
+        return {"out": st.finalize(state, h), "monitor": st.monitor(state),
+                "epoch": st.epoch(state), "finished": st.finished(state, h)}
+
+    return fn
+
+
+def rung_survivors(runs: Sequence[int], losses: Sequence[float], eta: float) -> set[int]:
+    """The runs that pass a rung: the best ``ceil(n / eta)`` of the `n` that reached it (NaN as +inf,
+    ties to the lower run index) -- the rule of `_stopped_at_rung`, over every run at once."""
+    key = [(math.inf if not math.isfinite(v) else v, i) for v, i in zip(losses, runs, strict=True)]
+    keep = math.ceil(len(runs) / eta)
+    return {i for _, i in sorted(key)[:keep]}
+
+
+def run_hyperband(groups: Sequence[Any], n_runs: int, halving: Halving, config_of: Sequence[int], *,
+                  chunk_size: int | None = None, execution: str = "auto", devices: Sequence[Any] | None = None,
+                  progress: bool | None = None, checkpoint_dir: Any = None, resume: bool = False,
+                  fingerprint: str = "") -> tuple[list[Any], Any]:
+    """Hyperband over the runs of `groups` (runner `Group`s with a `Stepper`); returns per-run
+    ``(outputs, BracketInfo)`` and the summed `ExecutionStats`.
+
+    Per group, its configurations (runs sharing ``config_of[run]``: a configuration's seeds stay
+    together) are split in order into the brackets of `Halving.bracket_sizes`. Each bracket is
+    synchronous successive halving: every run still in it trains to the next rung (from scratch: the
+    runner's programs take seeds and hyperparameters only, so each stage retrains, which costs up to
+    ``1 + 1/(eta - 1)`` times the epochs of continuing; `BracketInfo.epochs_computed` counts them),
+    the runs that reached the rung are ranked together, across every chunk, and the best
+    ``ceil(n / eta)`` go on. A run that stops early is done where it stopped; a halted run's outputs are
+    those of the run alone trained for the rung's epochs, a promoted one's of the full run. The
+    decisions therefore do not depend on the chunk size, the lanes or the device count.
+
+    Every stage of every bracket runs through one compiled program per group: the rung epoch is a
+    traced argument and each stage is padded, with runs that train for 0 epochs, to whole chunks of
+    one shape.
+
+    With `checkpoint_dir` every stage's outputs are saved atomically as it ends; `resume` loads the
+    stages found there (they must carry the same `fingerprint`) instead of running them, and ends
+    with the same results as an uninterrupted run, since every decision follows from the outputs.
+    """
+    from pathlib import Path
+
+    from jaxopt_lab.sweep import runner
+
+    stats = runner.ExecutionStats(runs=n_runs)
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not resume and any(folder.glob("hyperband_*.ckpt")):
+            raise ValueError(f"{folder} holds the stages of an earlier Hyperband sweep: resume it, or remove it")
+    outputs: list[Any] = [None] * n_runs
+    for gi, g in enumerate(groups):
+        if g.stepper is None:
+            raise ValueError("Hyperband needs runs split into epochs (a Stepper)")
+        max_epochs = g.stepper.max_epochs
+        idx = [int(i) for i in g.indices]
+        pos = {run: j for j, run in enumerate(idx)}
+        configs: list[list[int]] = []
+        for run in idx:
+            if configs and config_of[configs[-1][-1]] == config_of[run]:
+                configs[-1].append(run)
+            else:
+                configs.append([run])
+        sizes = halving.bracket_sizes(len(configs), max_epochs)
+        rungs_of = halving.bracket_rungs(max_epochs)
+        fn = stage_fn(g.stepper)
+        n_dev = len(devices) if devices is not None else len(jax.local_devices())
+        size = int(chunk_size) if chunk_size is not None else min(len(idx), 256)
+        size = max(n_dev, math.ceil(size / n_dev) * n_dev)
+
+        def stage(runs: list[int], until: int, g=g, gi=gi, fn=fn, pos=pos, size=size) -> dict[int, Any]:
+            path = folder / f"hyperband_g{gi:03d}_until{until:05d}_first{runs[0]:07d}.ckpt" if folder else None
+            meta = {"fingerprint": fingerprint, "runs": [int(r) for r in runs], "until": int(until)}
+            return _cached_stage(path, meta, resume, lambda: _run_stage(
+                g, fn, pos, size, runs, until, stats, execution=execution, devices=devices, progress=progress))
+
+        start = 0
+        for rungs, n_cfg in zip(rungs_of, sizes, strict=True):
+            bracket_runs = [r for c in configs[start:start + n_cfg] for r in c]
+            start += n_cfg
+            alive, passed = list(bracket_runs), dict.fromkeys(bracket_runs, 0)
+            computed = dict.fromkeys(bracket_runs, 0)
+            for k, r_epochs in enumerate(rungs):
+                res = stage(alive, r_epochs)
+                reached = []
+                for run in alive:
+                    o = res[run]
+                    computed[run] += int(o["epoch"])
+                    if bool(o["finished"]) or int(o["epoch"]) < r_epochs:
+                        outputs[run] = (o["out"], BracketInfo(False, k, len(rungs), computed[run]))
+                    else:
+                        reached.append(run)
+                keep = rung_survivors(reached, [float(res[run]["monitor"]) for run in reached], halving.eta)
+                for run in reached:
+                    if run not in keep:
+                        outputs[run] = (res[run]["out"], BracketInfo(True, k, len(rungs), computed[run]))
+                alive = [run for run in reached if run in keep]
+                for run in alive:
+                    passed[run] = k + 1
+            if alive:
+                res = stage(alive, max_epochs)
+                for run in alive:
+                    computed[run] += int(res[run]["epoch"])
+                    outputs[run] = (res[run]["out"], BracketInfo(False, passed[run], len(rungs), computed[run]))
+    return outputs, stats
+
+
+def _run_stage(g: Any, fn: Callable, pos: Mapping[int, int], size: int, runs: list[int], until: int, stats: Any, *,
+               execution: str, devices: Sequence[Any] | None, progress: bool | None) -> dict[int, Any]:
+    """One stage of a bracket: `runs` trained to `until` epochs, padded to whole chunks of `size` with
+    runs that train 0 epochs (one program shape for every stage); adds to `stats`."""
+    from jaxopt_lab.sweep import runner
+
+    n = math.ceil(len(runs) / size) * size
+    padded = runs + [runs[0]] * (n - len(runs))
+    hp = {k: np.asarray([g.hparams[k][pos[r]] for r in padded]) for k in g.hparams}
+    hp[UNTIL_KEY] = np.asarray([until] * len(runs) + [0] * (n - len(runs)), np.float64)
+    sub = runner.Group(fn=fn, indices=np.arange(n), seeds=np.asarray([g.seeds[pos[r]] for r in padded]),
+                       hparams=hp, label=g.label, cache_key=("hyperband-stage", g.cache_key or id(g.fn)),
+                       data=g.data if g.stepper.takes_data else None)
+    outs, st = runner.execute([sub], n, chunk_size=size, execution=execution, devices=devices, progress=progress)
+    stats.devices, stats.execution = st.devices, st.execution
+    stats.wall_seconds += st.wall_seconds
+    stats.compile_seconds += st.compile_seconds
+    stats.chunks += st.chunks
+    stats.compilations += st.compilations
+    return {r: outs[j] for j, r in enumerate(runs)}
+
+
+def _cached_stage(path: Any, meta: Mapping[str, Any], resume: bool, run: Callable[[], dict[int, Any]]
+                  ) -> dict[int, Any]:
+    """A stage's per-run outputs: loaded from `path` when resuming and it holds this stage (same
+    fingerprint and runs), else computed by `run()` and saved to `path` (atomically)."""
+    from jaxopt_lab import checkpoint
+
+    runs = list(meta["runs"])
+    if path is not None and resume and path.exists():
+        saved = checkpoint.load_metadata(path)
+        if saved.get("fingerprint") != meta["fingerprint"] or saved.get("runs") != runs:
+            raise ValueError(f"--resume: the stage saved in {path} belongs to another sweep; remove it")
+        tree, _ = checkpoint.load(path)
+        return {r: jax.tree.map(lambda a, j=j: np.asarray(a)[j], tree) for j, r in enumerate(runs)}
+    out = run()
+    if path is not None:
+        from jaxopt_lab.sweep import runner
+
+        checkpoint.save(path, runner.stack_outputs([out[r] for r in runs]), dict(meta))
+    return out

@@ -39,8 +39,10 @@ METRIC_COLUMNS = RESULT_COLUMNS
 #: (`[sweep.log]`, `jaxopt_lab.sweep.tracking`).
 SWEEP_OPTIONS = (
     "chunk_size", "target_metric", "target_value", "refill", "lanes", "halving", "protocol", "protocol_options",
-    "log",
+    "log", "adaptive", "pbt",
 )
+#: Parts of `[sweep]` that choose the runs themselves: an adaptive search proposes its own.
+_SPACE_PARTS = ("grid", "random", "quasirandom")
 TARGET_METRICS = {"val_accuracy": "max", "train_accuracy": "max", "val_loss": "min", "train_loss": "min"}
 
 
@@ -119,6 +121,17 @@ def space_of(cfg: Config) -> space_mod.Space:
         sp = space_mod.from_config(cfg.sweep, other_keys=SWEEP_OPTIONS)
     except ValueError as e:
         raise ConfigError(f"sweep: {e}") from None
+    for method in ("adaptive", "pbt"):
+        given = [k for k in _SPACE_PARTS if k in cfg.sweep]
+        if method in cfg.sweep and given:
+            raise ConfigError(f"sweep.{given[0]} cannot go with sweep.{method}: it chooses the configurations "
+                              f"itself (its distributions go under [sweep.{method}.SECTION])")
+    check_space_keys(cfg, sp)
+    return sp
+
+
+def check_space_keys(cfg: Config, sp: space_mod.Space) -> None:
+    """Every key of `sp` must be a config key (or ``seed``); `ConfigError` names the first that is not."""
     sweepable = sweepable_keys(cfg)
     for key in sp.keys:
         if key == "seed":
@@ -130,7 +143,6 @@ def space_of(cfg: Config) -> space_mod.Space:
                 f"sweep key {key!r} is not a config key{config_mod.closest(key, valid)}; valid keys: "
                 + ", ".join(valid)
             )
-    return sp
 
 
 def sweepable_keys(cfg: Config) -> set[str]:
@@ -235,7 +247,8 @@ def adaptive_options(cfg: Config) -> tuple[bool, int | None, adaptive.Halving | 
             halving = adaptive.Halving.from_config(cfg.sweep["halving"])
         except ValueError as e:
             raise ConfigError(str(e)) from None
-    return refill or halving is not None, lanes, halving
+    # ASHA (no brackets) runs in refilling lanes; Hyperband's brackets run synchronous stages.
+    return refill or (halving is not None and halving.brackets is None), lanes, halving
 
 
 @dataclasses.dataclass
@@ -249,11 +262,21 @@ class ConfigSweep:
     swept_keys: list[str]
 
 
-def plan(cfg: Config) -> ConfigSweep:
-    """Expand and check every run of `cfg`'s sweep before anything is compiled."""
-    sp = space_of(cfg)
+def plan(cfg: Config, space: space_mod.Space | None = None) -> ConfigSweep:
+    """Expand and check every run of `cfg`'s sweep (or of `space`, runs chosen elsewhere, such as an
+    adaptive search's round) before anything is compiled."""
+    if space is None:
+        sp = space_of(cfg)
+    else:
+        sp = space
+        check_space_keys(cfg, sp)
     _target(cfg)
-    adaptive_options(cfg)
+    _, _, halving = adaptive_options(cfg)
+    if halving is not None and halving.brackets is not None:
+        try:
+            halving.bracket_rungs(cfg.train.epochs)
+        except ValueError as e:
+            raise ConfigError(f"sweep.{e}") from None
     tracking.options(cfg.sweep)
     if "protocol_options" in cfg.sweep and "protocol" not in cfg.sweep:
         raise ConfigError("sweep.protocol_options is set but sweep.protocol is not: name the protocol "
@@ -367,6 +390,8 @@ class ConfigSweepResult:
     rows: list[dict[str, Any]]
     histories: dict[str, np.ndarray]
     stats: runner.ExecutionStats
+    #: More entries for summary.json (e.g. an adaptive search's), merged over the usual ones.
+    extra_summary: dict[str, Any] | None = None
 
 
 def run_sweep(
@@ -393,6 +418,9 @@ def run_sweep(
     refill, cfg_lanes, halving = adaptive_options(cfg)
     if execution == "auto" and refill:
         execution = "refill"
+    if halving is not None and halving.brackets is not None:
+        return _run_hyperband(cfg, sp, halving, chunk=chunk, execution=execution, devices=devices,
+                              progress=progress, resume=resume, checkpoint_dir=checkpoint_dir)
     if halving is not None and execution != "refill":
         raise ConfigError(f"sweep.halving needs lanes that take new runs: execution {execution!r} cannot halve; "
                           "use execution 'auto' or 'refill'")
@@ -434,6 +462,46 @@ def run_sweep(
     return ConfigSweepResult(plan=sp, rows=rows, histories=dict(stacked["history"]), stats=stats)
 
 
+def _run_hyperband(cfg: Config, sp: ConfigSweep, halving: adaptive.Halving, *, chunk: int | None, execution: str,
+                   devices: Sequence[Any] | None, progress: bool | None, resume: bool,
+                   checkpoint_dir: Any = None) -> ConfigSweepResult:
+    """`[sweep.halving] brackets = K`: Hyperband's brackets of synchronous halving (`adaptive.run_hyperband`)."""
+    if execution == "refill":
+        raise ConfigError("sweep.halving.brackets runs synchronous stages ranked across chunks: use execution "
+                          "'auto', 'map' or 'vmap', not 'refill'")
+    ids: dict[str, int] = {}
+    config_of = [ids.setdefault(json.dumps([p[k] for k in sp.swept_keys], default=str), len(ids)) for p in sp.points]
+    try:
+        import hashlib
+
+        fingerprint = hashlib.sha256(json.dumps([to_dict(cfg), chunk, execution], sort_keys=True,
+                                                default=str).encode()).hexdigest()
+        outputs, stats = adaptive.run_hyperband(sp.groups, len(sp.points), halving, config_of, chunk_size=chunk,
+                                                execution=execution, devices=devices, progress=progress,
+                                                checkpoint_dir=checkpoint_dir, resume=resume, fingerprint=fingerprint)
+    except ValueError as e:
+        raise ConfigError(f"sweep.{e}" if str(e).startswith("halving.") else str(e)) from None
+    stacked = runner.stack_outputs([o[0] for o in outputs])
+    rows = []
+    for i, p in enumerate(sp.points):
+        row: dict[str, Any] = {"run": i, **{k: p[k] for k in sp.swept_keys}, "seed": p["seed"]}
+        for name, arr in stacked["metrics"].items():
+            row[name] = _cell(name, arr[i])
+        info = outputs[i][1]
+        row.update(halted=bool(info.halted), rungs_passed=int(info.rungs_passed), bracket=int(info.bracket),
+                   epochs_computed=int(info.epochs_computed))
+        rows.append(row)
+    target = _target(cfg)
+    if target is not None:
+        from jaxopt_lab.sweep import results as results_mod
+
+        metric, value, mode = target
+        epochs = results_mod.steps_to_target(stacked["history"][metric], value, mode)
+        for row, e in zip(rows, np.atleast_1d(epochs), strict=True):
+            row["epochs_to_target"] = float(e)
+    return ConfigSweepResult(plan=sp, rows=rows, histories=dict(stacked["history"]), stats=stats)
+
+
 def _cell(name: str, value: Any) -> Any:
     v = np.asarray(value).item()
     if name == "diverged":
@@ -460,13 +528,14 @@ def best_row(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 
 def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: bool = True,
-                  drop: Sequence[str] = ()) -> Path:
+                  drop: Sequence[str] = (), extra: Any = None) -> Path:
     """Write runs.csv, summary.json, config.json, histories.npz (and the report) atomically into `out`.
 
     Everything is written into a staging folder beside `out` first and published
     all at once (`results.staged_folder`), so a crash never leaves half-written
     results and nothing the user keeps in `out` is replaced; `drop` names entries
     jaxopt_lab wrote that go with the publish (the sweep's ``checkpoints``).
+    `extra(folder)` writes a search method's own records (such as trials.csv) there too.
     """
     from jaxopt_lab.sweep import results as results_mod
 
@@ -483,6 +552,8 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
         results_mod.write_summary_json(tmp / "summary.json", summary)
         # The config the runs came from, so the folder can be analysed and re-reported alone.
         results_mod.write_summary_json(tmp / "config.json", to_dict(result.plan.config))
+        if extra is not None:
+            extra(tmp)
         if report:
             from jaxopt_lab.sweep import report as report_mod
 
@@ -528,6 +599,7 @@ def summary_of(result: ConfigSweepResult) -> dict[str, Any]:
         "swept_keys": result.plan.swept_keys,
         "best": None if best is None else {"run": best["run"], "config": best_cfg,
                                            "metrics": {k: best.get(k) for k in METRIC_COLUMNS}},
+        **(result.extra_summary or {}),
     }
 
 
@@ -537,6 +609,8 @@ def halving_summary(result: ConfigSweepResult) -> dict[str, Any]:
     is `runs x train.epochs`)."""
     _, _, halving = adaptive_options(result.plan.config)
     epochs = result.plan.config.train.epochs
+    if halving.brackets is not None:
+        return hyperband_summary(result, halving)
     rungs = halving.rungs(epochs)
     rows = result.rows
     per_rung = []
@@ -549,4 +623,27 @@ def halving_summary(result: ConfigSweepResult) -> dict[str, Any]:
         "min_epochs": halving.min_epochs, "eta": halving.eta, "rungs": list(rungs), "per_rung": per_rung,
         "promoted_to_last_rung": finalists, "halted": sum(bool(row["halted"]) for row in rows),
         "epochs_spent": sum(int(row["epochs_run"]) for row in rows), "epochs_without_halving": len(rows) * epochs,
+    }
+
+
+def hyperband_summary(result: ConfigSweepResult, halving: adaptive.Halving) -> dict[str, Any]:
+    """What Hyperband did, bracket by bracket: its rungs, configurations and runs, how many runs reached
+    and passed each rung, the epochs the runs' results stand for (`epochs_run`) and the epochs computed
+    (each stage retrains its runs from the start), against `runs x train.epochs` without halving."""
+    epochs = result.plan.config.train.epochs
+    brackets = []
+    for rungs in halving.bracket_rungs(epochs):
+        rows = [r for r in result.rows if r["bracket"] == len(rungs)]
+        per_rung = [{"rung": k, "epoch": e, "reached": sum(r["rungs_passed"] > k or
+                                                           (r["rungs_passed"] == k and r["halted"]) for r in rows),
+                     "passed": sum(r["rungs_passed"] > k for r in rows)} for k, e in enumerate(rungs)]
+        brackets.append({"s": len(rungs), "rungs": list(rungs), "runs": len(rows), "per_rung": per_rung,
+                         "epochs_run": sum(int(r["epochs_run"]) for r in rows),
+                         "epochs_computed": sum(int(r["epochs_computed"]) for r in rows)})
+    rows = result.rows
+    return {
+        "method": "hyperband", "min_epochs": halving.min_epochs, "eta": halving.eta, "brackets": brackets,
+        "halted": sum(bool(r["halted"]) for r in rows),
+        "epochs_spent": sum(int(r["epochs_computed"]) for r in rows),
+        "epochs_run": sum(int(r["epochs_run"]) for r in rows), "epochs_without_halving": len(rows) * epochs,
     }

@@ -674,7 +674,8 @@ def run(
     ``execution="refill"`` (or `halving`, an `adaptive.Halving`) needs `train_fn` split
     into epochs: a trainer from `make_train` or an `adaptive.Stepper`. Finished runs'
     lanes then take the next runs (`lanes` of them per chunk), and halving stops the
-    worst runs at its rungs.
+    worst runs at its rungs. A `halving` with ``brackets`` runs Hyperband instead
+    (`adaptive.run_hyperband`; `lane_info` is then `adaptive.BracketInfo` per run).
     """
     points = _points(space)
     if not points:
@@ -714,6 +715,19 @@ def run(
             label=label, cache_key=(id(train_fn), json.dumps(label, sort_keys=True, default=str)),
             stepper=stepper, data=_data_of(train_fn), updates_per_epoch=_updates_of(train_fn),
         ))
+    if halving is not None and getattr(halving, "brackets", None) is not None:
+        from jaxopt_lab.sweep import adaptive
+
+        # Hyperband: synchronous stages ranked across chunks (a configuration = runs sharing every value but seed).
+        ids: dict[str, int] = {}
+        config_of = [ids.setdefault(json.dumps({k: v for k, v in p.items() if k != "seed"}, sort_keys=True,
+                                               default=str), len(ids)) for p in points]
+        outputs, stats = adaptive.run_hyperband(groups, len(points), halving, config_of, chunk_size=chunk_size,
+                                                execution="auto" if execution == "refill" else execution,
+                                                devices=devices, progress=progress)
+        info = stack_outputs([o[1] for o in outputs])
+        return SweepResult(points=points, outputs=stack_outputs([o[0] for o in outputs]), stats=stats,
+                           keys=tuple(points[0]), lane_info=info)
     ckpt = Path(out) / "checkpoints" if out is not None else None
     outputs, stats = execute(
         groups, len(points), chunk_size=chunk_size, execution=execution, map_batch_size=map_batch_size,

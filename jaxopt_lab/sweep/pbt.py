@@ -1,0 +1,445 @@
+"""Population-based training inside one compiled program (Jaderberg et al. 2017, "Population Based
+Training of Neural Networks").
+
+A population of ``population`` runs trains side by side (`jax.vmap` over the members). Every
+``interval`` epochs the members are ranked by their monitored loss (validation loss, else training
+loss; a diverged member ranks last) and the worst ``quantile`` of them *exploit*: each copies the
+whole training state (parameters, optimizer state, early-stopping records, history, data-order key)
+and the hyperparameters of a member drawn uniformly from the best ``quantile`` (truncation
+selection). Then they *explore*: each evolving hyperparameter is resampled from its distribution
+with probability ``resample_probability``, otherwise multiplied by a factor drawn from ``perturb``
+(for ``one_minus_loguniform`` keys the factor scales ``1 - x``), and clipped to the distribution's
+range. The initial hyperparameters are a quasi-random draw (`space.quasirandom`) of the
+distributions; member ``i`` trains with seed ``i``.
+
+The hyperparameters are traced values that every epoch reads afresh (the trainer builds its
+optimizer from them each epoch), so changing them mid-run is exact: a member's trajectory equals a
+single run fed the same hyperparameter schedule and the same copied states
+(`tests/test_pbt.py` replays the recorded schedule run by run). The whole schedule -- every
+interval, exploit and explore step -- runs through three compiled programs (start, one exploit
+step with the epoch as a traced argument, finish): the same three however many exploit steps
+there are. The population is saved after every step (`run_pbt`'s `checkpoint_dir`), so a run
+killed mid-way resumes to the same results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_lab.sweep import adaptive
+from jaxopt_lab.sweep import space as space_mod
+
+#: Keys of ``[sweep.pbt]`` besides its distribution sections.
+PBT_KEYS = ("population", "interval", "quantile", "perturb", "resample_probability", "keys", "seed")
+#: Distributions PBT can perturb and resample inside the program (continuous ones).
+PBT_DISTRIBUTIONS = ("uniform", "loguniform", "one_minus_loguniform")
+
+
+@dataclasses.dataclass(frozen=True)
+class PBTOptions:
+    """The options of a PBT run, checked.
+
+    Attributes:
+      population: members (>= 2).
+      interval: epochs between exploit steps (>= 1).
+      quantile: fraction of the population replaced at each step, in (0, 0.5].
+      perturb: factors an explored hyperparameter is multiplied by (one drawn uniformly).
+      resample_probability: probability of resampling instead of perturbing, in [0, 1].
+      keys: the hyperparameters that evolve (default: every distribution's key).
+      seed: seed of the initial draw, the selection and the exploration.
+    """
+
+    population: int = 8
+    interval: int = 2
+    quantile: float = 0.25
+    perturb: tuple[float, ...] = (0.8, 1.2)
+    resample_probability: float = 0.25
+    keys: tuple[str, ...] | None = None
+    seed: int = 0
+
+    def __post_init__(self):
+        w = "sweep.pbt"
+        for name, low in (("population", 2), ("interval", 1), ("seed", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{w}.{name} = {v!r} is out of range: valid range is [{low}, inf)")
+        q = self.quantile
+        if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q <= 0.5:
+            raise ValueError(f"{w}.quantile = {q!r} is out of range: valid range is (0, 0.5]")
+        p = self.resample_probability
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"{w}.resample_probability = {p!r} is out of range: valid range is [0, 1]")
+        f = self.perturb
+        if (not isinstance(f, (list, tuple)) or not f or any(isinstance(x, bool) or not isinstance(x, (int, float))
+                                                              or not x > 0 or not math.isfinite(x) for x in f)):
+            raise ValueError(f"{w}.perturb = {f!r} must be a non-empty list of positive factors, e.g. [0.8, 1.2]")
+        if self.keys is not None and (not isinstance(self.keys, (list, tuple)) or not self.keys
+                                      or not all(isinstance(k, str) for k in self.keys)):
+            raise ValueError(f"{w}.keys = {self.keys!r} must be a non-empty list of keys")
+
+    @property
+    def n_replaced(self) -> int:
+        """Members replaced at each exploit step: ``ceil(quantile * population)``, at most half."""
+        return max(1, min(self.population // 2, math.ceil(self.quantile * self.population)))
+
+    @classmethod
+    def from_table(cls, table: Any) -> tuple[PBTOptions, dict[str, space_mod.Distribution]]:
+        """The options and distributions of a config's ``[sweep.pbt]`` table."""
+        if not isinstance(table, Mapping):
+            raise ValueError(f"sweep.pbt must be a table with {', '.join(PBT_KEYS)} and distribution sections, "
+                             f"not {table!r}")
+        for key, value in table.items():
+            if key not in PBT_KEYS and not isinstance(value, Mapping):
+                raise ValueError(f"unknown key sweep.pbt.{key}{space_mod._closest(key, PBT_KEYS)}; valid keys: "
+                                 f"{', '.join(PBT_KEYS)} and distribution sections such as [sweep.pbt.optimizer]")
+        kw = {k: table[k] for k in PBT_KEYS if k in table}
+        for name in ("perturb", "keys"):
+            if isinstance(kw.get(name), list):
+                kw[name] = tuple(kw[name])
+        opts = cls(**kw)
+        dists = space_mod.search_distributions(table, "sweep.pbt", PBT_KEYS)
+        check_dists(opts, dists)
+        return opts, dists
+
+
+def check_dists(opts: PBTOptions, dists: Mapping[str, space_mod.Distribution]) -> None:
+    """Evolving keys need a continuous distribution each; `ValueError` names the key."""
+    for key in opts.keys or ():
+        if key not in dists:
+            raise ValueError(f"sweep.pbt.keys: {key!r} has no distribution{space_mod._closest(key, dists)}; give "
+                             f"it one under [sweep.pbt.SECTION] (distributions: {', '.join(dists)})")
+    for key, d in dists.items():
+        if d.name not in PBT_DISTRIBUTIONS:
+            raise ValueError(f"sweep.pbt.{key}: PBT perturbs continuous hyperparameters; {d.name} is not one of "
+                             f"{', '.join(PBT_DISTRIBUTIONS)}")
+
+
+def _from_unit(dist: space_mod.Distribution, u: jax.Array) -> jax.Array:
+    """`Distribution.from_unit` in JAX, for the continuous distributions."""
+    low, high = dist.args
+    if dist.name == "uniform":
+        return low + (high - low) * u
+    x = jnp.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+    return 1.0 - x if dist.name == "one_minus_loguniform" else x
+
+
+def _perturbed(dist: space_mod.Distribution, value: jax.Array, factor: jax.Array) -> jax.Array:
+    """`value` scaled by `factor` in its distribution's natural variable, clipped to the range."""
+    low, high = dist.args
+    if dist.name == "one_minus_loguniform":
+        return 1.0 - jnp.clip((1.0 - value) * factor, low, high)
+    return jnp.clip(value * factor, low, high)
+
+
+def exploit_explore(opts: PBTOptions, dists: Mapping[str, space_mod.Distribution], evolve: Sequence[str],
+                    score: jax.Array, hp: Mapping[str, jax.Array], key: jax.Array
+                    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """One PBT step on the population: ``(source of each member, new hyperparameters)``.
+
+    `score`: each member's monitored loss (lower is better; NaN counts as +inf). The worst
+    `n_replaced` members take the state of a member drawn uniformly from the best `n_replaced`
+    (``source[i] = i`` for the others) and explore their `evolve` keys.
+    """
+    p, n = opts.population, opts.n_replaced
+    score = jnp.where(jnp.isnan(score), jnp.inf, score)
+    order = jnp.argsort(score, stable=True)  # best first; ties to the lower member index
+    k_pick, k_res, k_fac, *k_unit = jax.random.split(key, 3 + len(evolve))
+    best, worst = order[:n], order[p - n:]
+    source = jnp.arange(p).at[worst].set(best[jax.random.randint(k_pick, (n,), 0, n)])
+    replaced = jnp.zeros(p, bool).at[worst].set(True)
+    factors = jnp.asarray(opts.perturb, score.dtype)
+    new = {k: v[source] for k, v in hp.items()}
+    resample = jax.random.uniform(k_res, (len(evolve), p)) < opts.resample_probability
+    factor = factors[jax.random.randint(k_fac, (len(evolve), p), 0, len(opts.perturb))]
+    for j, k in enumerate(evolve):
+        d = dists[k]
+        u = jax.random.uniform(k_unit[j], (p,), dtype=new[k].dtype)
+        explored = jnp.where(resample[j], _from_unit(d, u), _perturbed(d, new[k], factor[j]))
+        new[k] = jnp.where(replaced, explored.astype(new[k].dtype), new[k])
+    return source, new
+
+
+def exploit_epochs(opts: PBTOptions, max_epochs: int) -> list[int]:
+    """The epochs after which the population exploits: every `interval` epochs, before the budget's end."""
+    return list(range(opts.interval, max_epochs, opts.interval))
+
+
+def make_programs(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distribution],
+                  evolve: Sequence[str]) -> dict[str, Any]:
+    """The three programs of a PBT run, each to `jax.jit` once:
+
+    - ``init(seeds, hparams, *data) -> state``: the population's fresh runs;
+    - ``generation(state, hparams, key, limit, *data) -> (state, hparams, row)``: train every member
+      to `limit` epochs (traced: one program serves every exploit step), then exploit and explore;
+      `row` holds each member's ``source``, ``score`` and new hyperparameters (``hp``, by key);
+    - ``final(state, hparams, *data) -> outputs``: train to the budget and `finalize`.
+
+    `data` is the stepper's data (a trainer's arrays), an argument of each program, not a constant.
+    """
+
+    def advance(st, state, hp, limit):
+        def one(s, h):
+            return jax.lax.while_loop(lambda c: ~st.finished(c, h) & (st.epoch(c) < limit),
+                                      lambda c: st.step(c, h), s)
+
+        return jax.vmap(one)(state, hp)
+
+    def init(seeds, hp, *data):
+        return jax.vmap(adaptive.bind_data(stepper, *data).init)(seeds, hp)
+
+    def generation(state, hp, key, limit, *data):
+        st = adaptive.bind_data(stepper, *data)
+        state = advance(st, state, hp, limit)
+        score = jax.vmap(st.monitor)(state)
+        source, hp = exploit_explore(opts, dists, evolve, score, hp, key)
+        state = jax.tree.map(lambda x: x[source], state)
+        return state, hp, {"source": source, "score": score, "hp": hp}
+
+    def final(state, hp, *data):
+        st = adaptive.bind_data(stepper, *data)
+        return jax.vmap(st.finalize)(advance(st, state, hp, st.max_epochs), hp)
+
+    return {"init": init, "generation": generation, "final": final}
+
+
+@dataclasses.dataclass
+class PBTResult:
+    """Outputs of `run_pbt`: the members' stacked outputs, the record of every exploit step
+    (numpy: ``source``, ``score`` of shape (steps, population) and ``hp`` by key), the exploit
+    epochs, the initial and final hyperparameters, the programs compiled and the exploit steps
+    taken from a checkpoint."""
+
+    outputs: Any
+    record: dict[str, Any]
+    epochs: list[int]
+    initial: dict[str, np.ndarray]
+    final: dict[str, np.ndarray]
+    compilations: int
+    steps_resumed: int = 0
+
+
+_PROGRAMS: dict[Any, Any] = {}
+
+
+def _step_path(folder: Path, step: int) -> Path:
+    return folder / f"pbt_step_{step:05d}.ckpt"
+
+
+def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distribution],
+            fixed: Mapping[str, Any] | None = None, *, cache_key: Any = None, dtype: Any = None,
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> PBTResult:
+    """Run PBT with `stepper` (an `adaptive.Stepper`, or a `make_train` trainer); `fixed` are the other
+    traced hyperparameters (one value each, the same for every member).
+
+    With `checkpoint_dir`, the population (states, hyperparameters, the record so far) is saved
+    atomically after every exploit step; `resume` continues from the latest step saved there and
+    ends with the same results as an uninterrupted run (the keys of later steps do not depend on
+    where it stopped).
+    """
+    from jaxopt_lab import checkpoint
+    from jaxopt_lab.sweep import runner
+
+    if not hasattr(stepper, "max_epochs") and hasattr(stepper, "init_state"):
+        from jaxopt_lab.sweep import adaptive
+
+        stepper = adaptive.stepper_from_trainer(stepper)
+    check_dists(opts, dists)
+    data = (stepper.data,) if stepper.takes_data else ()
+    evolve = list(opts.keys or dists)
+    dtype = dtype or (jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
+    init = space_mod.quasirandom(opts.population, opts.seed, dict(dists))
+    hp = {k: np.asarray(init.values(k), dtype) for k in dists}
+    for k, v in (fixed or {}).items():
+        if k not in hp:
+            hp[k] = np.full(opts.population, v, dtype)
+    initial = {k: hp[k] for k in dists}
+    seeds = np.arange(opts.population, dtype=np.int32)
+    stops = exploit_epochs(opts, stepper.max_epochs)
+    keys = jax.random.split(jax.random.PRNGKey(opts.seed), max(len(stops), 1))[: len(stops)]
+    ck = (cache_key if cache_key is not None else id(stepper), opts, tuple(sorted(dists.items())),
+          tuple(sorted(hp)), str(np.dtype(dtype)))
+    programs = _PROGRAMS.get(ck)
+    compilations = 0
+    if programs is None:
+        fns = make_programs(stepper, opts, dists, evolve)
+        state_shape = jax.eval_shape(fns["init"], seeds, hp, *data)
+        key_shape = jax.ShapeDtypeStruct(keys.shape[1:], keys.dtype) if len(stops) else None
+        row_shape = jax.eval_shape(fns["generation"], state_shape, hp, key_shape, jnp.int32(0), *data)[2] \
+            if len(stops) else None
+        programs = {
+            "init": runner.compile_lowered(jax.jit(fns["init"]).lower(seeds, hp, *data)),
+            "generation": (runner.compile_lowered(jax.jit(fns["generation"]).lower(state_shape, hp, key_shape,
+                                                                                    jnp.int32(0), *data))
+                           if len(stops) else None),
+            "final": runner.compile_lowered(jax.jit(fns["final"]).lower(state_shape, hp, *data)),
+            "state_shape": state_shape, "row_shape": row_shape,
+        }
+        _PROGRAMS[ck] = programs
+        compilations = 3 if len(stops) else 2
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    rows: list[Any] = []
+    start, state = 0, None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        done = [s for s in range(len(stops)) if _step_path(folder, s).exists()]
+        if done and not resume:
+            raise ValueError(f"{folder} holds the steps of an earlier PBT run: resume it, or remove it")
+        if done:
+            like = {"state": programs["state_shape"], "hp": hp, "rows": [programs["row_shape"]] * (done[-1] + 1)}
+            tree, meta = checkpoint.load(_step_path(folder, done[-1]), like=like)
+            if meta.get("options") != repr(ck[1:]):
+                raise ValueError(f"--resume: the PBT run saved in {folder} had other options")
+            state, hp, rows, start = tree["state"], tree["hp"], list(tree["rows"]), done[-1] + 1
+    if state is None:
+        state = programs["init"](seeds, hp, *data)
+    for step in range(start, len(stops)):
+        state, hp, row = programs["generation"](state, hp, keys[step], jnp.int32(stops[step]), *data)
+        rows.append(jax.device_get(row))
+        if folder is not None:
+            checkpoint.save(_step_path(folder, step), {"state": state, "hp": hp, "rows": rows},
+                            {"options": repr(ck[1:]), "step": step})
+    outputs = jax.device_get(programs["final"](state, hp, *data))
+    record = {"source": np.asarray([r["source"] for r in rows]).reshape(len(rows), opts.population),
+              "score": np.asarray([r["score"] for r in rows]).reshape(len(rows), opts.population),
+              "hp": {k: np.asarray([r["hp"][k] for r in rows]).reshape(len(rows), opts.population) for k in dists}}
+    hp = jax.device_get(hp)
+    final = {k: np.asarray(hp[k]) for k in dists}
+    return PBTResult(outputs=outputs, record=record, epochs=stops, initial=initial, final=final,
+                     compilations=compilations, steps_resumed=start)
+
+
+# ----------------------------------------------------------------------------- config files
+
+
+def check_config(cfg: Any) -> tuple[PBTOptions, dict[str, space_mod.Distribution], Any]:
+    """The options, distributions and the runner group of `cfg`'s ``[sweep.pbt]``, checked before anything
+    compiles (`ConfigError` names the key): every distribution's key must be a traced hyperparameter."""
+    from jaxopt_lab.config import ConfigError
+    from jaxopt_lab.sweep import config_sweep
+
+    try:
+        opts, dists = PBTOptions.from_table(cfg.sweep["pbt"])
+    except ValueError as e:
+        msg = str(e)
+        raise ConfigError(msg if msg.startswith(("sweep.", "unknown key")) else f"sweep.pbt.{msg}") from None
+    if "halving" in cfg.sweep or "adaptive" in cfg.sweep or "seeds" in cfg.sweep:
+        other = next(k for k in ("halving", "adaptive", "seeds") if k in cfg.sweep)
+        raise ConfigError(f"sweep.{other} cannot go with sweep.pbt: PBT's members train with seeds "
+                          "0..population-1 and are selected by PBT itself")
+    for key in dists:
+        if not config_sweep._is_traceable(key):
+            raise ConfigError(f"sweep.pbt.{key}: PBT evolves traced numeric hyperparameters only (this key changes "
+                              "the compiled program)")
+    init = space_mod.quasirandom(opts.population, opts.seed, dists)
+    probe = space_mod.Space([{**p, "seed": i} for i, p in enumerate(init)])
+    plan = config_sweep.plan(cfg, probe)
+    structural = [k for g in plan.groups for k in g.label]
+    if structural:
+        raise ConfigError(f"sweep.pbt.{structural[0]}: PBT evolves traced numeric hyperparameters only (this key "
+                          "changes the compiled program)")
+    return opts, dists, plan
+
+
+def run_config_pbt(cfg: Any, *, checkpoint_dir: Any = None, resume: bool = False) -> tuple[Any, PBTResult]:
+    """`cfg`'s PBT: the `ConfigSweepResult` (a row per member: its initial hyperparameters as the swept
+    keys, its final ones as ``final_KEY``, ``origin``: the initial member its weights descend from) and
+    the `PBTResult`."""
+    from jaxopt_lab.sweep import config_sweep, runner
+
+    opts, dists, plan = check_config(cfg)
+    (g,) = plan.groups
+    fixed = {k: float(v[0]) for k, v in g.hparams.items() if k not in dists}
+    import time
+
+    t0 = time.perf_counter()
+    res = run_pbt(g.stepper, opts, dists, fixed, cache_key=g.cache_key, checkpoint_dir=checkpoint_dir,
+                  resume=resume)
+    wall = time.perf_counter() - t0
+    outputs = res.outputs
+    origin = np.arange(opts.population)
+    for source in res.record["source"]:
+        origin = origin[np.asarray(source)]
+    rows = []
+    for i, p in enumerate(plan.points):
+        row: dict[str, Any] = {"run": i, **{k: p[k] for k in dists}, "seed": i}
+        for name, arr in outputs["metrics"].items():
+            row[name] = config_sweep._cell(name, np.asarray(arr)[i])
+        for k in dists:
+            row[f"final_{k}"] = float(res.final[k][i])
+        row["origin"] = int(origin[i])
+        rows.append(row)
+    stats = runner.ExecutionStats(runs=opts.population, wall_seconds=wall, chunks=1, compilations=res.compilations,
+                                  execution="vmap", chunks_resumed=res.steps_resumed)
+    summary = {"pbt": {
+        "population": opts.population, "interval": opts.interval, "quantile": opts.quantile,
+        "replaced_per_step": opts.n_replaced, "perturb": list(opts.perturb),
+        "resample_probability": opts.resample_probability, "keys": list(opts.keys or dists), "seed": opts.seed,
+        "exploit_epochs": res.epochs, "compilations": res.compilations,
+    }}
+    result = config_sweep.ConfigSweepResult(
+        plan=dataclasses.replace(plan, swept_keys=list(dists)), rows=rows,
+        histories={k: np.asarray(v) for k, v in outputs["history"].items()}, stats=stats, extra_summary=summary)
+    return result, res
+
+
+def write_pbt_csv(path: Any, res: PBTResult, keys: Sequence[str]) -> None:
+    """``pbt.csv``: per exploit step and member: the epoch, the member it copied (``source``, itself when
+    kept), its score before the step, whether it was replaced, and its hyperparameters after the step."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["step", "epoch", "member", "source", "score", "replaced", *keys])
+        for s, epoch in enumerate(res.epochs):
+            for m in range(len(res.record["source"][s])):
+                src = int(res.record["source"][s][m])
+                w.writerow([s, epoch, m, src, repr(float(res.record["score"][s][m])), str(src != m).lower(),
+                            *(repr(float(res.record["hp"][k][s][m])) for k in keys)])
+
+
+def schedule_figure(path: Any, res: PBTResult, dists: Mapping[str, space_mod.Distribution], max_epochs: int) -> None:
+    """Each member's hyperparameter schedule (one panel per key; log scale for log distributions)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(dists)
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    edges = [0, *res.epochs, max_epochs]
+    for ax, k in zip(axes[0], keys, strict=True):
+        values = np.vstack([res.initial[k][None, :], *(np.asarray(res.record["hp"][k]) if res.epochs else [])])
+        for m in range(values.shape[1]):
+            ax.step(edges, [*values[:, m], values[-1, m]], where="post", lw=1, alpha=0.8)
+        if dists[k].name == "loguniform":
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(k)
+    fig.suptitle("PBT: each member's hyperparameters (a jump: exploit and explore)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_config_pbt(out: Any, result: Any, res: PBTResult, *, report: bool = True) -> Any:
+    """runs.csv, summary.json (with a ``pbt`` entry), histories.npz, pbt.csv, pbt_schedules.png (and the
+    report), atomically."""
+    from jaxopt_lab.sweep import config_sweep
+
+    opts, dists, _ = PBTOptions.from_table(result.plan.config.sweep["pbt"]) + (None,)
+    keys = list(dists)
+
+    def extra(folder):
+        write_pbt_csv(folder / "pbt.csv", res, keys)
+        schedule_figure(folder / "pbt_schedules.png", res, dists, result.plan.config.train.epochs)
+
+    return config_sweep.write_results(out, result, report=report, extra=extra)

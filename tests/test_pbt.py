@@ -1,0 +1,181 @@
+"""Population-based training: the in-program schedule equals single runs replayed with the same
+hyperparameter schedule and copied states; truncation selection; TOML, CLI and bad input."""
+
+import csv
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxopt_lab.cli import main
+from jaxopt_lab.config import ConfigError, load
+from jaxopt_lab.sweep import pbt
+from jaxopt_lab.sweep import space as S
+from jaxopt_lab.train import make_train
+
+TOML = """
+[data]
+dataset = "moons"
+n_samples = 60
+noise = 0.25
+random_state = 7
+val_fraction = 0.25
+[model]
+hidden = [4]
+[train]
+epochs = 5
+precision = "float64"
+[optimizer]
+name = "sgd"
+learning_rate = 0.1
+momentum = 0.5
+[sweep.pbt]
+population = 4
+interval = 2
+quantile = 0.5
+perturb = [0.5, 2.0]
+resample_probability = 0.5
+seed = 3
+[sweep.pbt.optimizer]
+learning_rate = { loguniform = [1e-3, 10.0] }
+momentum = { one_minus_loguniform = [1e-2, 1.0] }
+"""
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    jax.config.update("jax_enable_x64", True)
+    path = tmp_path_factory.mktemp("pbt") / "pbt.toml"
+    path.write_text(TOML)
+    return load(path)
+
+
+@pytest.fixture(scope="module")
+def ran(config):
+    return pbt.run_config_pbt(config)
+
+
+def test_members_equal_single_runs_fed_the_same_schedule(config, ran):
+    result, res = ran
+    assert res.compilations == 3 and res.epochs == [2, 4]  # start, one exploit step (for both), finish
+    assert (np.asarray(res.record["source"]) != np.arange(4)).any()  # members were replaced
+    trainer = make_train(config)
+    _, dists, plan = pbt.check_config(config)
+    (g,) = plan.groups
+    fixed = {k: v[0] for k, v in g.hparams.items() if k not in dists}
+
+    def hp_of(values, i):
+        return {**fixed, **{k: values[k][i] for k in dists}}
+
+    run_until = jax.jit(lambda s, h, until: trainer.run_epochs(s, h, until))
+    states = [trainer.init_state(jax.random.PRNGKey(i), hp_of(res.initial, i)) for i in range(4)]
+    schedule = res.initial
+    for step, epoch in enumerate(res.epochs):
+        states = [run_until(states[i], hp_of(schedule, i), epoch) for i in range(4)]
+        # The host-side exploit: copy whole states as recorded, then the recorded new hyperparameters.
+        states = [states[int(res.record["source"][step][i])] for i in range(4)]
+        schedule = {k: np.asarray(res.record["hp"][k][step]) for k in dists}
+    finals = [trainer.finalize(run_until(states[i], hp_of(schedule, i), 5), hp_of(schedule, i)) for i in range(4)]
+    for i, row in enumerate(result.rows):
+        for name in ("final_train_loss", "final_val_loss", "best_val_loss", "final_val_accuracy"):
+            np.testing.assert_allclose(row[name], float(finals[i].metrics[name]), rtol=1e-10, err_msg=(i, name))
+        np.testing.assert_allclose(result.histories["val_loss"][i], np.asarray(finals[i].history["val_loss"]),
+                                   rtol=1e-10)
+        for k in dists:
+            assert row[f"final_{k}"] == schedule[k][i]
+
+
+def test_resume_after_an_interruption_equals_the_uninterrupted_run(config, ran, tmp_path):
+    import shutil
+
+    full_result, full = pbt.run_config_pbt(config, checkpoint_dir=tmp_path / "full")
+    assert full.compilations == 0  # the programs of the first run, reused
+    assert full_result.rows == ran[0].rows
+    # Killed after exploit step 0: only that step's save is on disk (saves are atomic).
+    (tmp_path / "cut").mkdir()
+    shutil.copy(tmp_path / "full" / "pbt_step_00000.ckpt", tmp_path / "cut" / "pbt_step_00000.ckpt")
+    with pytest.raises(ValueError, match="earlier PBT run"):
+        pbt.run_config_pbt(config, checkpoint_dir=tmp_path / "cut")
+    result, res = pbt.run_config_pbt(config, checkpoint_dir=tmp_path / "cut", resume=True)
+    assert res.steps_resumed == 1
+    assert result.rows == full_result.rows
+    for name in ("source", "score"):
+        np.testing.assert_array_equal(res.record[name], full.record[name])
+    np.testing.assert_array_equal(result.histories["val_loss"], full_result.histories["val_loss"])
+
+
+def test_truncation_selection_and_exploration():
+    opts = pbt.PBTOptions(population=6, quantile=0.33, perturb=(0.5, 2.0), resample_probability=0.0)
+    dists = {"lr": S.loguniform(1e-3, 1.0), "beta": S.one_minus_loguniform(1e-2, 1.0)}
+    score = jnp.asarray([0.5, jnp.nan, 0.1, 0.9, 0.2, 0.3])  # best: 2, 4; worst: 1 (NaN), 3
+    hp = {"lr": jnp.asarray([0.01, 0.02, 0.03, 0.04, 0.05, 0.06]), "beta": jnp.asarray([0.9] * 6),
+          "fixed": jnp.arange(6.0)}
+    step = jax.jit(lambda s, h, k: pbt.exploit_explore(opts, dists, ["lr", "beta"], s, h, k))
+    source, new = step(score, hp, jax.random.PRNGKey(0))
+    source, new = np.asarray(source), {k: np.asarray(v) for k, v in new.items()}
+    assert opts.n_replaced == 2
+    for i in range(6):
+        if i in (1, 3):
+            assert source[i] in (2, 4)
+            ratio = new["lr"][i] / hp["lr"][source[i]]
+            assert np.isclose(ratio, 0.5) or np.isclose(ratio, 2.0)
+            assert np.isclose((1 - new["beta"][i]) / 0.1, 0.5) or np.isclose((1 - new["beta"][i]) / 0.1, 2.0)
+        else:
+            assert source[i] == i and new["lr"][i] == hp["lr"][i] and new["beta"][i] == 0.9
+        assert new["fixed"][i] == source[i]  # every hyperparameter travels with the copied state
+    # Always resampling: values come from the distributions' ranges.
+    opts = pbt.PBTOptions(population=6, quantile=0.5, resample_probability=1.0)
+    resample = jax.jit(lambda s, h, k: pbt.exploit_explore(opts, dists, ["lr"], s, h, k))
+    _, new = resample(score, hp, jax.random.PRNGKey(1))
+    assert all(1e-3 <= v <= 1.0 for v in np.asarray(new["lr"]))
+
+
+def test_cli_writes_members_lineage_and_schedules(tmp_path, monkeypatch, ran):
+    monkeypatch.setenv("JAXOPT_LAB_CACHE_DIR", "")
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(TOML)
+    out = tmp_path / "out"
+    assert main(["sweep", str(cfg), "--out", str(out), "--no-report", "--devices", "1"]) == 0
+    with open(out / "runs.csv") as f:
+        runs = list(csv.DictReader(f))
+    with open(out / "pbt.csv") as f:
+        steps = list(csv.DictReader(f))
+    assert len(runs) == 4 and len(steps) == 2 * 4 and (out / "pbt_schedules.png").stat().st_size > 0
+    assert not (out / "checkpoints").exists()
+    result, res = ran  # the same config in this process: the same numbers
+    for row, mine in zip(runs, result.rows, strict=True):
+        assert float(row["best_val_loss"]) == mine["best_val_loss"]
+        assert int(row["origin"]) == mine["origin"]
+    for s in steps:
+        assert int(s["source"]) == int(res.record["source"][int(s["step"])][int(s["member"])])
+        assert (s["replaced"] == "true") == (s["source"] != s["member"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pbt"]["exploit_epochs"] == [2, 4] and summary["pbt"]["replaced_per_step"] == 2
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("quantile = 0.5", "quantile = 0.6"), r"sweep.pbt.quantile = 0.6 is out of range: valid range is \(0, 0.5\]"),
+    (("population = 4", "population = 1"), r"sweep.pbt.population = 1 is out of range"),
+    (("perturb = [0.5, 2.0]", "perturb = [0.0]"), r"sweep.pbt.perturb"),
+    (("[sweep.pbt.optimizer]", "[sweep.pbt.train]\nepochs = { uniform = [2, 4] }\n[sweep.pbt.optimizer]"),
+     r"sweep.pbt.train.epochs: PBT evolves traced numeric hyperparameters only"),
+    (("seed = 3", "seed = 3\nkeys = [\"optimizer.eps\"]"), r"sweep.pbt.keys: 'optimizer.eps' has no distribution"),
+    (("momentum = { one_minus", "nesterov = { one_minus"), r"nesterov"),
+    (("learning_rate = { loguniform = [1e-3, 10.0] }", "learning_rate = { choice = [0.1, 1.0] }"),
+     r"sweep.pbt.optimizer.learning_rate: PBT perturbs continuous hyperparameters"),
+])
+def test_bad_input_names_the_key(tmp_path, config, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(TOML.replace(*edit))
+    with pytest.raises(ConfigError, match=message):
+        pbt.check_config(load(path))
+
+
+def test_cli_bad_input_exits_2(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text(TOML.replace("quantile = 0.5", "quantile = 0.6"))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "sweep.pbt.quantile" in err and len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
