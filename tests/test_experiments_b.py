@@ -227,7 +227,8 @@ def test_initialization_grad_norms_match_mlp_apply(initialization_run):
     s = initialization.SIZES["tiny"]
     x, y = initialization._data(s["n"])
     sizes = [2, *([s["width"]] * s["depth"]), 2]
-    params = mlp.init(jax.random.PRNGKey(0), sizes, init="he_normal")
+    # Seed 0's weights, drawn with the engine's initialization key of `jaxopt-lab train --seed 0`.
+    params = mlp.init(jax.random.fold_in(jax.random.PRNGKey(0), 0), sizes, init="he_normal")
     grads = jax.jit(jax.grad(lambda p: losses.softmax_cross_entropy(
         mlp.apply(p, jnp.asarray(x, jnp.float32), activation="relu")[0], jnp.asarray(y))))(params)
     norms = diagnostics.layer_grad_norms(grads)

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lab.config import Config
+from jaxopt_lab.train import step as step_mod
 from jaxopt_lab.train.engine import Trainer, make_train
 from jaxopt_lab.train.state import TrainResult
 
@@ -85,17 +86,26 @@ class SwitchedTrainer:
         return self.labels.index(label)
 
     def __call__(self, branch: Any, key: Array, hparams: Mapping[str, Any] | None = None,
-                 data: Mapping[str, Array] | None = None) -> PyTree:
+                 data: Mapping[str, Array] | None = None, init_params: PyTree = None) -> PyTree:
+        """The run of `trainers[branch]`; from `init_params` instead of the model's own
+        initialization when given (they must fit every branch's model)."""
         data = self.data_arrays if data is None else data
 
         def branch_fn(trainer: Trainer) -> Callable[..., PyTree]:
-            return lambda key, hp, data: self.result_fn(trainer(key, hp, data))
+            def run(key, hp, data, init_params):
+                if init_params is None:
+                    return self.result_fn(trainer(key, hp, data))
+                state = init_state_from(trainer, key, hp, init_params)
+                state = trainer.run_epochs(state, hp, data=data)
+                return self.result_fn(trainer.finalize(state, hp, data=data))
+
+            return run
 
         branches = [branch_fn(t) for t in self.trainers]
         if len(branches) == 1:
-            return branches[0](key, hparams, data)
+            return branches[0](key, hparams, data, init_params)
         try:
-            return jax.lax.switch(branch, branches, key, hparams, data)
+            return jax.lax.switch(branch, branches, key, hparams, data, init_params)
         except TypeError as e:
             if "branch" not in str(e) and "output" not in str(e):
                 raise
@@ -103,6 +113,16 @@ class SwitchedTrainer:
                 "switch: the branches return results of different structures (e.g. parameters of other "
                 "shapes); pass result_fn= to keep what they share, e.g. lambda r: (r.history, r.metrics)"
             ) from e
+
+
+def init_state_from(trainer: Trainer, key: Array, hparams: Mapping[str, Any] | None, params: PyTree):
+    """`trainer.init_state(key, hparams)` starting from `params` (cast to the run's dtype) instead of
+    the model's initialization; the optimizer's state is initialized for them."""
+    state = trainer.init_state(key, hparams)
+    params = jax.tree.map(lambda ref, p: jnp.asarray(p, ref.dtype), state.params, params)
+    opt, _ = trainer._optimizer(trainer.resolve(hparams))
+    best = params if step_mod.tracks_best(trainer.resolve(hparams)) else state.best_params
+    return state._replace(params=params, opt_state=opt.init(params), best_params=best)
 
 
 def switch(trainers: Sequence[Trainer], labels: Sequence[str] | None = None,
