@@ -10,6 +10,8 @@ experiment's masked fits.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import chex
@@ -20,6 +22,7 @@ import optax
 import pytest
 
 from jaxopt_lab import diagnostics, losses
+from jaxopt_lab.cli import main
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.data import generators
 from jaxopt_lab.experiments import initialization, normalization, optimizers, regularization, run_once, splits
@@ -169,6 +172,30 @@ def test_optimizers_science(optimizers_run):
     assert loss["Adam"] < loss["GD (full batch)"]
     # Every method trained: below the loss of an untrained classifier (ln 2).
     assert all(v < np.log(2) for v in loss.values())
+
+
+def _printed_configs(section) -> list[str]:
+    return re.findall(r"```toml\n(.*?)\n```", section.text, flags=re.S)
+
+
+def test_optimizers_numbers_reproduce_with_jaxopt_lab_train(optimizers_run, tmp_path, capsys):
+    """The config the report prints, run by `jaxopt-lab train --seed S` for every seed, gives the
+    table's median final training loss and validation accuracy of Adam."""
+    _, section = optimizers_run
+    (toml,) = _printed_configs(section)
+    path = tmp_path / "adam.toml"
+    path.write_text(toml + "\n")
+    adam = next(r for r in _rows(section) if r["optimizer"] == "Adam")
+    assert f"learning_rate = {adam['learning rate (best of grid)']!r}" in toml
+    metrics = []
+    for seed in range(optimizers.SIZES["tiny"]["seeds"]):
+        assert main(["train", str(path), "--seed", str(seed), "--out", str(tmp_path / f"run{seed}")]) == 0
+        metrics.append(json.loads((tmp_path / f"run{seed}" / "metrics.json").read_text()))
+    capsys.readouterr()
+    np.testing.assert_allclose(np.median([m["final_train_loss"] for m in metrics]),
+                               adam["final train loss (median)"], rtol=1e-4)
+    np.testing.assert_allclose(np.median([m["final_val_accuracy"] for m in metrics]),
+                               adam["final val accuracy (median)"], rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- 6. regularization

@@ -1,34 +1,40 @@
 """Categorical choices as branches of one compiled program: `switch(trainers)`, `switch_config(config, key, values)`.
 
 A `Trainer` is compiled once per *structure*: the optimizer's name, the
-activation, the normalization, the batch size are fixed when it is built. A
-comparison of 14 optimizers or 15 initializer x activation pairs would pay 14
-or 15 compilations, and on a small CPU the compilation of a training program,
-not running it, is what costs seconds. `switch` puts several trainers into one
-program: `switched(branch, key, hparams, data)` runs the whole run of
-`trainers[branch]` (`lax.switch` over whole runs, so each branch keeps its own
-optimizer state, model state and batch size, and only the chosen branch runs),
-with `branch` an integer that may be traced like any numeric hyperparameter.
+activation, the normalization, the batch size are fixed when it is built.
+`switch` puts several trainers into one program: `switched(branch, key,
+hparams, data)` runs the whole run of `trainers[branch]` (`lax.switch` over
+whole runs, so each branch keeps its own optimizer state, model state and batch
+size, and only the chosen branch runs), with `branch` an integer that may be
+traced like any numeric hyperparameter. `optimizer_switch` is the finer form
+for branches that differ only in the optimizer: one training loop, the
+optimizer's update chosen per step.
 
 When it pays, and when it does not:
 
 * Sequential execution (`lax.map` over the runs, `execution = "map"`): each run
-  executes its own branch only. One compilation of N branches costs less than
-  N compilations (XLA compiles one program, shares the data arguments and
-  skips N-1 dispatch/lowering passes), and the run time is the same as N
-  separate programs. This is the case it is made for.
+  executes its own branch only, so the run time is that of the separate
+  programs. XLA still compiles every branch: a `switch` over whole runs costs
+  about the compile time of the separate trainers (it buys one program, one
+  dispatch, one result array); `optimizer_switch` saves compilation, since the
+  loop, the model and its gradient are compiled once (docs/guide.md has the
+  measurements).
 * Under `vmap` over `branch`, `lax.switch` becomes a `select`: *every* branch
   runs for every run and the results are picked afterwards, so N branches cost
   N times the run time. Batch runs *within* a branch (vmap over seeds or
-  learning rates with a fixed `branch`), or map over branches.
+  learning rates with a fixed `branch`), and map over branches.
 
 Example:
 
-    >>> from jaxopt_lab.config import Config
-    >>> from jaxopt_lab.train import switch
-    >>> names = ["sgd", "adam", "rmsprop"]
-    >>> run = switch.switch_config(Config(), "optimizer.name", names)
-    >>> results = jax.lax.map(lambda b: run(b, key, {"optimizer.learning_rate": 0.01}), jnp.arange(3))
+    import jax, jax.numpy as jnp
+    from jaxopt_lab.config import Config
+    from jaxopt_lab.train import switch
+
+    run = switch.switch_config(Config(), "optimizer.name", ["sgd", "adam", "rmsprop"],
+                               result_fn=lambda r: r.metrics)
+    key = jax.random.PRNGKey(0)
+    metrics = jax.jit(lambda: jax.lax.map(
+        lambda b: run(b, key, {"optimizer.learning_rate": 0.01}), jnp.arange(3)))()
 """
 
 from __future__ import annotations
