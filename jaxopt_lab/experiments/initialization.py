@@ -379,10 +379,12 @@ def _text(grid_rows, sym_rows, clip_rows, s) -> str:
         f"{zero[loss_key]:.3f} and {const[loss_key]:.3f}, against {ref[loss_key]:.3f} with Glorot).",
         f"- Exploding gradients: with He weights scaled by {EXPLODING_SCALE:g} the global gradient norm at "
         f"initialization is {no_clip['gradient norm at init (global)']:.3g}; without clipping "
-        f"{no_clip['diverged runs']} of {no_clip['runs']} runs diverged (non-finite loss), with the gradient "
+        f"{no_clip['diverged runs']} of {no_clip['runs']} runs diverged (stopped by the engine at a non-finite "
+        "loss, gradient or weight, or a loss above `train.divergence_threshold`), with the gradient "
         f"clipped to global norm {CLIP_NORM:g} {clipped['diverged runs']} of {clipped['runs']} did, and the "
         f"clipped runs' training loss falls from {clipped['train loss after epoch 1 (median of finite)']:.3g} "
-        f"after the first epoch to {clipped['final train loss (median of finite)']:.3g}.",
+        f"in the first epoch (mean over its batches) to {clipped['final train loss (median of finite)']:.3g} "
+        "after the last (whole training set).",
     ]
     return "\n".join(lines)
 
