@@ -148,6 +148,14 @@ def test_switch_runs_each_trainer_as_alone():
         np.testing.assert_allclose(got["final_val_loss"][i], alone["final_val_loss"], rtol=1e-5)
         np.testing.assert_allclose(got["final_train_loss"][i], alone["final_train_loss"], rtol=1e-5)
     assert len(set(np.round(got["final_train_loss"], 5))) == 3
+    # init_params: a run from the model's own initial weights is the run itself; from others, another run.
+    trainer = switched.trainers[1]
+    p0 = trainer.init_state(key).params
+    same, other = run_once(lambda p, data: (switched(1, key, None, data, init_params=p),
+                                            switched(1, key, None, data, init_params=jax.tree.map(lambda a: 2 * a, p))),
+                           p0, switched.data_arrays)
+    np.testing.assert_allclose(same["final_train_loss"], got["final_train_loss"][1], rtol=1e-5)
+    assert not np.isclose(other["final_train_loss"], got["final_train_loss"][1], rtol=1e-3)
 
 
 # ----------------------------------------------------------------------------- 3. optimizers
