@@ -83,7 +83,10 @@ def _text_html(text: str) -> str:
     out = []
     for para in text.strip().split("\n\n"):
         lines = para.strip().splitlines()
-        if lines and all(line.lstrip().startswith(("- ", "* ")) for line in lines):
+        if lines and lines[0].startswith("```") and lines[-1].startswith("```"):
+            # A fenced block (a config to copy): kept verbatim, line breaks and all.
+            out.append(f"<pre>{html.escape(chr(10).join(lines[1:-1]))}</pre>")
+        elif lines and all(line.lstrip().startswith(("- ", "* ")) for line in lines):
             items = "".join(f"<li>{html.escape(line.lstrip()[2:])}</li>" for line in lines)
             out.append(f"<ul>{items}</ul>")
         elif para.strip():

@@ -10,6 +10,8 @@ experiment's masked fits.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import chex
@@ -20,11 +22,14 @@ import optax
 import pytest
 
 from jaxopt_lab import diagnostics, losses
+from jaxopt_lab.cli import main
+from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.data import generators
-from jaxopt_lab.experiments import initialization, normalization, optimizers, regularization, splits
-from jaxopt_lab.experiments._training_loop import fit, run_once, switch_optimizer
+from jaxopt_lab.experiments import initialization, normalization, optimizers, regularization, run_once, splits
 from jaxopt_lab.nn import mlp
 from jaxopt_lab.optim import aliases
+from jaxopt_lab.train import make_train
+from jaxopt_lab.train.switch import optimizer_switch, switch, switch_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -77,44 +82,80 @@ def splits_run(tmp_path_factory):
 # ----------------------------------------------------------------------------- the shared loop
 
 
-def test_fit_with_switch_optimizer_follows_optax():
-    """Full-batch training through `fit` + `switch_optimizer` equals a plain loop with optax's Adam."""
-    x, y = generators.make_moons(n_samples=40, noise=0.2, random_state=0)
-    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
-    p0 = mlp.init(jax.random.PRNGKey(0), [2, 6, 2])
+def _moons_config(epochs: int, batch_size: int = 0, name: str = "sgd") -> Config:
+    return Config(
+        data=DataConfig(dataset="moons", n_samples=40, noise=0.2, random_state=0, val_fraction=0.25),
+        model=ModelConfig(hidden=(6,)),
+        train=TrainConfig(epochs=epochs, batch_size=batch_size),
+        optimizer=OptimizerConfig(name=name, kwargs={"learning_rate": 0.1}),
+    )
+
+
+def test_optimizer_switch_follows_optax():
+    """Full-batch training through the engine with `optimizer_switch` equals a plain loop with optax's Adam."""
+    makers = [lambda hp: aliases.sgd(hp["learning_rate"]), lambda hp: aliases.adam(hp["learning_rate"]),
+              lambda hp: aliases.rmsprop(hp["learning_rate"])]
+    trainer = make_train(_moons_config(25), optimizer_fn=optimizer_switch(makers))
+    key = jax.random.PRNGKey(1)
+
+    def train(index):
+        r = trainer(key, {"optimizer.learning_rate": 0.01, "optimizer.branch": index})
+        return r.params, r.history
+
+    params, hist = run_once(lambda idx: jax.lax.map(train, idx), jnp.arange(3))
+
+    x, y = trainer.data_arrays["x_train"], trainer.data_arrays["y_train"]
 
     def loss(p):
         return losses.softmax_cross_entropy(mlp.apply(p, x)[0], y)
-
-    def batch_loss(p, ms, idx, mask, key):
-        return losses.softmax_cross_entropy(mlp.apply(p, x[idx])[0], y[idx], mask), ms
-
-    def train(index):
-        opt = switch_optimizer(index, [aliases.sgd(0.1), aliases.adam(0.01), aliases.rmsprop(0.01)])
-        params, _, hist = fit(batch_loss, opt, p0, jax.random.PRNGKey(1), n=40, batch_size=0, epochs=25,
-                              evaluate=lambda p, ms: {"loss": loss(p)})
-        return params, hist
-
-    params, hist = run_once(lambda idx: jax.lax.map(train, idx), jnp.arange(3))
 
     ref_opt = optax.adam(0.01)
 
     @jax.jit
     def ref_step(p, state):
-        u, state = ref_opt.update(jax.grad(loss)(p), state, p)
-        p = optax.apply_updates(p, u)
-        return p, state, loss(p)
+        value, g = jax.value_and_grad(loss)(p)
+        u, state = ref_opt.update(g, state, p)
+        return optax.apply_updates(p, u), state, value
 
-    p, state = p0, ref_opt.init(p0)
+    p = trainer.init_state(key).params
+    state = ref_opt.init(p)
     ref_losses = []
     for _ in range(25):
         p, state, value = ref_step(p, state)
         ref_losses.append(value)
     chex.assert_trees_all_close(jax.tree.map(lambda a: a[1], params), p, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(hist["loss"][1], np.asarray(ref_losses), rtol=1e-4)
+    # Full batch: the epoch's training loss is the loss before its update.
+    np.testing.assert_allclose(hist["train_loss"][1], np.asarray(ref_losses), rtol=1e-4)
     # The other branches really are other optimizers.
-    assert not np.allclose(hist["loss"][0], hist["loss"][1])
-    assert not np.allclose(hist["loss"][2], hist["loss"][1])
+    assert not np.allclose(hist["train_loss"][0], hist["train_loss"][1])
+    assert not np.allclose(hist["train_loss"][2], hist["train_loss"][1])
+
+
+def test_switch_runs_each_trainer_as_alone():
+    """`switch` over trainers of other optimizers and batch sizes: branch i under `lax.map` gives
+    what trainer i gives on its own."""
+    configs = [_moons_config(6, 0, "sgd"), _moons_config(6, 8, "adam"), _moons_config(6, 1, "rmsprop")]
+    switched = switch_config(configs[0], "optimizer.name", ["sgd", "adam", "rmsprop"],
+                             result_fn=lambda r: r.metrics)
+    assert switched.labels == ("sgd", "adam", "rmsprop")
+    switched = switch([make_train(c) for c in configs], ["gd", "adam 8", "rmsprop 1"],
+                      result_fn=lambda r: r.metrics)
+    key = jax.random.PRNGKey(3)
+    got = run_once(lambda idx, data: jax.lax.map(lambda i: switched(i, key, None, data), idx), jnp.arange(3),
+                   switched.data_arrays)
+    for i, c in enumerate(configs):
+        alone = jax.device_get(jax.jit(make_train(c))(key).metrics)
+        np.testing.assert_allclose(got["final_val_loss"][i], alone["final_val_loss"], rtol=1e-5)
+        np.testing.assert_allclose(got["final_train_loss"][i], alone["final_train_loss"], rtol=1e-5)
+    assert len(set(np.round(got["final_train_loss"], 5))) == 3
+    # init_params: a run from the model's own initial weights is the run itself; from others, another run.
+    trainer = switched.trainers[1]
+    p0 = trainer.init_state(key).params
+    same, other = run_once(lambda p, data: (switched(1, key, None, data, init_params=p),
+                                            switched(1, key, None, data, init_params=jax.tree.map(lambda a: 2 * a, p))),
+                           p0, switched.data_arrays)
+    np.testing.assert_allclose(same["final_train_loss"], got["final_train_loss"][1], rtol=1e-5)
+    assert not np.isclose(other["final_train_loss"], got["final_train_loss"][1], rtol=1e-3)
 
 
 # ----------------------------------------------------------------------------- 3. optimizers
@@ -139,6 +180,30 @@ def test_optimizers_science(optimizers_run):
     assert loss["Adam"] < loss["GD (full batch)"]
     # Every method trained: below the loss of an untrained classifier (ln 2).
     assert all(v < np.log(2) for v in loss.values())
+
+
+def _printed_configs(section) -> list[str]:
+    return re.findall(r"```toml\n(.*?)\n```", section.text, flags=re.S)
+
+
+def test_optimizers_numbers_reproduce_with_jaxopt_lab_train(optimizers_run, tmp_path, capsys):
+    """The config the report prints, run by `jaxopt-lab train --seed S` for every seed, gives the
+    table's median final training loss and validation accuracy of Adam."""
+    _, section = optimizers_run
+    (toml,) = _printed_configs(section)
+    path = tmp_path / "adam.toml"
+    path.write_text(toml + "\n")
+    adam = next(r for r in _rows(section) if r["optimizer"] == "Adam")
+    assert f"learning_rate = {adam['learning rate (best of grid)']!r}" in toml
+    metrics = []
+    for seed in range(optimizers.SIZES["tiny"]["seeds"]):
+        assert main(["train", str(path), "--seed", str(seed), "--out", str(tmp_path / f"run{seed}")]) == 0
+        metrics.append(json.loads((tmp_path / f"run{seed}" / "metrics.json").read_text()))
+    capsys.readouterr()
+    np.testing.assert_allclose(np.median([m["final_train_loss"] for m in metrics]),
+                               adam["final train loss (median)"], rtol=1e-4)
+    np.testing.assert_allclose(np.median([m["final_val_accuracy"] for m in metrics]),
+                               adam["final val accuracy (median)"], rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------- 6. regularization
@@ -197,7 +262,8 @@ def test_initialization_grad_norms_match_mlp_apply(initialization_run):
     s = initialization.SIZES["tiny"]
     x, y = initialization._data(s["n"])
     sizes = [2, *([s["width"]] * s["depth"]), 2]
-    params = mlp.init(jax.random.PRNGKey(0), sizes, init="he_normal")
+    # Seed 0's weights, drawn with the engine's initialization key of `jaxopt-lab train --seed 0`.
+    params = mlp.init(jax.random.fold_in(jax.random.PRNGKey(0), 0), sizes, init="he_normal")
     grads = jax.jit(jax.grad(lambda p: losses.softmax_cross_entropy(
         mlp.apply(p, jnp.asarray(x, jnp.float32), activation="relu")[0], jnp.asarray(y))))(params)
     norms = diagnostics.layer_grad_norms(grads)
@@ -271,7 +337,7 @@ def test_splits_masked_fit_equals_training_on_the_subset():
     mask[0, rows] = True
     params, _, _ = splits._fit_all(x, y, mask, 30, x[:5], y[:5])
     xs, ys = jnp.asarray(x[rows], jnp.float32), jnp.asarray(y[rows], jnp.int32)
-    p = mlp.init(jax.random.PRNGKey(10), [2, splits.HIDDEN, 2], init="he_normal")
+    p = splits.trainer(x, y, 30).init_state(jax.random.PRNGKey(splits.SEED)).params
     opt = optax.adam(splits.LEARNING_RATE)
 
     @jax.jit

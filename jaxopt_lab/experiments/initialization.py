@@ -21,11 +21,13 @@ And two failure modes:
   between two units' incoming weights after training (exactly 0 here);
 * exploding gradients: He initialization scaled by 3 makes every layer triple
   the signal; SGD then diverges, and clipping the gradient's global norm
-  (`jaxopt_lab.optim.transforms.clip_by_global_norm`, what `train.clip_norm` does)
+  (the engine's `train.clip_norm`, before the optimizer step)
   keeps the same run finite and training.
 
-Every run, of every kind, goes through one compiled program (`lax.map` over the
-runs, the activation chosen by `lax.switch`), so 50-odd runs cost one compilation.
+Every run, of every kind, trains through the engine's one loop in one compiled
+program (`lax.map` over the runs, the activation a branch of
+`jaxopt_lab.train.switch`, each run starting from its initializer's weights), so
+50-odd runs cost one compilation.
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import diagnostics, losses, plots
+from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.data import generators, preprocessing
-from jaxopt_lab.experiments import check_size
-from jaxopt_lab.experiments._training_loop import fit, run_once
-from jaxopt_lab.nn import activations, mlp
-from jaxopt_lab.optim import aliases, base, transforms
+from jaxopt_lab.experiments import check_size, reproduce_text, run_once
+from jaxopt_lab.nn import mlp
 from jaxopt_lab.report import Section
+from jaxopt_lab.train import make_train
+from jaxopt_lab.train.switch import switch
 
 SIZES = {
     "tiny": dict(n=256, depth=10, width=16, epochs=3, seeds=1),
@@ -118,77 +121,112 @@ def rescale(params: Any, factors: Any, const: Any) -> Any:
     }
 
 
+def config(size: str, activation: str, init: str, init_scale: float = 1.0, clip: float = 0.0) -> Config:
+    """The `jaxopt-lab train` config of one run of `size` (`clip` 0: no clipping)."""
+    s = SIZES[size]
+    return Config(
+        data=DataConfig(dataset="moons", n_samples=s["n"], noise=0.2, random_state=4, val_fraction=0.0,
+                        standardize=True),
+        model=ModelConfig(hidden=(s["width"],) * s["depth"], activation=activation, init=init,
+                          init_scale=init_scale),
+        train=TrainConfig(loss="cross_entropy", epochs=s["epochs"], batch_size=BATCH_SIZE, clip_norm=clip),
+        optimizer=OptimizerConfig(name="sgd", kwargs={"learning_rate": LEARNING_RATE, "momentum": MOMENTUM}),
+    )
+
+
+def _run_config(size: str, run: Run) -> Config:
+    return config(size, run.activation, run.init, run.init_scale, float(run.clip) if np.isfinite(run.clip) else 0.0)
+
+
 def _data(n: int) -> tuple[np.ndarray, np.ndarray]:
     x, y = generators.make_moons(n_samples=n, noise=0.2, random_state=4)
     return np.asarray(preprocessing.Standardizer.fit(x).transform(x)), y
 
 
+def _initial_params(runs: list[Run], sizes: list[int]) -> Any:
+    """Every run's initial weights, stacked: the engine's initialization of its config and seed.
+
+    The weights of seed `s` are drawn as the engine draws them for `jaxopt-lab train --seed s`
+    (key `fold_in(PRNGKey(s), 0)`), LeCun-normal once per seed, and rescaled into each
+    initializer's (`init_factors`). Drawing outside the training program keeps the
+    random-number code out of it: XLA compiles the truncated normal slowly (about 2 s),
+    while eager dispatch reuses small per-operation programs.
+    """
+    draws = {
+        seed: mlp.init(jax.random.fold_in(jax.random.PRNGKey(seed), 0), sizes, init="lecun_normal")
+        for seed in {r.seed for r in runs}
+    }
+    starts = []
+    for r in runs:
+        factors, const = init_factors(r.init, sizes)
+        starts.append(rescale(draws[r.seed], [f * r.init_scale for f in factors], const))
+    return jax.tree.map(lambda *a: jnp.stack(a), *starts)
+
+
 def _train(size: str) -> tuple[list[Run], dict[str, Any], list[int]]:
     s = SIZES[size]
-    x_np, y_np = _data(s["n"])
-    x, y = jnp.asarray(x_np, jnp.float32), jnp.asarray(y_np, jnp.int32)
-    n = int(x.shape[0])
     sizes = [2, *([s["width"]] * s["depth"]), 2]
     runs = _runs(s["seeds"])
-    factors, consts = zip(*(init_factors(r.init, sizes) for r in runs), strict=True)
-    factors = jnp.asarray(factors, jnp.float32) * jnp.asarray([r.init_scale for r in runs], jnp.float32)[:, None]
-    consts = jnp.asarray(consts, jnp.float32)
-    # LeCun-normal draws per seed, made outside the program: XLA compiles the truncated normal
-    # slowly (about 2 s), while eager dispatch reuses small per-operation programs.
-    draws = {seed: mlp.init(jax.random.PRNGKey(seed), sizes, init="lecun_normal") for seed in {r.seed for r in runs}}
-    base_params = jax.tree.map(lambda *a: jnp.stack(a), *[draws[r.seed] for r in runs])
-    act_fns = [activations.get_activation(a) for a in ACTIVATIONS]
-    act_idx = jnp.asarray([ACTIVATIONS.index(r.activation) for r in runs], jnp.int32)
-    clips = jnp.asarray([r.clip for r in runs], jnp.float32)
-    order_keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray([1000 + r.seed for r in runs], jnp.int32))
-    n_layers = len(sizes) - 1
+    # The activation is the one categorical choice left in the program: a branch of
+    # `jaxopt_lab.train.switch` each; the initializers are starting points, the clipping
+    # threshold a traced hyperparameter (inf: off).
+    switched = switch([make_train(config(size, a, "lecun_normal")) for a in ACTIVATIONS], list(ACTIVATIONS),
+                      result_fn=lambda r: (r.params, r.history, r.metrics))
+    p0 = _initial_params(runs, sizes)
+    act_idx = np.asarray([ACTIVATIONS.index(r.activation) for r in runs], np.int32)
+    clips = np.asarray([r.clip for r in runs], np.float32)
+    seeds = np.asarray([r.seed for r in runs], np.int32)
 
-    def forward(params, xb, a):
-        h = xb
-        for i in range(n_layers - 1):
-            layer = params[f"dense_{i}"]
-            h = jax.lax.switch(a, act_fns, h @ layer["w"] + layer["b"])
-        last = params[f"dense_{n_layers - 1}"]
-        return h @ last["w"] + last["b"]
+    def program(act_idx, seeds, clips, p0, data):
+        def one(args):
+            a, seed, clip, start = args
+            return switched(a, jax.random.PRNGKey(seed), {"train.clip_norm": clip}, data, init_params=start)
 
-    def spread(params):
-        """Largest difference between two units' incoming weights, over the hidden layers."""
-        worst = jnp.zeros((), jnp.float32)
-        for i in range(n_layers - 1):
-            w = params[f"dense_{i}"]["w"]
-            worst = jnp.maximum(worst, jnp.max(jnp.abs(w - w[:, :1])))
-        return worst
+        # One run after another: each executes only its own activation's branch.
+        params, history, metrics = jax.lax.map(one, (act_idx, seeds, clips, p0))
+        x, y = data["x_train"], data["y_train"]
 
-    def one(args):
-        factor, const, base_p, a, clip, key = args
-        p0 = rescale(base_p, factor, const)
+        def grad_norms(a, p):
+            def norms(act):
+                loss = lambda q: losses.softmax_cross_entropy(mlp.apply(q, x, activation=act)[0], y)  # noqa: E731
+                return lambda p: diagnostics.layer_grad_norms(jax.grad(loss)(p))
 
-        def full_loss(p):
-            return losses.softmax_cross_entropy(forward(p, x, a), y)
+            return jax.lax.switch(a, [norms(act) for act in ACTIVATIONS], p)
 
-        grads0 = jax.grad(full_loss)(p0)
-        opt = base.chain(transforms.clip_by_global_norm(clip), aliases.sgd(LEARNING_RATE, momentum=MOMENTUM))
+        def layerwise(p):
+            return {"dead": diagnostics.dead_relu_fraction(p, x, activation="relu"), "spread": _spread(p)}
 
-        def batch_loss(p, ms, idx, mask, k):
-            return losses.softmax_cross_entropy(forward(p, x[idx], a), y[idx], mask), ms
-
-        def evaluate(p, ms):
-            return {"train_loss": full_loss(p)}
-
-        params, _, hist = fit(batch_loss, opt, p0, key, n=n, batch_size=BATCH_SIZE, epochs=s["epochs"],
-                              evaluate=evaluate)
-        return {
-            "grad_norms": diagnostics.layer_grad_norms(grads0),
-            "dead_init": diagnostics.dead_relu_fraction(p0, x, activation="relu"),
-            "dead_final": diagnostics.dead_relu_fraction(params, x, activation="relu"),
-            "spread_init": spread(p0),
-            "spread_final": spread(params),
-            "train_loss": hist["train_loss"],
-            "final_loss": full_loss(params),
+        diag = {
+            "grad_norms": jax.lax.map(lambda args: grad_norms(*args), (act_idx, p0)),
+            "at_init": jax.lax.map(layerwise, p0),
+            "at_end": jax.lax.map(layerwise, params),
         }
+        return history, metrics, diag
 
-    out = run_once(lambda *a: jax.lax.map(one, a), factors, consts, base_params, act_idx, clips, order_keys)
+    history, metrics, diag = run_once(program, act_idx, seeds, clips, p0, switched.data_arrays)
+    at_init, at_end = diag["at_init"], diag["at_end"]
+    grad_norms = diag["grad_norms"]
+    diverged = np.asarray(metrics["diverged"], bool)
+    out = {
+        "grad_norms": grad_norms,
+        "dead_init": at_init["dead"],
+        "dead_final": at_end["dead"],
+        "spread_init": np.asarray(at_init["spread"]),
+        "spread_final": np.asarray(at_end["spread"]),
+        "train_loss": np.asarray(history["train_loss"]),
+        # A diverged run stopped at its last finite weights; its loss counts as non-finite.
+        "final_loss": np.where(diverged, np.nan, np.asarray(metrics["final_train_loss"])),
+    }
     return runs, out, sizes
+
+
+def _spread(params) -> jax.Array:
+    """Largest difference between two units' incoming weights, over the hidden layers."""
+    worst = jnp.zeros((), jnp.float32)
+    for i in range(len(params) - 1):
+        w = params[f"dense_{i}"]["w"]
+        worst = jnp.maximum(worst, jnp.max(jnp.abs(w - w[:, :1])))
+    return worst
 
 
 def _finite_median(values: np.ndarray) -> float:
@@ -274,7 +312,11 @@ def run(out: Path, size: str = "demo") -> Section:
         _loss_figure(out / "initialization_loss_grid.png", grid_rows, s),
         _clip_figure(out / "initialization_clipping.png", runs, res, s),
     ]
-    text = _text(grid_rows, sym_rows, clip_rows, s)
+    text = _text(grid_rows, sym_rows, clip_rows, s) + "\n\n" + reproduce_text({
+        "ReLU with He initialization": _run_config(size, Run("grid", "relu", "he_normal", 1.0, np.inf, 0)),
+        f"He x {EXPLODING_SCALE:g} with clipping": _run_config(
+            size, Run("clipping", "relu", "he_normal", EXPLODING_SCALE, CLIP_NORM, 0)),
+    }, s["seeds"])
     tables = [
         (f"Initializer x activation, {s['depth']} hidden layers of {s['width']} (median of {s['seeds']} seeds)",
          grid_rows),
@@ -339,10 +381,12 @@ def _text(grid_rows, sym_rows, clip_rows, s) -> str:
         f"{zero[loss_key]:.3f} and {const[loss_key]:.3f}, against {ref[loss_key]:.3f} with Glorot).",
         f"- Exploding gradients: with He weights scaled by {EXPLODING_SCALE:g} the global gradient norm at "
         f"initialization is {no_clip['gradient norm at init (global)']:.3g}; without clipping "
-        f"{no_clip['diverged runs']} of {no_clip['runs']} runs diverged (non-finite loss), with the gradient "
+        f"{no_clip['diverged runs']} of {no_clip['runs']} runs diverged (stopped by the engine at a non-finite "
+        "loss, gradient or weight, or a loss above `train.divergence_threshold`), with the gradient "
         f"clipped to global norm {CLIP_NORM:g} {clipped['diverged runs']} of {clipped['runs']} did, and the "
         f"clipped runs' training loss falls from {clipped['train loss after epoch 1 (median of finite)']:.3g} "
-        f"after the first epoch to {clipped['final train loss (median of finite)']:.3g}.",
+        f"in the first epoch (mean over its batches) to {clipped['final train loss (median of finite)']:.3g} "
+        "after the last (whole training set).",
     ]
     return "\n".join(lines)
 

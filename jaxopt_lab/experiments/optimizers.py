@@ -25,7 +25,6 @@ rate, optimizers mostly differ by how well that rate suits them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,20 +33,21 @@ import jax.numpy as jnp
 import matplotlib
 import numpy as np
 
-from jaxopt_lab import losses, plots
-from jaxopt_lab.data import digits as digits_mod
-from jaxopt_lab.data import generators, preprocessing, splits
-from jaxopt_lab.experiments import check_size
-from jaxopt_lab.experiments._training_loop import fit, run_once, switch_optimizer
-from jaxopt_lab.nn import mlp
-from jaxopt_lab.optim import aliases, wrappers
+from jaxopt_lab import plots, registry
+from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from jaxopt_lab.experiments import check_size, reproduce_text, run_once
+from jaxopt_lab.optim import wrappers
 from jaxopt_lab.report import Section
+from jaxopt_lab.train import make_train
+from jaxopt_lab.train.switch import optimizer_switch, switch
 
 SIZES = {
-    # moons rows and epochs, digits rows (None: all 1797) and epochs, seeds, learning-rate grid factors
-    "tiny": dict(moons=160, moons_epochs=4, digits=None, digits_epochs=0, seeds=2, factors=(0.2, 1.0, 5.0)),
-    "demo": dict(moons=300, moons_epochs=10, digits=1000, digits_epochs=8, seeds=3, factors=(0.2, 1.0, 5.0)),
-    "full": dict(moons=1000, moons_epochs=60, digits=None, digits_epochs=20, seeds=5,
+    # moons rows and epochs, digits epochs (all 1797 digits, 80% training rows), seeds, learning-rate grid
+    # factors. Demo: 5 digits epochs of 1437 rows cost what 8 epochs of a 1000-row subset did, and the
+    # whole data set is what a config names (`[data] dataset = "digits"`).
+    "tiny": dict(moons=160, moons_epochs=4, digits_epochs=0, seeds=2, factors=(0.2, 1.0, 5.0)),
+    "demo": dict(moons=300, moons_epochs=10, digits_epochs=5, seeds=3, factors=(0.2, 1.0, 5.0)),
+    "full": dict(moons=1000, moons_epochs=60, digits_epochs=20, seeds=5,
                  factors=(0.04, 0.2, 1.0, 5.0, 25.0)),
 }
 
@@ -59,32 +59,36 @@ class Method(NamedTuple):
 
     Attributes:
       label: its name in figures and tables.
-      make: `learning_rate -> GradientTransformation` (the rate may be traced).
+      name: its `optimizer.name` in a config (`jaxopt_lab.registry`).
+      kwargs: its fixed `[optimizer]` keywords besides the learning rate.
       batch_size: rows per update, 0 for full batch.
       family: "sgd" or "adaptive": the figure it is drawn in.
+      lookahead: wrap it in Lookahead (5 fast steps, slow step 0.5): not a config name.
     """
 
     label: str
-    make: Callable[[Any], Any]
+    name: str
+    kwargs: dict[str, Any]
     batch_size: int
     family: str
+    lookahead: bool = False
 
 
 METHODS: tuple[Method, ...] = (
-    Method("GD (full batch)", lambda lr: aliases.sgd(lr), 0, "sgd"),
-    Method("SGD (batch 1)", lambda lr: aliases.sgd(lr), 1, "sgd"),
-    Method("mini-batch SGD", lambda lr: aliases.sgd(lr), MINI_BATCH, "sgd"),
-    Method("Lookahead(SGD)", lambda lr: wrappers.lookahead(aliases.sgd(lr), 5, 0.5), MINI_BATCH, "sgd"),
-    Method("AdaGrad", lambda lr: aliases.adagrad(lr), MINI_BATCH, "adaptive"),
-    Method("RMSProp", lambda lr: aliases.rmsprop(lr), MINI_BATCH, "adaptive"),
-    Method("Adadelta", lambda lr: aliases.adadelta(lr), MINI_BATCH, "adaptive"),
-    Method("Adam", lambda lr: aliases.adam(lr), MINI_BATCH, "adaptive"),
-    Method("AdamW", lambda lr: aliases.adamw(lr, weight_decay=1e-2), MINI_BATCH, "adaptive"),
-    Method("Nadam", lambda lr: aliases.nadam(lr), MINI_BATCH, "adaptive"),
-    Method("AMSGrad", lambda lr: aliases.amsgrad(lr), MINI_BATCH, "adaptive"),
-    Method("Adamax", lambda lr: aliases.adamax(lr), MINI_BATCH, "adaptive"),
-    Method("AdaBound", lambda lr: aliases.adabound(lr, final_lr=0.1), MINI_BATCH, "adaptive"),
-    Method("Lookahead(Adam)", lambda lr: wrappers.lookahead(aliases.adam(lr), 5, 0.5), MINI_BATCH, "adaptive"),
+    Method("GD (full batch)", "sgd", {}, 0, "sgd"),
+    Method("SGD (batch 1)", "sgd", {}, 1, "sgd"),
+    Method("mini-batch SGD", "sgd", {}, MINI_BATCH, "sgd"),
+    Method("Lookahead(SGD)", "sgd", {}, MINI_BATCH, "sgd", lookahead=True),
+    Method("AdaGrad", "adagrad", {}, MINI_BATCH, "adaptive"),
+    Method("RMSProp", "rmsprop", {}, MINI_BATCH, "adaptive"),
+    Method("Adadelta", "adadelta", {}, MINI_BATCH, "adaptive"),
+    Method("Adam", "adam", {}, MINI_BATCH, "adaptive"),
+    Method("AdamW", "adamw", {"weight_decay": 1e-2}, MINI_BATCH, "adaptive"),
+    Method("Nadam", "nadam", {}, MINI_BATCH, "adaptive"),
+    Method("AMSGrad", "amsgrad", {}, MINI_BATCH, "adaptive"),
+    Method("Adamax", "adamax", {}, MINI_BATCH, "adaptive"),
+    Method("AdaBound", "adabound", {"final_lr": 0.1}, MINI_BATCH, "adaptive"),
+    Method("Lookahead(Adam)", "adam", {}, MINI_BATCH, "adaptive", lookahead=True),
 )
 
 #: Centre of each method's learning-rate grid (the grid is centre x SIZES[size]["factors"]):
@@ -107,118 +111,109 @@ LEARNING_RATES: dict[str, dict[str, float]] = {
 class Problem(NamedTuple):
     name: str
     title: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    sizes: list[int]
-    activation: str
-    init: str
-    binary: bool
+    data: DataConfig
+    model: ModelConfig
+    loss: str
     epochs: int
 
 
 def _problems(size: str) -> list[Problem]:
     s = SIZES[size]
-    x, y = generators.make_moons(n_samples=s["moons"], noise=0.15, random_state=0)
-    tr, va, _ = splits.train_val_test_split(len(x), val_fraction=0.25, seed=0, stratify=y)
     moons = Problem(
-        "moons", "2-8-1 sigmoid network, binary cross-entropy, moons", x[tr], y[tr], x[va], y[va],
-        [2, 8, 1], "sigmoid", "glorot_uniform", True, s["moons_epochs"],
+        "moons", "2-8-1 sigmoid network, binary cross-entropy, moons",
+        DataConfig(dataset="moons", n_samples=s["moons"], noise=0.15, random_state=0, val_fraction=0.25),
+        ModelConfig(hidden=(8,), activation="sigmoid", init="glorot_uniform"),
+        "binary_cross_entropy", s["moons_epochs"],
     )
     if not s["digits_epochs"]:
         return [moons]
-    xd, yd = digits_mod.load_digits()
-    if s["digits"] is not None:
-        xd, yd = xd[: s["digits"]], yd[: s["digits"]]
-    tr, va, _ = splits.train_val_test_split(len(xd), val_fraction=0.2, seed=0, stratify=yd)
-    scaler = preprocessing.Standardizer.fit(xd[tr])
-    xd = np.asarray(scaler.transform(xd))
     digits = Problem(
-        "digits", "64-16-10 ReLU MLP, softmax cross-entropy, digits", xd[tr], yd[tr], xd[va], yd[va],
-        [64, 16, 10], "relu", "he_normal", False, s["digits_epochs"],
+        "digits", "64-16-10 ReLU MLP, softmax cross-entropy, digits",
+        DataConfig(dataset="digits", random_state=0, val_fraction=0.2, standardize=True),
+        ModelConfig(hidden=(16,), activation="relu", init="he_normal"),
+        "cross_entropy", s["digits_epochs"],
     )
     return [moons, digits]
 
 
-def _train_all(problem: Problem, seeds: int, factors: tuple[float, ...]) -> dict[str, dict[str, np.ndarray]]:
-    """Every method on `problem` over (learning-rate factor, seed): `history[label][name]` is
-    `(factors, seeds, epochs)`. One compiled program for everything."""
-    x_tr = jnp.asarray(problem.x_train, jnp.float32)
-    y_tr = jnp.asarray(problem.y_train, jnp.int32)
-    x_va = jnp.asarray(problem.x_val, jnp.float32)
-    y_va = jnp.asarray(problem.y_val, jnp.int32)
-    n = int(x_tr.shape[0])
+def config(problem: Problem, method: Method, learning_rate: float | None = None) -> Config:
+    """The `jaxopt-lab train` config of `method` on `problem` (a Lookahead method: its inner optimizer)."""
+    rate = LEARNING_RATES[problem.name][method.label] if learning_rate is None else learning_rate
+    return Config(
+        data=problem.data, model=problem.model,
+        train=TrainConfig(loss=problem.loss, epochs=problem.epochs, batch_size=method.batch_size),
+        optimizer=OptimizerConfig(name=method.name, kwargs={"learning_rate": float(rate), **method.kwargs}),
+    )
 
-    def objective(logits, y, where=None):
-        if problem.binary:
-            return losses.binary_cross_entropy(logits[:, 0], y, where=where)
-        return losses.softmax_cross_entropy(logits, y, where=where)
 
-    def forward(params, x):
-        return mlp.apply(params, x, activation=problem.activation)[0]
+def _maker(method: Method):
+    """`opt_hparams -> GradientTransformation` of `method`: the config's optimizer (built by
+    `jaxopt_lab.registry`, as `jaxopt-lab train` builds it), wrapped in Lookahead if it says so."""
+    def make(hp):
+        opt = registry.build_optimizer(method.name, {**method.kwargs, "learning_rate": hp["learning_rate"]})
+        return wrappers.lookahead(opt, 5, 0.5) if method.lookahead else opt
 
-    def batch_loss(params, ms, idx, mask, key):
-        return objective(forward(params, x_tr[idx]), y_tr[idx], mask), ms
+    return make
 
-    def evaluate(params, ms):
-        out_va = forward(params, x_va)
-        return {
-            "train_loss": objective(forward(params, x_tr), y_tr),
-            "val_loss": objective(out_va, y_va),
-            "val_accuracy": losses.accuracy(out_va[:, 0] if problem.binary else out_va, y_va),
-        }
 
-    def train_group(keys, factors, methods):
-        """The methods of one batch size over (learning-rate factor, seed).
+def _groups() -> dict[int, list[int]]:
+    """Method indices by batch size: the methods of one batch size share one training loop."""
+    out: dict[int, list[int]] = {}
+    for i, m in enumerate(METHODS):
+        out.setdefault(m.batch_size, []).append(i)
+    return out
 
-        Several methods share one compiled loop through `switch_optimizer`; the
-        learning rate is traced, so the grid costs run time, not compilations.
-        """
-        centres = jnp.asarray([LEARNING_RATES[problem.name][m.label] for m in methods], jnp.float32)
-        batch_size = min(methods[0].batch_size, n)
 
-        def one(key, opt):
-            init_key, order_key = jax.random.split(key)
-            params = mlp.init(init_key, problem.sizes, init=problem.init, activation=problem.activation)
-            _, _, hist = fit(
-                batch_loss, opt, params, order_key, n=n, batch_size=batch_size, epochs=problem.epochs,
-                evaluate=evaluate,
-            )
-            return hist
+def _train_all(problem: Problem, seeds: int, factors: tuple[float, ...]
+               ) -> tuple[dict[str, dict[str, np.ndarray]], int]:
+    """Every method on `problem` over (learning-rate factor, seed): `out[label][name]` is
+    `(factors, seeds, ...)` for the history columns and the final metrics.
 
-        # Runs go one after another (`lax.map`), not batched (`vmap`): on a CPU this is as fast for
-        # models this small, and tracing stays cheap (vmap re-batches every loop body it meets).
-        n_f, n_s = factors.shape[0], keys.shape[0]
-        j_idx = jnp.repeat(jnp.arange(len(methods)), n_f * n_s)
-        f_idx = jnp.tile(jnp.repeat(jnp.arange(n_f), n_s), len(methods))
-        s_idx = jnp.tile(jnp.arange(n_s), len(methods) * n_f)
+    One compiled program: the batch sizes are branches of `jaxopt_lab.train.switch.switch` (whole
+    runs), the optimizers of one batch size branches of one training loop
+    (`switch.optimizer_switch`); each run executes only its own branch. The learning rate is a
+    traced hyperparameter, and seed `s` is `jaxopt-lab train --seed s`.
+    """
+    groups = _groups()
+    trainers = [
+        make_train(config(problem, METHODS[idx[0]]), optimizer_fn=optimizer_switch([_maker(METHODS[i]) for i in idx]))
+        for idx in groups.values()
+    ]
+    switched = switch(trainers, [str(b) for b in groups], result_fn=lambda r: (r.history, r.metrics))
+    group_of = np.zeros(len(METHODS), np.int32)
+    branch_of = np.zeros(len(METHODS), np.int32)
+    for g, idx in enumerate(groups.values()):
+        for k, i in enumerate(idx):
+            group_of[i], branch_of[i] = g, k
+    centres = jnp.asarray([LEARNING_RATES[problem.name][m.label] for m in METHODS], jnp.float32)
+    n_m, n_f, n_s = len(METHODS), len(factors), seeds
+    m_idx = np.repeat(np.arange(n_m), n_f * n_s)
+    f_idx = np.tile(np.repeat(np.arange(n_f), n_s), n_m)
+    s_idx = np.tile(np.arange(n_s), n_m * n_f)
 
-        def run(args):
-            j, f, k = args
-            lr = centres[j] * factors[f]
-            if len(methods) == 1:
-                return one(keys[k], methods[0].make(lr))
-            return one(keys[k], switch_optimizer(j, [m.make(lr) for m in methods]))
+    def program(m_idx, f_idx, s_idx, factors, data):
+        def one(args):
+            j, f, s = args
+            hp = {"optimizer.learning_rate": centres[j] * factors[f], "optimizer.branch": jnp.asarray(branch_of)[j]}
+            return switched(jnp.asarray(group_of)[j], jax.random.PRNGKey(s), hp, data)
 
-        flat = jax.lax.map(run, (j_idx, f_idx, s_idx))
-        shaped = jax.tree.map(lambda a: a.reshape(len(methods), n_f, n_s, *a.shape[1:]), flat)
-        return {m.label: jax.tree.map(lambda a, i=i: a[i], shaped) for i, m in enumerate(methods)}
+        # Runs go one after another (`lax.map`): each executes only its own branches.
+        return jax.lax.map(one, (m_idx, f_idx, s_idx))
 
-    def run_all(keys, factors):
-        out = {}
-        for batch_size in dict.fromkeys(m.batch_size for m in METHODS):
-            out.update(train_group(keys, factors, [m for m in METHODS if m.batch_size == batch_size]))
-        return out
-
-    keys = jax.random.split(jax.random.PRNGKey(0), seeds)
-    return run_once(run_all, keys, jnp.asarray(factors, jnp.float32))
+    history, metrics = run_once(program, m_idx, f_idx, s_idx, jnp.asarray(factors, jnp.float32),
+                                switched.data_arrays)
+    out = {}
+    for i, m in enumerate(METHODS):
+        cols = {k: np.asarray(v)[m_idx == i].reshape(n_f, n_s, *np.shape(v)[1:]) for k, v in history.items()}
+        cols.update({k: np.asarray(v)[m_idx == i].reshape(n_f, n_s) for k, v in metrics.items()})
+        out[m.label] = cols
+    return out, len(switched.trainers[0].data.x_train)
 
 
 def _select(hist: dict[str, np.ndarray]) -> tuple[int, np.ndarray]:
     """Index of the grid's best learning rate (lowest median final training loss; NaN = diverged)."""
-    final = np.asarray(hist["train_loss"])[:, :, -1]
-    score = np.where(np.isfinite(final), final, np.inf)
+    final = np.asarray(hist["final_train_loss"])
+    score = np.where(np.isfinite(final) & ~np.asarray(hist["diverged"], bool), final, np.inf)
     med = np.median(score, axis=1)
     return int(np.argmin(med)), med
 
@@ -232,8 +227,9 @@ def run(out: Path, size: str = "demo") -> Section:
     figures: list[Path] = []
     tables: list[tuple[str, list[dict[str, Any]]]] = []
     findings: list[str] = []
+    reproduce = {}
     for problem in _problems(size):
-        hist = _train_all(problem, seeds, factors)
+        hist, n_train = _train_all(problem, seeds, factors)
         rows, best, grid, edge = [], {}, [], []
         for m in METHODS:
             h = hist[m.label]
@@ -242,7 +238,7 @@ def run(out: Path, size: str = "demo") -> Section:
                 edge.append(m.label)
             best[m.label] = {k: np.asarray(v)[i] for k, v in h.items()}
             grid.append(med)
-            fl, va = best[m.label]["train_loss"][:, -1], best[m.label]["val_accuracy"][:, -1]
+            fl, va = best[m.label]["final_train_loss"], best[m.label]["final_val_accuracy"]
             rows.append({
                 "optimizer": m.label,
                 "batch": "full" if m.batch_size == 0 else m.batch_size,
@@ -250,7 +246,7 @@ def run(out: Path, size: str = "demo") -> Section:
                 "final train loss (median)": float(np.median(fl)),
                 "final train loss (IQR)": float(np.percentile(fl, 75) - np.percentile(fl, 25)),
                 "final val accuracy (median)": float(np.median(va)),
-                "grid rates that diverged": int(np.sum(~np.isfinite(np.asarray(h["train_loss"])[:, :, -1]).any(1))),
+                "grid rates that diverged": int(np.sum(np.asarray(h["diverged"], bool).any(1))),
             })
         for family, title in (("sgd", "gradient descent family"), ("adaptive", "adaptive methods")):
             curves = {m.label: best[m.label]["train_loss"] for m in METHODS if m.family == family}
@@ -258,7 +254,7 @@ def run(out: Path, size: str = "demo") -> Section:
                 curves["Adam (reference)"] = best["Adam"]["train_loss"]
             figures.append(plots.curves_with_bands(
                 curves, out / f"optimizers_{problem.name}_{family}.png",
-                ylabel="training loss (whole training set)", xlabel="epoch (passes over the training rows)",
+                ylabel="training loss (mean over the epoch's batches)", xlabel="epoch (passes over the training rows)",
                 title=f"{problem.name}: {title}, best rate each (median, IQR over {seeds} seeds)",
                 logy=True,
             ))
@@ -267,7 +263,10 @@ def run(out: Path, size: str = "demo") -> Section:
         ))
         tables.append((f"{problem.title}: best learning rate of the grid, after {problem.epochs} epochs, "
                        f"{seeds} seeds", rows))
-        findings.append(_finding(problem, rows, edge))
+        findings.append(_finding(problem, rows, edge, n_train))
+        adam = next(r for r in rows if r["optimizer"] == "Adam")
+        reproduce[f"{problem.name}, Adam at its best rate"] = config(
+            problem, next(m for m in METHODS if m.label == "Adam"), adam["learning rate (best of grid)"])
     text = (
         "The optimizers of the initialization-and-quartic lecture, plus those it lists from PyTorch and "
         "the newer AdaBound, AMSGrad and "
@@ -275,7 +274,13 @@ def run(out: Path, size: str = "demo") -> Section:
         "GD takes one full-batch step per epoch, SGD one step per example, every other method mini-batches "
         f"of {MINI_BATCH}. Each method runs at {len(factors)} learning rates (its grid centre times "
         f"{', '.join(f'{f:g}' for f in factors)}) and is shown at the one with the lowest median final "
-        "training loss: a ranking at one fixed rate would mostly rank the rates.\n\n" + "\n".join(findings)
+        "training loss: a ranking at one fixed rate would mostly rank the rates. Final losses and "
+        "accuracies are the whole training and validation sets' after the last epoch (inference mode); "
+        "a run whose loss, gradient or weights became non-finite stops there and counts as diverged.\n\n"
+        + "\n".join(findings) + "\n\n" + reproduce_text(reproduce, seeds)
+        + "\n\nThe other methods' configs differ in `[optimizer]` name, learning_rate and keywords "
+        "(AdamW: weight_decay = 0.01; AdaBound: final_lr = 0.1) and in `train.batch_size` (table); the "
+        "Lookahead methods are not a config name (they train through `make_train(optimizer_fn=...)`)."
     )
     return Section("3. Lecture: optimizers — from gradient descent to Adam, compared over seeds", text, figures, tables)
 
@@ -307,14 +312,14 @@ def _grid_figure(path: Path, problem: Problem, factors: tuple[float, ...], med: 
     return plots.save(fig, path)
 
 
-def _finding(problem: Problem, rows: list[dict[str, Any]], edge: list[str]) -> str:
+def _finding(problem: Problem, rows: list[dict[str, Any]], edge: list[str], n_train: int) -> str:
     loss = {r["optimizer"]: r["final train loss (median)"] for r in rows}
     acc = {r["optimizer"]: r["final val accuracy (median)"] for r in rows}
     ranked = sorted(loss, key=lambda k: loss[k] if np.isfinite(loss[k]) else np.inf)
     gd, mb, sgd1 = loss["GD (full batch)"], loss["mini-batch SGD"], loss["SGD (batch 1)"]
     slow = "slower" if gd > mb else "not slower"
     return (
-        f"- {problem.title} ({len(problem.x_train)} training rows, {problem.epochs} epochs): lowest median "
+        f"- {problem.title} ({n_train} training rows, {problem.epochs} epochs): lowest median "
         f"final training loss {ranked[0]} ({loss[ranked[0]]:.4f}), then {ranked[1]} ({loss[ranked[1]]:.4f}) "
         f"and {ranked[2]} ({loss[ranked[2]]:.4f}); highest {ranked[-1]} ({loss[ranked[-1]]:.4f}). Per pass "
         f"over the data full-batch GD is {slow} than mini-batch SGD ({gd:.4f} against {mb:.4f}; one "

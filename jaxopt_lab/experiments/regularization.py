@@ -38,8 +38,7 @@ import numpy as np
 
 from jaxopt_lab import plots
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
-from jaxopt_lab.experiments import check_size
-from jaxopt_lab.experiments._training_loop import run_once
+from jaxopt_lab.experiments import check_size, reproduce_text, run_once
 from jaxopt_lab.report import Section
 from jaxopt_lab.train import make_train
 
@@ -81,6 +80,15 @@ def config(size: str) -> Config:
         train=TrainConfig(loss="cross_entropy", epochs=s["epochs"], batch_size=0, restore_best=True),
         optimizer=OptimizerConfig(name="adam", kwargs={"learning_rate": LEARNING_RATE}),
     )
+
+
+def method_config(size: str, label: str) -> Config:
+    """`config(size)` with the hyperparameters of method `label` set: `jaxopt-lab train` on it
+    with `--seed S` reproduces the experiment's run of seed S."""
+    from jaxopt_lab.sweep.config_sweep import apply_overrides
+
+    hp = methods(SIZES[size]["patience"])[label]
+    return apply_overrides(config(size), {k: int(v) if k.endswith("patience") else v for k, v in hp.items()})
 
 
 def _runs(size: str) -> tuple[list[tuple[dict[str, float], int]], dict[str, list[int]]]:
@@ -167,6 +175,7 @@ def run(out: Path, size: str = "demo") -> Section:
                 "weight norm": float(np.median(res["weight_norm"][idx])),
             })
     text = _text(rows, sweep_rows, s, len(trainer.data.x_train), len(trainer.data.x_val))
+    text += "\n\n" + reproduce_text({label: method_config(size, label) for label in labels[:2]}, s["seeds"])
     tables = [
         (f"Regularizers after {s['epochs']} epochs (median of {s['seeds']} seeds)", rows),
         ("Same nominal strength lam: L2 in the loss with Adam vs decoupled weight decay (AdamW)", sweep_rows),

@@ -14,8 +14,9 @@ experiment compares their estimates of a small MLP's accuracy:
 
 The reference is the accuracy of the same model trained on all n rows and
 tested on thousands of fresh rows from the same distribution (the generator can
-draw more). Every fit of every scheme is the same program: the rows a fit trains
-on are a 0/1 mask over the n rows (its training split), so all fits run in one
+draw more). Every fit of every scheme is the same program, the engine's
+(`jaxopt_lab.train.make_train`): a fit sees all n rows, with the labels of the
+rows outside its training split held out of the loss, so all fits run in one
 `vmap`ped training loop with one compilation.
 """
 
@@ -29,12 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import losses, plots
+from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.data import generators, splits
-from jaxopt_lab.experiments import check_size
-from jaxopt_lab.experiments._training_loop import run_once
-from jaxopt_lab.nn import mlp
-from jaxopt_lab.optim import aliases, base
+from jaxopt_lab.experiments import check_size, reproduce_text, run_once
 from jaxopt_lab.report import Section
+from jaxopt_lab.train import make_train
 
 SIZES = {
     "tiny": dict(n=30, single=12, repeats=3, steps=150, test=2000),
@@ -46,6 +46,10 @@ NOISE = 0.3
 HIDDEN = 8
 LEARNING_RATE = 0.05
 VAL_FRACTION = 0.2
+#: The seed of every fit's initial weights (the same for all: `jaxopt-lab train --seed 10`).
+SEED = 10
+#: The label that takes a row out of a fit's loss.
+HELD_OUT = -1
 
 
 def _schemes(n: int, y: np.ndarray, single: int, repeats: int) -> dict[str, list[list[tuple[np.ndarray, np.ndarray]]]]:
@@ -60,40 +64,64 @@ def _schemes(n: int, y: np.ndarray, single: int, repeats: int) -> dict[str, list
     return out
 
 
+def config(n: int, steps: int) -> Config:
+    """The `jaxopt-lab train` config of the fit on all `n` rows (seed `SEED`)."""
+    return Config(
+        data=DataConfig(dataset="moons", n_samples=n, noise=NOISE, random_state=2, val_fraction=0.0),
+        model=ModelConfig(hidden=(HIDDEN,), activation="relu", init="he_normal"),
+        train=TrainConfig(loss="cross_entropy", epochs=steps, batch_size=0),
+        optimizer=OptimizerConfig(name="adam", kwargs={"learning_rate": LEARNING_RATE}),
+    )
+
+
+def _masked(fn):
+    """`fn(outputs, y, where)` over the rows whose label is not `HELD_OUT`."""
+    def masked(out, y, where):
+        keep = y != HELD_OUT if where is None else (y != HELD_OUT) & where
+        return fn(out, jnp.maximum(y, 0), keep)
+
+    return masked
+
+
+def trainer(x, y, steps: int):
+    """The engine's trainer of every fit: full-batch Adam on all rows of `x`, where a label
+    `HELD_OUT` takes its row out of the loss (a fit's data differ only in which labels are held out)."""
+    return make_train(
+        config(len(x), steps), data=(np.asarray(x), np.asarray(y)),
+        loss_fn=_masked(lambda out, y, where: losses.softmax_cross_entropy(out, y, where=where)),
+        accuracy_fn=_masked(lambda out, y, where: losses.accuracy(out, y, where=where)),
+    )
+
+
 def _fit_all(x, y, masks_train, steps, x_test, y_test):
-    """Train one MLP per row of `masks_train` (its training rows), vmapped.
+    """Train one MLP per row of `masks_train` (its training rows) through the engine, vmapped.
+
+    Every fit is the same program (`trainer`) on the same rows, from the same initial weights
+    (seed `SEED`); the labels of the rows outside its mask are `HELD_OUT`, so only its
+    training rows enter the loss. One compilation for all fits.
 
     Returns, per fit (leading axis): its parameters, whether it classifies each of the n rows
     correctly, and its accuracy on the fresh test rows.
     """
-    x = jnp.asarray(x, jnp.float32)
-    y = jnp.asarray(y, jnp.int32)
-    x_test = jnp.asarray(x_test, jnp.float32)
+    train = trainer(x, y, steps)
+    y_all = jnp.asarray(y, jnp.int32)
+    x_test = jnp.asarray(x_test, train.dtype)
     y_test = jnp.asarray(y_test, jnp.int32)
-    sizes = [x.shape[1], HIDDEN, 2]
-    init = mlp.init(jax.random.PRNGKey(10), sizes, init="he_normal")
-    opt = aliases.adam(LEARNING_RATE)
 
-    def fit_one(mask):
-        def loss(p):
-            return losses.softmax_cross_entropy(mlp.apply(p, x)[0], y, where=mask)
+    def predict(params, x):
+        return train.model.apply(params, {}, x, train=False, key=None, hp=train.resolve(None))[0]
 
-        def step(carry, _):
-            p, s = carry
-            g = jax.grad(loss)(p)
-            u, s = opt.update(g, s, p)
-            return (base.apply_updates(p, u), s), None
+    def program(masks, data):
+        def fit(mask):
+            labels = jnp.where(mask, data["y_train"], HELD_OUT)
+            return train(jax.random.PRNGKey(SEED), None, {**data, "y_train": labels}).params
 
-        (p, _), _ = jax.lax.scan(step, (init, opt.init(init)), None, length=steps)
-        return p
-
-    def program(masks):
-        params = jax.vmap(fit_one)(masks)
-        correct = jax.vmap(lambda p: jnp.argmax(mlp.apply(p, x)[0], -1) == y)(params)
-        fresh = jax.vmap(lambda p: losses.accuracy(mlp.apply(p, x_test)[0], y_test))(params)
+        params = jax.vmap(fit)(masks)
+        correct = jax.vmap(lambda p: jnp.argmax(predict(p, data["x_train"]), -1) == y_all)(params)
+        fresh = jax.vmap(lambda p: losses.accuracy(predict(p, x_test), y_test))(params)
         return params, correct, fresh
 
-    return run_once(program, jnp.asarray(masks_train, bool))
+    return run_once(program, jnp.asarray(masks_train, bool), train.data_arrays)
 
 
 def run(out: Path, size: str = "demo") -> Section:
@@ -148,7 +176,9 @@ def run(out: Path, size: str = "demo") -> Section:
             "its models on fresh rows (mean)": float(np.mean([fresh[i] for g in where[name] for i in g])),
         })
     figures = [_figure(out / "splits_estimates.png", estimates, true_acc, n, s)]
-    text = _text(rows, true_acc, train_acc, n, s)
+    text = _text(rows, true_acc, train_acc, n, s) + "\n\n" + reproduce_text(
+        {f"the fit on all {n} rows (its final_train_accuracy is the {train_acc:.3f} above)": config(n, s["steps"])},
+        1).replace("(S = 0..0)", f"(S = {SEED})")
     return Section(
         "10. Lecture: data splits — single split vs k-fold vs leave-one-out", text, figures,
         [(f"Accuracy estimates of a 2-{HIDDEN}-2 MLP from {n} moons (fresh-data accuracy {true_acc:.3f})", rows)],

@@ -4,6 +4,8 @@
 * `data`: the data of a run, split once and passed to programs as arguments.
 * `step`: the one pure epoch (updates, validation, early stopping, divergence).
 * `engine`: `make_train` and the `Trainer` it returns.
+* `switch`: categorical choices (optimizer, activation, batch size) as branches of one
+  program, chosen by a traced integer (`lax.switch`); see docs/guide.md for when it pays.
 """
 
 from jaxopt_lab.train.data import PreparedData, prepare_data
