@@ -706,6 +706,8 @@ def halving_section(data: SweepData, folder: Path) -> Section | None:
     if not h:
         return None
     rows, keys = data.rows, data.keys
+    if h.get("method") == "hyperband":
+        return _hyperband_section(h, len(rows))
     text = (f"Rungs at epochs {', '.join(map(str, h['rungs']))} (min_epochs {h['min_epochs']}, eta {h['eta']}): "
             f"{h['halted']} of {len(rows)} runs were halted at a rung. Epochs trained: {h['epochs_spent']} of "
             f"{h['epochs_without_halving']} without halving ({h['epochs_spent'] / h['epochs_without_halving']:.0%}). "
@@ -718,6 +720,19 @@ def halving_section(data: SweepData, folder: Path) -> Section | None:
                 for r in finalists]
     return Section("Successive halving", text, [], [("Rungs", h["per_rung"]),
                                                     ("Promoted through every rung", promoted)])
+
+
+def _hyperband_section(h: dict, n_runs: int) -> Section:
+    """Hyperband's brackets: their rungs, runs, promotions and epochs (`config_sweep.hyperband_summary`)."""
+    text = (f"Hyperband, {len(h['brackets'])} bracket(s) (min_epochs {h['min_epochs']}, eta {h['eta']}): "
+            f"{h['halted']} of {n_runs} runs were halted at a rung of their bracket. Epochs the results stand for: "
+            f"{h['epochs_run']}; epochs computed (each stage retrains its runs): {h['epochs_spent']}; without "
+            f"halving: {h['epochs_without_halving']}.")
+    brackets = [{"bracket s": b["s"], "rungs": ", ".join(map(str, b["rungs"])) or "-", "runs": b["runs"],
+                 "reached / passed": "; ".join(f"{r['epoch']}: {r['reached']} / {r['passed']}" for r in b["per_rung"])
+                 or "-", "epochs run": b["epochs_run"], "epochs computed": b["epochs_computed"]}
+                for b in h["brackets"]]
+    return Section("Hyperband", text, [], [("Brackets", brackets)])
 
 
 @register_section
