@@ -16,15 +16,15 @@ differ from optax, both on purpose:
   and the valid range, where optax would silently produce NaNs (negative decay
   rates) or raise a less specific error.
 
-The lectures' schedules are here too (seed 003 "learning rate scheduling",
-seed 004 "learning rate decay"):
+The lectures' schedules are here too (the gradients-and-activations lecture's "learning rate scheduling",
+the initialization-and-quartic lecture's "learning rate decay"; docs/lectures.md):
 
 * power scheduling, eta(t) = eta0 / (1 + t/s)^c: `power_schedule`; its c = 1
   case with a rate is `inverse_time_decay` (Keras' `SGD(decay=...)` and
   `InverseTimeDecay`);
 * exponential scheduling, eta(t) = eta0 * 0.1^(t/s): `exponential_decay`;
 * piecewise-constant scheduling: `piecewise_constant_schedule`;
-* the per-step decay alpha <- K alpha of seed 004: `step_decay`, which equals
+* the per-step decay alpha <- K alpha of the quartic lecture: `step_decay`, which equals
   `exponential_decay(init_value, 1, K)`;
 * performance scheduling is `jaxopt_lab.optim.wrappers.reduce_on_plateau`, a
   gradient transformation, because it needs the monitored loss.
@@ -154,7 +154,7 @@ def exponential_decay(
     r < 1, an upper bound otherwise. As in optax, T <= 0 or r = 0 give the
     constant I and a negative B counts as 0.
 
-    Seed 003's `exp_decay_fn(epoch) = 0.01 * 0.1 ** (epoch / 20)` is
+    The gradients-and-activations lecture's `exp_decay_fn(epoch) = 0.01 * 0.1 ** (epoch / 20)` is
     `exponential_decay(0.01, 20, 0.1)`.
 
     Raises:
@@ -183,7 +183,7 @@ def piecewise_constant_schedule(
     init_value: ArrayLike,
     boundaries_and_scales: Mapping[int, ArrayLike] | None = None,
 ) -> Schedule:
-    """Piecewise constant (optax.piecewise_constant_schedule; seed 003's `piece_fn`).
+    """Piecewise constant (optax.piecewise_constant_schedule; the gradients-and-activations lecture's `piece_fn`).
 
     v(t) = init_value * prod of `scale` over the entries `{boundary: scale}`
     with t >= boundary. Boundaries are structural (Python numbers); scales
@@ -458,7 +458,7 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, ArrayLike]]) -> Schedule:
 
 
 def power_schedule(init_value: ArrayLike, decay_steps: ArrayLike, power: ArrayLike = 1.0) -> Schedule:
-    r"""The lectures' power scheduling (seed 003).
+    r"""The lectures' power scheduling (the gradients-and-activations lecture).
 
     .. math:: \eta(t) = \frac{\eta_0}{(1 + t/s)^c}
 
@@ -512,7 +512,7 @@ def step_decay(
     decay_every: ArrayLike = 1,
     decay_first: bool = False,
 ) -> Schedule:
-    r"""The lecture's per-step decay alpha <- K alpha, every N steps (seed 004).
+    r"""The lecture's per-step decay alpha <- K alpha, every N steps (the initialization-and-quartic lecture).
 
     .. math:: \alpha(t) = \alpha_0 K^{\lfloor t / N \rfloor + d}
 
@@ -521,7 +521,7 @@ def step_decay(
     `exponential_decay(init_value, 1, K)` bit for bit, and in general
     `exponential_decay(init_value, N, K, staircase=True)`.
 
-    Seed 004's `vanilla_gd_lrdecay` multiplies alpha by K *before* each update,
+    The initialization-and-quartic lecture's `vanilla_gd_lrdecay` multiplies alpha by K *before* each update,
     so its step t uses alpha0 K^(t+1): that is `decay_first=True`.
 
     Raises:

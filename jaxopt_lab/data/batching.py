@@ -2,7 +2,7 @@
 
 An epoch over `n` training rows with batch size `b` is `num_batches(n, b)`
 batches of exactly `b` row indices each (fixed shapes, so a `lax.scan` over
-the batches compiles once). Lecture 001: batch size = examples per step; an
+the batches compiles once). The hyperparameter lecture: batch size = examples per step; an
 epoch = every training example used once (1000 rows, batch 20: 50 steps).
 
 - `batch_size == 0`: full batch, one batch of all `n` rows in their original

@@ -2,7 +2,7 @@
 
 The `GradientTransformation` protocol, `chain` and `apply_updates` are optax's
 own: reusing them is what makes every transform in this package composable with
-optax's in both directions (SPEC section 1). The optimizer *math* is written in
+optax's in both directions (docs/optimizers.md, "Guarantees"). The optimizer *math* is written in
 this package; only the plumbing is shared.
 """
 

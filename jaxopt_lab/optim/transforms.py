@@ -1877,7 +1877,7 @@ class GradientLrControlState(NamedTuple):
 
 
 def scale_by_gradient_lr_control(control_factor: jax.typing.ArrayLike = 0.99) -> GradientTransformation:
-    r"""The lecture's gradient-based learning-rate control (seed 004, `vanilla_gd_gradlr`).
+    r"""The lecture's gradient-based learning-rate control (the quartic lecture's `vanilla_gd_gradlr`).
 
     Each element keeps its own learning rate, shrunk at every step by its gradient:
 

@@ -6,7 +6,7 @@ and any extra scalar metrics (``steps_to_target``, ...).
 
 Missing values. ``None`` means *does not apply* -- the validation metrics of a
 sweep without a validation split, ``best_epoch`` without one -- and is written
-as an empty cell (SPEC section 5). NaN and infinities are *values* (the loss of
+as an empty cell (docs/guide.md, "Outputs of `jaxopt-lab sweep`"). NaN and infinities are *values* (the loss of
 a run that diverged) and are written ``nan``/``inf``/``-inf``, so the table
 keeps the difference; the runner passes ``None`` for what does not apply.
 JSON has no NaN, so `write_summary_json` writes every non-finite float as
@@ -61,7 +61,7 @@ RESULT_COLUMNS = (
     "epochs_run",
     "diverged",
 )
-"""The metric columns of `runs.csv`, in order (SPEC section 5)."""
+"""The metric columns of `runs.csv`, in order (docs/guide.md, "Outputs of `jaxopt-lab sweep`")."""
 
 RUN_KEY = "run"
 SEED_KEY = "seed"

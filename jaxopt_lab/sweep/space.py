@@ -10,7 +10,7 @@ a run's hyperparameters must be comparable to group and aggregate them.
 
 Spaces are built from grids, random draws and seed lists and combined with
 `product` (``a * b``, the first space varying slowest, like nested loops) and
-`concat` (``a + b``). This is the outer loop of lecture 001's "nested loop":
+`concat` (``a + b``). This is the outer loop of the hyperparameter lecture's "nested loop":
 grid search enumerates every configuration, random search draws a fixed budget
 of configurations from distributions (Bergstra & Bengio, "Random Search for
 Hyper-Parameter Optimization", JMLR 2012).
@@ -773,7 +773,7 @@ def config_parts(sweep: Mapping[str, Any], other_keys: Collection[str] | None = 
 
 
 def from_config(sweep: Mapping[str, Any], other_keys: Collection[str] | None = None) -> Space:
-    """The space of a config's ``[sweep]`` table (SPEC section 4).
+    """The space of a config's ``[sweep]`` table (docs/guide.md, `[sweep]`).
 
     ``[sweep.grid.<section>]`` lists become grid axes keyed ``section.key``
     (nested tables nest the key); ``[sweep.random]`` (``trials``, ``seed`` --
@@ -789,7 +789,7 @@ def from_config(sweep: Mapping[str, Any], other_keys: Collection[str] | None = N
 
     - disjoint keys: ``product(grid, random, seeds)`` -- e.g. a grid over
       ``optimizer.name`` with a random learning rate for each;
-    - the same keys (as in SPEC's example, where both search the learning rate
+    - the same keys (as in docs/guide.md's example, where both search the learning rate
       and momentum): ``product(concat(grid, random), seeds)`` -- the grid's
       configurations, then the random ones, so both searches are in one table
       and can be compared at equal budgets (`config_parts` gives each part's size);
