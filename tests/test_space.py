@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from jaxopt_lab.sweep import space as S
 
-# SPEC section 4's example [sweep] table, verbatim.
-SPEC_SWEEP_TOML = """
+# A [sweep] table whose grid and random search cover the same keys (docs/guide.md, `[sweep]`).
+EXAMPLE_SWEEP_TOML = """
 [sweep]
 seeds = 32               # 0..31, or an explicit list such as [0, 5]
 chunk_size = 256         # optional: runs per compiled chunk
@@ -65,7 +65,7 @@ def numpy_random_reference(trials, seed, specs):
     return out
 
 
-SPECS = {
+RANDOM_DISTRIBUTIONS = {
     "optimizer.learning_rate": ("loguniform", (1e-4, 1.0)),
     "optimizer.momentum": ("uniform", (0.0, 0.99)),
     "model.activation": ("choice", ("relu", "tanh", "gelu")),
@@ -212,7 +212,7 @@ def test_bad_input_names_the_key(make, match):
 def test_random_matches_direct_numpy_computation():
     for seed in (0, 1, 12345):
         sp = S.random(50, seed, DISTS)
-        assert sp.points() == numpy_random_reference(50, seed, SPECS)
+        assert sp.points() == numpy_random_reference(50, seed, RANDOM_DISTRIBUTIONS)
         assert sp.keys == tuple(DISTS)
 
 
@@ -308,7 +308,7 @@ def nested_loop_points(lrs, moms, n_seeds):
 
 
 def test_from_config_spec_example_grid_part():
-    sweep = tomllib.loads(SPEC_SWEEP_TOML)["sweep"]
+    sweep = tomllib.loads(EXAMPLE_SWEEP_TOML)["sweep"]
     del sweep["random"]
     sp = S.from_config(sweep)
     assert len(sp) == 3 * 2 * 32
@@ -317,7 +317,7 @@ def test_from_config_spec_example_grid_part():
 
 
 def test_from_config_spec_example_random_part():
-    sweep = tomllib.loads(SPEC_SWEEP_TOML)["sweep"]
+    sweep = tomllib.loads(EXAMPLE_SWEEP_TOML)["sweep"]
     del sweep["grid"]
     sp = S.from_config(sweep)
     assert len(sp) == 64 * 32
@@ -334,7 +334,7 @@ def test_from_config_spec_example_random_part():
 
 
 def test_from_config_spec_example_whole_is_grid_then_random():
-    sweep = tomllib.loads(SPEC_SWEEP_TOML)["sweep"]
+    sweep = tomllib.loads(EXAMPLE_SWEEP_TOML)["sweep"]
     sp = S.from_config(sweep)
     parts = S.config_parts(sweep)
     assert {k: len(v) for k, v in parts.items()} == {"grid": 6, "random": 64, "seeds": 32}

@@ -789,8 +789,8 @@ def from_config(sweep: Mapping[str, Any], other_keys: Collection[str] | None = N
 
     - disjoint keys: ``product(grid, random, seeds)`` -- e.g. a grid over
       ``optimizer.name`` with a random learning rate for each;
-    - the same keys (as in docs/guide.md's example, where both search the learning rate
-      and momentum): ``product(concat(grid, random), seeds)`` -- the grid's
+    - the same keys (e.g. a grid and a random search that both search the learning
+      rate and momentum): ``product(concat(grid, random), seeds)`` -- the grid's
       configurations, then the random ones, so both searches are in one table
       and can be compared at equal budgets (`config_parts` gives each part's size);
     - some keys shared, others not: `ValueError`, as neither reading is clearly meant.
