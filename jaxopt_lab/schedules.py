@@ -39,6 +39,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxopt_lab._checks import check_range
+
 Schedule = Callable[[Any], Any]
 ArrayLike = Any
 
@@ -62,17 +64,6 @@ __all__ = [
     "inverse_time_decay",
     "step_decay",
 ]
-
-
-def _check_range(name: str, value: Any, **bounds: Any) -> None:
-    """`jaxopt_lab.optim.base.check_range`, imported when first used.
-
-    `jaxopt_lab.optim` re-exports this module, so importing `jaxopt_lab.optim.base`
-    here at import time would be circular.
-    """
-    from jaxopt_lab.optim.base import check_range
-
-    check_range(name, value, **bounds)
 
 
 def _is_python_number(x: Any) -> bool:
@@ -161,7 +152,7 @@ def exponential_decay(
       ValueError: for a concrete negative `decay_rate` (its fractional powers
         are NaN).
     """
-    _check_range("decay_rate", decay_rate, low=0.0)
+    check_range("decay_rate", decay_rate, low=0.0)
 
     def schedule(count):
         begin = jnp.maximum(transition_begin, 0)
@@ -194,7 +185,7 @@ def piecewise_constant_schedule(
     """
     items = sorted(boundaries_and_scales.items()) if boundaries_and_scales else []
     for boundary, scale in items:
-        _check_range(f"boundaries_and_scales[{boundary!r}]", scale, low=0.0)
+        check_range(f"boundaries_and_scales[{boundary!r}]", scale, low=0.0)
 
     def schedule(count):
         value = init_value
@@ -244,7 +235,7 @@ def piecewise_interpolate_schedule(
     interpolate = _INTERPOLATORS[interpolate_type]
     items = sorted(boundaries_and_scales.items()) if boundaries_and_scales else []
     for boundary, scale in items:
-        _check_range(f"boundaries_and_scales[{boundary!r}]", scale, low=0.0)
+        check_range(f"boundaries_and_scales[{boundary!r}]", scale, low=0.0)
     boundaries = tuple(b for b, _ in items)
     scales = tuple(s for _, s in items)
 
@@ -277,7 +268,7 @@ def cosine_decay_schedule(
     Raises:
       ValueError: for a concrete `decay_steps` <= 0.
     """
-    _check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
+    check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
 
     def schedule(count):
         # Python ints become floats first, as in optax, so the arithmetic (and
@@ -316,7 +307,7 @@ def linear_onecycle_schedule(
     final_div_factor) at T. `transition_steps`, `pct_start` and `pct_final`
     place boundaries and must be Python numbers; the values may be traced.
     """
-    _check_range("transition_steps", transition_steps, low=0, low_inclusive=False)
+    check_range("transition_steps", transition_steps, low=0, low_inclusive=False)
     return piecewise_interpolate_schedule(
         "linear",
         peak_value / div_factor,
@@ -341,7 +332,7 @@ def cosine_onecycle_schedule(
     to peak/(div_factor * final_div_factor) at T. `transition_steps` and
     `pct_start` place boundaries and must be Python numbers.
     """
-    _check_range("transition_steps", transition_steps, low=0, low_inclusive=False)
+    check_range("transition_steps", transition_steps, low=0, low_inclusive=False)
     return piecewise_interpolate_schedule(
         "cosine",
         peak_value / div_factor,
@@ -469,8 +460,8 @@ def power_schedule(init_value: ArrayLike, decay_steps: ArrayLike, power: ArrayLi
     Raises:
       ValueError: for a concrete `decay_steps` <= 0 or `power` < 0.
     """
-    _check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
-    _check_range("power", power, low=0.0)
+    check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
+    check_range("power", power, low=0.0)
 
     def schedule(count):
         return init_value / (1 + count / decay_steps) ** power
@@ -494,8 +485,8 @@ def inverse_time_decay(
     Raises:
       ValueError: for a concrete `decay_steps` <= 0 or `decay_rate` < 0.
     """
-    _check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
-    _check_range("decay_rate", decay_rate, low=0.0)
+    check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
+    check_range("decay_rate", decay_rate, low=0.0)
 
     def schedule(count):
         p = count / decay_steps
@@ -527,8 +518,8 @@ def step_decay(
     Raises:
       ValueError: for a concrete K outside (0, 1] or N < 1.
     """
-    _check_range("decay_factor", decay_factor, low=0.0, high=1.0, low_inclusive=False)
-    _check_range("decay_every", decay_every, low=1)
+    check_range("decay_factor", decay_factor, low=0.0, high=1.0, low_inclusive=False)
+    check_range("decay_every", decay_every, low=1)
     decay = exponential_decay(init_value, decay_every, decay_factor, staircase=True)
     if not decay_first:
         return decay
