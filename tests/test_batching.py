@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_lab.data.batching import epoch_batches, masked_mean, num_batches
+from jaxopt_lab.data.batching import epoch_batches, num_batches
+from jaxopt_lab.losses import masked_mean
 
 N, B, RUNS = 23, 5, 4
 

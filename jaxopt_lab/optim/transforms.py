@@ -147,12 +147,6 @@ def _cast_like(tree: Any, like: Any) -> Any:
     return _map(lambda x, ref: jnp.asarray(x, dtype=jnp.result_type(ref)), tree, like)
 
 
-def _cast(tree: Any, dtype: Any) -> Any:
-    if dtype is None:
-        return tree
-    return _map(lambda x: jnp.asarray(x, dtype=dtype), tree)
-
-
 def _canonical_dtype(dtype: Any) -> Any:
     return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
 
