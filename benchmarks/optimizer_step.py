@@ -15,7 +15,7 @@ optax's steps are timed alternately (P O P O ...), `--steps` steps per sample, a
   streaming rate (`y = a x + b` over the same tree), since a step is memory bound;
 * correctness: three steps from the same start give the same parameters (float32 rounding).
 
-Also the lecture's manual NumPy AdaGrad, RMSProp and Adam (seed 004: `G += g**2`,
+Also the lecture's manual NumPy AdaGrad, RMSProp and Adam (the initialization-and-quartic lecture: `G += g**2`,
 `W -= alpha g / sqrt(G + eps)`, ..., eps = 1e-6) per step on the same tree, against the
 project's optimizer configured to the same formula (and checked to give the same numbers).
 """
@@ -71,7 +71,7 @@ OPTIMIZERS: dict[str, tuple[Callable[[Any], Any], Callable[[], Any]]] = {
 }
 TINY_OPTIMIZERS = ("sgd", "momentum", "adam")
 
-# The lecture's optimizers (seed 004) and the project's optimizer written to the same formula.
+# The initialization-and-quartic lecture's optimizers and the project's optimizer written to the same formula.
 LECTURE = {
     "adagrad": lambda m: m.adagrad(1e-2, initial_accumulator_value=0.0, eps=1e-6),
     "rmsprop": lambda m: m.rmsprop(1e-2, decay=0.9, eps=1e-6),
@@ -160,7 +160,7 @@ def _rel_step_diff(moved: np.ndarray, ref_moved: np.ndarray) -> float:
     return float(np.max(np.abs(moved - ref_moved))) / scale if scale > 0 else float(np.max(np.abs(moved)))
 
 
-# ----------------------------------------------------------------------------- NumPy (lecture, seed 004)
+# ----------------------------------------------------------------------------- NumPy (the quartic lecture)
 
 
 class LectureNumpy:
@@ -373,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "ratio": speedup.as_dict(),
             "max_rel_diff_3_steps": worst,
         }
-    print("\nThe lecture's NumPy optimizers (seed 004, float32 arrays, one leaf at a time)")
+    print("\nThe lecture's NumPy optimizers (initialization-and-quartic lecture, float32 arrays, one leaf at a time)")
     print(common.table(lect_rows))
 
     payload = {

@@ -2,8 +2,8 @@
 
     python benchmarks/scaling.py [--size tiny|small|full] [--out results.json] [--reps N]
 
-The problem is SPEC's example config (moons MLP 2-20-2 ReLU, SGD with momentum, full batch,
-validation split 0.2) with the number of epochs of `--size`, run with
+The problem is the moons example config, `examples/moons_sweep.toml` (moons MLP 2-20-2 ReLU,
+SGD with momentum, full batch, validation split 0.2) with the number of epochs of `--size`, run with
 `jaxopt_lab.sweep.config_sweep.run_sweep` (what `jaxopt-lab sweep` runs) on every core as a
 host device. Four measurements:
 
@@ -16,7 +16,7 @@ host device. Four measurements:
 2. **Devices 1, 2, 4**: the same sweep in child processes with
    `XLA_FLAGS=--xla_force_host_platform_device_count=N`, alternated (1 2 4 1 2 4 ...), with
    each child's compile time, runs/s and peak RSS; the results must be the same for every
-   device count (SPEC section 6).
+   device count (docs/design.md, "Promises the sweep keeps").
 3. **No recompilation**: a second sweep of the same structure with new hyperparameter values
    compiles nothing (`ExecutionStats.compilations == 0`), runs faster, and returns
    different results (the new values were used).

@@ -5,7 +5,7 @@
 
 Problems (sizes per `--size` in `PROBLEMS`):
 
-* ``moons``: SPEC's example: MLP 2-20-2 ReLU, make_moons(500, noise 0.25), full batch,
+* ``moons``: the moons example (`examples/moons_sweep.toml`): MLP 2-20-2 ReLU, make_moons(500, noise 0.25), full batch,
   400 epochs, SGD with momentum; 8 learning rates x 4 momenta x 32 seeds = 1,024 runs at
   `full`. Two lines: *identical work* (``val_fraction = 0``: every contender trains on the
   same 500 rows and evaluates nothing per epoch but its training loss) and the *project's
@@ -30,12 +30,12 @@ Contenders (each timed on identical work, alternated A B C ... per round):
 * ``expert jit(vmap)``: `jax.jit(jax.vmap(train))` with `lax.scan` and optax, every run
   in one batch: the reference every ratio is taken against;
 * ``expert jit per run``: the same `train` compiled once and called once per run;
-* ``expert shard_map+lax.map``: PERF_NOTES' best: runs sharded over one host device per
+* ``expert shard_map+lax.map``: the fastest hand-written execution on CPU: runs sharded over one host device per
   core, `lax.map` (one run at a time) inside each;
 * ``torch.func.vmap``: PyTorch, the runs' parameters stacked, `torch.func.grad_and_value`
   vmapped, the update written by hand;
 * ``torch sequential``: one run after another, `torch.optim.SGD` / `torch.optim.Adam`;
-* ``numpy lecture loop``: the lecture's hand-written NumPy forward/backward (seed 000),
+* ``numpy lecture loop``: the moons lecture's hand-written NumPy forward/backward (docs/lectures.md),
   float64, one run after another (momentum added the heavy-ball way: v = mu v + g).
 
 Every contender starts each run from the same initial weights (He-normal, drawn from the
@@ -600,7 +600,7 @@ def expert_shard_map(line: Line, train: Callable) -> Contender:
         np.arange(n),
         warmup,
         go,
-        f"PERF_NOTES' best: jit(shard_map(lax.map(train))) over {n_dev} host device(s)",
+        f"the fastest hand-written CPU execution: jit(shard_map(lax.map(train))) over {n_dev} host device(s)",
     )
 
 
@@ -777,11 +777,11 @@ def torch_sequential(line: Line, init: Callable, limit: int | None, threads: int
     )
 
 
-# ----------------------------------------------------------------------------- NumPy (lecture, seed 000)
+# ----------------------------------------------------------------------------- NumPy (the moons lecture)
 
 
 def numpy_lecture(line: Line, init: Callable, limit: int | None) -> Contender:
-    """The lecture's NumPy loop (seed 000), one hidden layer, float64, run by run."""
+    """The moons lecture's NumPy loop, one hidden layer, float64, run by run."""
     idx = _subset(line.n_runs, limit)
     p0 = [a.astype(np.float64) for a in _initial_params(line, init, idx)]
     perms = _permutations(line, idx)
@@ -863,7 +863,7 @@ def numpy_lecture(line: Line, init: Callable, limit: int | None) -> Contender:
         idx,
         lambda: 0.0,
         go,
-        "the lecture's NumPy forward/backward (seed 000), float64, one run after another",
+        "the moons lecture's NumPy forward/backward, float64, one run after another",
     )
 
 

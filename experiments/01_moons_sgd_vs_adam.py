@@ -1,4 +1,4 @@
-"""Experiment 1 (lecture seed 000): SGD vs Adam on moons, reproduced exactly in float64, then over inits.
+"""Experiment 1 (the moons lecture): SGD vs Adam on moons, reproduced exactly in float64, then over inits.
 
     python experiments/01_moons_sgd_vs_adam.py [--out DIR] [--size tiny|demo|full]
 """

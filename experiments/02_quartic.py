@@ -1,4 +1,4 @@
-"""Experiment 2 (lecture seed 004): GD, momentum, Nesterov, decay and gradient-based control on a quartic.
+"""Experiment 2 (the quartic lecture): GD, momentum, Nesterov, decay and gradient-based control on a quartic.
 
     python experiments/02_quartic.py [--out DIR] [--size tiny|demo|full]
 """

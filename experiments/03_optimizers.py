@@ -1,4 +1,6 @@
-"""Experiment 3 (lecture seeds 004, 002): GD, SGD, the adaptive optimizers, AdaBound and Lookahead compared.
+"""Experiment 3 (optimizers lectures): GD, SGD, the adaptive optimizers, AdaBound and Lookahead compared.
+
+From the initialization-and-quartic and optimizers-and-overfitting lectures (docs/lectures.md).
 
     python experiments/03_optimizers.py [--out DIR] [--size tiny|demo|full]
 

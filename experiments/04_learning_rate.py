@@ -1,4 +1,6 @@
-"""Experiment 4 (lecture seeds 000, 002): learning-rate regimes and the learning-rate x momentum heatmap.
+"""Experiment 4 (learning-rate lectures): learning-rate regimes and the learning-rate x momentum heatmap.
+
+From the moons and optimizers-and-overfitting lectures (docs/lectures.md).
 
     python experiments/04_learning_rate.py [--out DIR] [--size tiny|demo|full]
 """

@@ -1,4 +1,4 @@
-"""Experiment 5 (lecture seed 003): learning-rate schedules compared over seeds.
+"""Experiment 5 (the gradients-and-activations lecture): learning-rate schedules compared over seeds.
 
     python experiments/05_schedules.py [--out DIR] [--size tiny|demo|full]
 """

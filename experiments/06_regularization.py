@@ -1,4 +1,4 @@
-"""Experiment 6 (lecture seeds 000-003): regularizers against overfitting, and L2 with Adam vs AdamW.
+"""Experiment 6 (the lectures listed in docs/lectures.md): regularizers against overfitting, and L2 with Adam vs AdamW.
 
     python experiments/06_regularization.py [--out DIR] [--size tiny|demo|full]
 

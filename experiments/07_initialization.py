@@ -1,4 +1,6 @@
-"""Experiment 7 (lecture seeds 003, 004): initializers x activations on a deep MLP, symmetry, clipping.
+"""Experiment 7 (initialization lectures): initializers x activations on a deep MLP, symmetry, clipping.
+
+From the gradients-and-activations and initialization-and-quartic lectures (docs/lectures.md).
 
     python experiments/07_initialization.py [--out DIR] [--size tiny|demo|full]
 

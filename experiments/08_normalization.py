@@ -1,4 +1,4 @@
-"""Experiment 8 (lecture seed 001): no normalization vs batch norm vs layer norm, at small and large batches.
+"""Experiment 8 (the hyperparameter lecture): no normalization vs batch norm vs layer norm, at small and large batches.
 
     python experiments/08_normalization.py [--out DIR] [--size tiny|demo|full]
 

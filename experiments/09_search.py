@@ -1,4 +1,4 @@
-"""Experiment 9 (lecture seed 001): grid vs random search at equal budgets, with the expected best of k.
+"""Experiment 9 (the hyperparameter lecture): grid vs random search at equal budgets, with the expected best of k.
 
     python experiments/09_search.py [--out DIR] [--size tiny|demo|full]
 """

@@ -1,4 +1,4 @@
-"""Experiment 10 (lecture seed 002): a single validation split vs k-fold vs leave-one-out accuracy estimates.
+"""Experiment 10 (the data-splits lecture): a single validation split vs k-fold vs leave-one-out accuracy estimates.
 
     python experiments/10_splits.py [--out DIR] [--size tiny|demo|full]
 

@@ -1,6 +1,6 @@
 """Saving and loading parameter and optimizer-state pytrees, safely.
 
-The lectures' "saver and loader functions" (seed 004): a training run should be
+The lectures' "saver and loader functions" (the initialization-and-quartic lecture): a training run should be
 able to stop and resume from what it wrote, and reading a file should never be
 able to run code or quietly hand back something other than what was written.
 

@@ -1,4 +1,4 @@
-"""`jaxopt-lab`: the command line (SPEC section 3).
+"""`jaxopt-lab`: the command line (docs/guide.md; `jaxopt-lab --help`).
 
 Exit status: 0 success; 2 bad input (config, file, argument) with one line on
 stderr naming the offending key or value and the valid choices, no traceback,

@@ -1,6 +1,6 @@
 """Experiment configuration: typed sections, defaults, and validation of TOML input.
 
-A config has the sections of SPEC section 4 (`data`, `model`, `train`,
+A config has the sections of docs/guide.md (`data`, `model`, `train`,
 `optimizer`, `sweep`). Every value is checked before anything runs: an unknown
 section or key, a wrong type, an out-of-range value or an unknown name raises
 `ConfigError` with one line naming the key, the value and the valid choices

@@ -1,6 +1,6 @@
 """Gradient diagnostics: per-layer norms, vanishing/exploding verdicts, dead ReLUs, gradient checks.
 
-The lectures (seed 003) compute a gradient two ways. "Idea #1", finite
+The lectures (the gradients-and-activations lecture) compute a gradient two ways. "Idea #1", finite
 differences, perturbs one parameter at a time: a central difference
 
     dL/dtheta_i ~ (L(theta + h e_i) - L(theta - h e_i)) / (2 h)
@@ -14,7 +14,8 @@ differences remain the independent check of a backward pass:
 `finite_difference_check` compares the two leaf by leaf.
 
 `layer_grad_norms`, `update_ratios`, `gradient_verdict` and
-`dead_relu_fraction` put numbers on the failure modes of seeds 003 and 004:
+`dead_relu_fraction` put numbers on the failure modes of the gradients-and-activations and
+initialization-and-quartic lectures (docs/lectures.md):
 vanishing and exploding gradients and dying ReLUs.
 """
 
@@ -122,7 +123,7 @@ def gradient_verdict(
     so a layer whose gradient is 1000 times smaller than the output layer's
     needs 1000 times more steps to move as far -- frozen for a training run of
     ordinary length; with sigmoid units, whose derivative is at most 1/4, five
-    layers are enough to shrink the gradient by 4^5 ~ 1e3 (seed 004's vanishing
+    layers are enough to shrink the gradient by 4^5 ~ 1e3 (the quartic lecture's vanishing
     gradient). Floor 1e-7: float32's resolution is 1.2e-7, so with learning
     rates <= 1 an update of that size relative to weights of order one is
     rounded away and nothing learns. Ceiling 1e3: with a learning rate of 1e-3
@@ -162,7 +163,7 @@ def dead_relu_fraction(
 
     A unit is dead when the input of its activation is <= 0 for every example
     of the batch: a ReLU then outputs 0 and passes back a zero gradient, so its
-    incoming weights never change again (seed 003's "dying ReLU"). Returns
+    incoming weights never change again (the gradients-and-activations lecture's "dying ReLU"). Returns
     ``{"dense_i": fraction}`` per hidden layer. With batch norm, pass `state`
     (inference statistics) or `train=True` (the batch's own). Works under `jit`.
     """

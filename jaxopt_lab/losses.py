@@ -20,7 +20,7 @@ huber                  ``mean_k h(e_k)``, ``h(e) = e^2 / 2`` for ``|e| <= delta`
                        ``delta (|e| - delta / 2)`` beyond (Huber, 1964)
 =====================  =========================================================
 
-Penalties (seed 002): `l2_penalty(params) = 0.5 * sum w^2` (ridge; its gradient
+Penalties (the optimizers-and-overfitting lecture): `l2_penalty(params) = 0.5 * sum w^2` (ridge; its gradient
 is `w`, so ``loss + lam * l2_penalty`` is what weight decay with rate `lam`
 does to plain SGD) and `l1_penalty(params) = sum |w|` (lasso), over the leaves a
 mask selects; `decay_mask` selects the weight matrices and leaves biases and
@@ -35,8 +35,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxopt_lab._checks import check_range
 from jaxopt_lab.nn.activations import unknown_choice
-from jaxopt_lab.optim.base import check_range
 
 __all__ = [
     "LOSSES",

@@ -16,15 +16,15 @@ differ from optax, both on purpose:
   and the valid range, where optax would silently produce NaNs (negative decay
   rates) or raise a less specific error.
 
-The lectures' schedules are here too (seed 003 "learning rate scheduling",
-seed 004 "learning rate decay"):
+The lectures' schedules are here too (the gradients-and-activations lecture's "learning rate scheduling",
+the initialization-and-quartic lecture's "learning rate decay"; docs/lectures.md):
 
 * power scheduling, eta(t) = eta0 / (1 + t/s)^c: `power_schedule`; its c = 1
   case with a rate is `inverse_time_decay` (Keras' `SGD(decay=...)` and
   `InverseTimeDecay`);
 * exponential scheduling, eta(t) = eta0 * 0.1^(t/s): `exponential_decay`;
 * piecewise-constant scheduling: `piecewise_constant_schedule`;
-* the per-step decay alpha <- K alpha of seed 004: `step_decay`, which equals
+* the per-step decay alpha <- K alpha of the quartic lecture: `step_decay`, which equals
   `exponential_decay(init_value, 1, K)`;
 * performance scheduling is `jaxopt_lab.optim.wrappers.reduce_on_plateau`, a
   gradient transformation, because it needs the monitored loss.
@@ -38,6 +38,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from jaxopt_lab._checks import check_range
 
 Schedule = Callable[[Any], Any]
 ArrayLike = Any
@@ -62,17 +64,6 @@ __all__ = [
     "inverse_time_decay",
     "step_decay",
 ]
-
-
-def _check_range(name: str, value: Any, **bounds: Any) -> None:
-    """`jaxopt_lab.optim.base.check_range`, imported when first used.
-
-    `jaxopt_lab.optim` re-exports this module, so importing `jaxopt_lab.optim.base`
-    here at import time would be circular.
-    """
-    from jaxopt_lab.optim.base import check_range
-
-    check_range(name, value, **bounds)
 
 
 def _is_python_number(x: Any) -> bool:
@@ -154,14 +145,14 @@ def exponential_decay(
     r < 1, an upper bound otherwise. As in optax, T <= 0 or r = 0 give the
     constant I and a negative B counts as 0.
 
-    Seed 003's `exp_decay_fn(epoch) = 0.01 * 0.1 ** (epoch / 20)` is
+    The gradients-and-activations lecture's `exp_decay_fn(epoch) = 0.01 * 0.1 ** (epoch / 20)` is
     `exponential_decay(0.01, 20, 0.1)`.
 
     Raises:
       ValueError: for a concrete negative `decay_rate` (its fractional powers
         are NaN).
     """
-    _check_range("decay_rate", decay_rate, low=0.0)
+    check_range("decay_rate", decay_rate, low=0.0)
 
     def schedule(count):
         begin = jnp.maximum(transition_begin, 0)
@@ -183,7 +174,7 @@ def piecewise_constant_schedule(
     init_value: ArrayLike,
     boundaries_and_scales: Mapping[int, ArrayLike] | None = None,
 ) -> Schedule:
-    """Piecewise constant (optax.piecewise_constant_schedule; seed 003's `piece_fn`).
+    """Piecewise constant (optax.piecewise_constant_schedule; the gradients-and-activations lecture's `piece_fn`).
 
     v(t) = init_value * prod of `scale` over the entries `{boundary: scale}`
     with t >= boundary. Boundaries are structural (Python numbers); scales
@@ -194,7 +185,7 @@ def piecewise_constant_schedule(
     """
     items = sorted(boundaries_and_scales.items()) if boundaries_and_scales else []
     for boundary, scale in items:
-        _check_range(f"boundaries_and_scales[{boundary!r}]", scale, low=0.0)
+        check_range(f"boundaries_and_scales[{boundary!r}]", scale, low=0.0)
 
     def schedule(count):
         value = init_value
@@ -244,7 +235,7 @@ def piecewise_interpolate_schedule(
     interpolate = _INTERPOLATORS[interpolate_type]
     items = sorted(boundaries_and_scales.items()) if boundaries_and_scales else []
     for boundary, scale in items:
-        _check_range(f"boundaries_and_scales[{boundary!r}]", scale, low=0.0)
+        check_range(f"boundaries_and_scales[{boundary!r}]", scale, low=0.0)
     boundaries = tuple(b for b, _ in items)
     scales = tuple(s for _, s in items)
 
@@ -277,7 +268,7 @@ def cosine_decay_schedule(
     Raises:
       ValueError: for a concrete `decay_steps` <= 0.
     """
-    _check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
+    check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
 
     def schedule(count):
         # Python ints become floats first, as in optax, so the arithmetic (and
@@ -316,7 +307,7 @@ def linear_onecycle_schedule(
     final_div_factor) at T. `transition_steps`, `pct_start` and `pct_final`
     place boundaries and must be Python numbers; the values may be traced.
     """
-    _check_range("transition_steps", transition_steps, low=0, low_inclusive=False)
+    check_range("transition_steps", transition_steps, low=0, low_inclusive=False)
     return piecewise_interpolate_schedule(
         "linear",
         peak_value / div_factor,
@@ -341,7 +332,7 @@ def cosine_onecycle_schedule(
     to peak/(div_factor * final_div_factor) at T. `transition_steps` and
     `pct_start` place boundaries and must be Python numbers.
     """
-    _check_range("transition_steps", transition_steps, low=0, low_inclusive=False)
+    check_range("transition_steps", transition_steps, low=0, low_inclusive=False)
     return piecewise_interpolate_schedule(
         "cosine",
         peak_value / div_factor,
@@ -458,7 +449,7 @@ def sgdr_schedule(cosine_kwargs: Iterable[Mapping[str, ArrayLike]]) -> Schedule:
 
 
 def power_schedule(init_value: ArrayLike, decay_steps: ArrayLike, power: ArrayLike = 1.0) -> Schedule:
-    r"""The lectures' power scheduling (seed 003).
+    r"""The lectures' power scheduling (the gradients-and-activations lecture).
 
     .. math:: \eta(t) = \frac{\eta_0}{(1 + t/s)^c}
 
@@ -469,8 +460,8 @@ def power_schedule(init_value: ArrayLike, decay_steps: ArrayLike, power: ArrayLi
     Raises:
       ValueError: for a concrete `decay_steps` <= 0 or `power` < 0.
     """
-    _check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
-    _check_range("power", power, low=0.0)
+    check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
+    check_range("power", power, low=0.0)
 
     def schedule(count):
         return init_value / (1 + count / decay_steps) ** power
@@ -494,8 +485,8 @@ def inverse_time_decay(
     Raises:
       ValueError: for a concrete `decay_steps` <= 0 or `decay_rate` < 0.
     """
-    _check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
-    _check_range("decay_rate", decay_rate, low=0.0)
+    check_range("decay_steps", decay_steps, low=0, low_inclusive=False)
+    check_range("decay_rate", decay_rate, low=0.0)
 
     def schedule(count):
         p = count / decay_steps
@@ -512,7 +503,7 @@ def step_decay(
     decay_every: ArrayLike = 1,
     decay_first: bool = False,
 ) -> Schedule:
-    r"""The lecture's per-step decay alpha <- K alpha, every N steps (seed 004).
+    r"""The lecture's per-step decay alpha <- K alpha, every N steps (the initialization-and-quartic lecture).
 
     .. math:: \alpha(t) = \alpha_0 K^{\lfloor t / N \rfloor + d}
 
@@ -521,14 +512,14 @@ def step_decay(
     `exponential_decay(init_value, 1, K)` bit for bit, and in general
     `exponential_decay(init_value, N, K, staircase=True)`.
 
-    Seed 004's `vanilla_gd_lrdecay` multiplies alpha by K *before* each update,
+    The initialization-and-quartic lecture's `vanilla_gd_lrdecay` multiplies alpha by K *before* each update,
     so its step t uses alpha0 K^(t+1): that is `decay_first=True`.
 
     Raises:
       ValueError: for a concrete K outside (0, 1] or N < 1.
     """
-    _check_range("decay_factor", decay_factor, low=0.0, high=1.0, low_inclusive=False)
-    _check_range("decay_every", decay_every, low=1)
+    check_range("decay_factor", decay_factor, low=0.0, high=1.0, low_inclusive=False)
+    check_range("decay_every", decay_every, low=1)
     decay = exponential_decay(init_value, decay_every, decay_factor, staircase=True)
     if not decay_first:
         return decay

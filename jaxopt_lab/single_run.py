@@ -1,6 +1,6 @@
 """`jaxopt-lab train`: one run of a config, written to a folder.
 
-The folder holds `metrics.json` (the final metrics, SPEC section 5's names),
+The folder holds `metrics.json` (the final metrics, the names of docs/guide.md's runs.csv columns),
 `history.csv` (one row per epoch), `model.ckpt` (the final parameters and
 batch-norm statistics, in the safe checkpoint format) and `loss.png`. It is
 written into a staging folder first and published complete, under the

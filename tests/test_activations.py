@@ -119,7 +119,7 @@ def test_unknown_name_names_argument_choices_and_closest():
 
 @pytest.mark.parametrize(
     "activation, expected",
-    # Seed 003's table: Glorot for tanh, sigmoid, softmax (and no activation);
+    # The gradients-and-activations lecture's table: Glorot for tanh, sigmoid, softmax (and no activation);
     # He for ReLU, Leaky ReLU, ELU, GELU, Swish, Mish; LeCun for SELU.
     [("linear", "glorot"), ("none", "glorot"), ("tanh", "glorot"), ("sigmoid", "glorot")]
     + [("softmax", "glorot"), ("relu", "he"), ("leaky_relu", "he"), ("elu", "he"), ("gelu", "he")]

@@ -1,4 +1,6 @@
-"""The optimizers against optax (SPEC section 1): same keywords, same trajectories, traced hyperparameters.
+"""The optimizers against optax: same keywords, same trajectories, traced hyperparameters.
+
+The promises are docs/optimizers.md's "Guarantees".
 
 The problem is small but not quadratic: a pytree of two arrays under a
 log-cosh regression loss with a quartic penalty, float64, 100 steps.

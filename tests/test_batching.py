@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_lab.data.batching import epoch_batches, masked_mean, num_batches
+from jaxopt_lab.data.batching import epoch_batches, num_batches
+from jaxopt_lab.losses import masked_mean
 
 N, B, RUNS = 23, 5, 4
 
@@ -17,7 +18,7 @@ def _sweep_batches(keys):
 
 
 def test_num_batches_closed_forms():
-    assert num_batches(1000, 20) == 50  # lecture 001: 1000 samples, batch 20 -> 50 iterations
+    assert num_batches(1000, 20) == 50  # the hyperparameter lecture: 1000 samples, batch 20 -> 50 iterations
     assert num_batches(23, 5) == 5 and num_batches(23, 5, drop_last=True) == 4
     assert num_batches(23, 0) == 1 and num_batches(23, 1) == 23 and num_batches(23, 23) == 1
 

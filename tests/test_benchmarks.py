@@ -119,7 +119,7 @@ def test_checks_and_machine_info(tmp_path):
     assert json.loads((tmp_path / "b.json").read_text())["ok"] is False
     info = common.machine_info()
     assert info["cores"] >= 1 and info["jax"] and info["cpu_model"]
-    # PERF_NOTES: 96 MFLOP per run of the moons sweep
+    # BENCHMARKS.md section 1.1: 96 MFLOP per run of the moons sweep
     assert common.mlp_train_flops([2, 20, 2], 500) * 400 == pytest.approx(96e6)
 
 

@@ -1,4 +1,4 @@
-"""The command line: exit codes, bad input, sweep outputs (SPEC sections 3-6), resume after SIGKILL."""
+"""The command line: exit codes, bad input, sweep outputs (docs/guide.md), resume after SIGKILL."""
 
 import csv
 import json
@@ -43,7 +43,7 @@ learning_rate = [0.01, 0.1, 1e30]
 momentum = [0.0, 0.9]
 """
 
-SPEC_COLUMNS = [
+RUNS_CSV_COLUMNS = [
     "run", "optimizer.learning_rate", "optimizer.momentum", "seed", "final_train_loss", "final_train_accuracy",
     "final_val_loss", "final_val_accuracy", "best_val_loss", "best_epoch", "epochs_run", "diverged",
 ]
@@ -101,14 +101,14 @@ def _read_csv(path):
         return list(csv.reader(f))
 
 
-def test_sweep_writes_spec_outputs(tmp_path):
+def test_sweep_writes_documented_outputs(tmp_path):
     cfg = _write(tmp_path, SWEEP.format(epochs=20, chunk=4))
     out = tmp_path / "out"
     r = _cli("sweep", cfg, "--out", out)
     assert r.returncode == 0, r.stderr
     assert f"wrote {out}" in r.stdout
     rows = _read_csv(out / "runs.csv")
-    assert rows[0] == SPEC_COLUMNS
+    assert rows[0] == RUNS_CSV_COLUMNS
     assert len(rows) == 13 and [int(x[0]) for x in rows[1:]] == list(range(12))
     diverged = {row[2 - 1]: row[-1] for row in rows[1:]}
     assert diverged["1e+30"] == "true" and diverged["0.1"] == "false"
@@ -177,7 +177,7 @@ def test_train_writes_a_run_folder(tmp_path):
 
 
 def test_two_processes_on_loopback_give_the_same_runs_csv(tmp_path):
-    """SPEC section 3: a sweep across 2 processes (jax.distributed, CPU collectives) equals one process."""
+    """A sweep across 2 processes (jax.distributed, CPU collectives) equals one process."""
     cfg = _write(tmp_path, SWEEP.format(epochs=15, chunk=12))
     sweep_in_two_processes(cfg, tmp_path / "p")
     single = _cli("sweep", cfg, "--out", tmp_path / "single", "--no-report", "--devices", "1")

@@ -6,7 +6,7 @@ import pytest
 
 from jaxopt_lab import config as C
 
-SPEC_EXAMPLE = """
+MOONS_EXAMPLE = """
 [data]
 dataset = "moons"
 n_samples = 500
@@ -49,7 +49,7 @@ def _load(tmp_path, text):
 
 
 def test_spec_example_parses(tmp_path):
-    cfg = _load(tmp_path, SPEC_EXAMPLE)
+    cfg = _load(tmp_path, MOONS_EXAMPLE)
     assert cfg.data.n_samples == 500 and cfg.model.hidden == (20,)
     assert cfg.optimizer.name == "sgd" and cfg.optimizer.kwargs == {"learning_rate": 0.1, "momentum": 0.9}
     assert cfg.sweep["seeds"] == 32

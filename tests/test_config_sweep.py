@@ -1,4 +1,4 @@
-"""Config sweeps: SPEC section 6's promises, grouping, key checks."""
+"""Config sweeps: the promises of docs/design.md, grouping, key checks."""
 
 import jax
 import numpy as np

@@ -1,4 +1,4 @@
-"""Diagnostics: seed 003's worked backprop example, gradient checks, norms, verdicts, dead ReLUs."""
+"""Diagnostics: the gradients lecture's worked backprop example, gradient checks, norms, verdicts, dead ReLUs."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +8,7 @@ import pytest
 from jaxopt_lab import diagnostics, losses
 from jaxopt_lab.nn import mlp
 
-# Seed 003's 2-2-1 ReLU network, in the lecture's order
+# The gradients-and-activations lecture's 2-2-1 ReLU network, in the lecture's order
 # (w11^(1), w21^(1), b1^(1), w12^(1), w22^(1), b2^(1), w11^(2), w21^(2), b1^(2)),
 # w_ij^(l) joining unit i of layer l-1 to unit j of layer l.
 LECTURE_THETA = [1.0, 4.0, 3.0, 2.0, 1.0, -2.0, 2.0, 3.0, -2.0]
@@ -136,7 +136,7 @@ def _deep_grad_norms(activation, std_of_fans, depth=10, width=16):
 
 
 def test_verdict_on_real_networks():
-    # Deep sigmoid stack: sigmoid' <= 1/4 per layer shrinks the first layer's gradient (seed 004).
+    # Deep sigmoid stack: sigmoid' <= 1/4 per layer shrinks the first layer's gradient (the quartic lecture).
     # Glorot's variance, made for tanh, is too small for sigmoid: the signal shrinks layer after layer.
     norms = _deep_grad_norms("sigmoid", lambda a, b: np.sqrt(2 / (a + b)))
     assert list(norms) == [f"dense_{i}" for i in range(11)]  # input to output, not "dense_10" after "dense_1"

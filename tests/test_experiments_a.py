@@ -50,7 +50,7 @@ def test_unknown_size_names_the_choices(tmp_path):
             module.run(tmp_path, size="dmeo")
 
 
-# --------------------------------------------------------------------------- 1. moons, seed 000
+# --------------------------------------------------------------------------- 1. moons, the moons lecture
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_moons_extension_reports_its_spread(moons):
     assert by["Adam (lr 0.05)"]["final loss median"] < by["SGD (lr 0.3)"]["final loss median"]
 
 
-# --------------------------------------------------------------------------- 2. quartic, seed 004
+# --------------------------------------------------------------------------- 2. quartic, the quartic lecture
 
 
 @pytest.fixture(scope="module")

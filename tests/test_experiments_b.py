@@ -174,8 +174,8 @@ def test_optimizers_files_and_numbers(optimizers_run):
 def test_optimizers_science(optimizers_run):
     _, section = optimizers_run
     loss = {r["optimizer"]: r["final train loss (median)"] for r in _rows(section)}
-    # Seed 004: per pass over the data, one full-batch step per epoch is slow; one step per example
-    # (SGD) and every mini-batch method have gone further after the same epochs.
+    # The initialization-and-quartic lecture: per pass over the data, one full-batch step per epoch is slow;
+    # one step per example (SGD) and every mini-batch method have gone further after the same epochs.
     assert loss["SGD (batch 1)"] < loss["GD (full batch)"]
     assert loss["Adam"] < loss["GD (full batch)"]
     # Every method trained: below the loss of an untrained classifier (ln 2).
@@ -275,7 +275,7 @@ def test_initialization_grad_norms_match_mlp_apply(initialization_run):
 def test_initialization_science(initialization_run):
     _, section = initialization_run
     grid = _rows(section)
-    # Seed 004's vanishing gradient: deep sigmoid nets, whatever the initializer.
+    # The initialization-and-quartic lecture's vanishing gradient: deep sigmoid nets, whatever the initializer.
     assert all(r["verdict at init"] == "vanishing" for r in grid if r["activation"] == "sigmoid")
     assert all(r["verdict at init"] == "healthy" for r in grid if r["activation"] == "tanh")
     # Symmetry: equal starting weights stay exactly equal; random ones differ.
@@ -307,7 +307,7 @@ def test_normalization_science(normalization_run):
     _, section = normalization_run
     acc = {(r["normalization"], r["batch size"]): r["final val accuracy (median)"] for r in _rows(section)}
     small, large = min(normalization.SIZES["tiny"]["batch_sizes"]), max(normalization.SIZES["tiny"]["batch_sizes"])
-    # Batch norm against layer norm is worse at a small batch than at a large one (seed 001).
+    # Batch norm against layer norm is worse at a small batch than at a large one (the hyperparameter lecture).
     assert acc[("batch", small)] - acc[("layer", small)] < acc[("batch", large)] - acc[("layer", large)]
     assert acc[("batch", small)] < acc[("layer", small)]
 

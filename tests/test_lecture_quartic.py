@@ -1,4 +1,4 @@
-"""The quartic of lecture seed 004 and its printed results, reproduced with jaxopt_lab's optimizers.
+"""The quartic of the initialization lecture and its printed results, reproduced with jaxopt_lab's optimizers.
 
 f(x) = 319/8400 x^4 + 43/4200 x^3 - 6799/8400 x^2 - 299/840 x + 6 has its global
 minimum near 3.27 and a local one near -3.25. The lecture runs 100 iterations

@@ -244,7 +244,7 @@ def test_num_params_equals_torch_count():
 
 
 def test_symmetry_problem_with_constant_init():
-    """Seed 004: identical initial weights give identical units forever; random ones break the tie."""
+    """The initialization lecture: identical initial weights give identical units forever; random ones break the tie."""
     x, y = jnp.asarray(X, jnp.float32), jnp.asarray(RNG.integers(0, 4, 16))
     loss = lambda q: losses.softmax_cross_entropy(mlp.apply(q, x, activation="tanh")[0], y)
     step = jax.jit(lambda q: jax.tree_util.tree_map(lambda a, g: a - 0.5 * g, q, jax.grad(loss)(q)))
@@ -299,7 +299,7 @@ def test_logistic_regression_zero_gradient_at_sklearn_solution(n_classes):
 
 
 def test_sigmoid_net_matches_lecture_forward_and_backward():
-    """Seed 004's backward(): dL_dA2 = -Y/A2 + (1-Y)/(1-A2), dL_dZ2 = dL_dA2 A2 (1-A2), ..."""
+    """The quartic lecture's backward(): dL_dA2 = -Y/A2 + (1-Y)/(1-A2), dL_dZ2 = dL_dA2 A2 (1-A2), ..."""
     rng = np.random.default_rng(5)
     inputs = rng.normal(size=(12, 2))
     outputs = rng.integers(0, 2, (12, 1)).astype(float)

@@ -184,20 +184,6 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
     assert os.listdir(path.parent) == ["runs.csv"]
 
 
-def test_make_rows():
-    points = [{"optimizer.learning_rate": 0.1, "seed": 0}, {"optimizer.learning_rate": 0.2, "seed": 1}]
-    rows = R.make_rows(
-        points, {"final_train_loss": np.array([0.5, 0.25], np.float32), "diverged": np.array([False, True])}
-    )
-    assert rows == [
-        {"run": 0, "optimizer.learning_rate": 0.1, "seed": 0, "final_train_loss": 0.5, "diverged": False},
-        {"run": 1, "optimizer.learning_rate": 0.2, "seed": 1, "final_train_loss": 0.25, "diverged": True},
-    ]
-    assert type(rows[0]["final_train_loss"]) is float and type(rows[1]["diverged"]) is bool
-    with pytest.raises(ValueError, match="metric 'x' has shape \\(3,\\); expected \\(2,\\)"):
-        R.make_rows(points, {"x": np.zeros(3)})
-
-
 # ----------------------------------------------------------------------------- aggregation
 
 

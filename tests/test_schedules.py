@@ -269,7 +269,7 @@ def test_checks_let_traced_values_through():
 
 
 def test_power_schedule_halves_after_s_steps():
-    """Seed 003: eta(t) = eta0 / (1 + t/s)^c; with c = 1, eta0/2 after s steps, eta0/3 after 2s..."""
+    """The gradients lecture: eta(t) = eta0 / (1 + t/s)^c; with c = 1, eta0/2 after s steps, eta0/3 after 2s..."""
     sched = S.power_schedule(0.01, 20)
     np.testing.assert_allclose(
         [sched(0), sched(20), sched(40), sched(60)], [0.01, 0.005, 0.01 / 3, 0.0025], rtol=1e-15
@@ -280,7 +280,7 @@ def test_power_schedule_halves_after_s_steps():
 
 
 def test_keras_sgd_decay_is_power_schedule():
-    """Seed 003's `SGD(learning_rate=0.01, decay=1e-4)`: lr_t = 0.01 / (1 + 1e-4 t)."""
+    """The gradients-and-activations lecture's `SGD(learning_rate=0.01, decay=1e-4)`: lr_t = 0.01 / (1 + 1e-4 t)."""
     t = np.arange(0.0, 50_000.0, 997.0)
     keras = 0.01 / (1 + 1e-4 * t)
     np.testing.assert_allclose(values(S.power_schedule(0.01, 1 / 1e-4, 1.0), t), keras, rtol=1e-14)
@@ -334,7 +334,7 @@ def _quartic_grad(x):
 
 
 def test_step_decay_reproduces_seed_004_gd_with_lr_decay():
-    """Seed 004's vanilla_gd_lrdecay: alpha *= K before each update, on the quartic."""
+    """The quartic lecture's vanilla_gd_lrdecay: alpha *= K before each update, on the quartic."""
 
     def vanilla_gd_lrdecay(start, alpha=0.1, k=0.99, n_iter=100):
         val = start

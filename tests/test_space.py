@@ -6,7 +6,6 @@ import subprocess
 import sys
 import tomllib
 
-import chex
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,8 +13,8 @@ from hypothesis import strategies as st
 
 from jaxopt_lab.sweep import space as S
 
-# SPEC section 4's example [sweep] table, verbatim.
-SPEC_SWEEP_TOML = """
+# A [sweep] table whose grid and random search cover the same keys (docs/guide.md, `[sweep]`).
+EXAMPLE_SWEEP_TOML = """
 [sweep]
 seeds = 32               # 0..31, or an explicit list such as [0, 5]
 chunk_size = 256         # optional: runs per compiled chunk
@@ -65,7 +64,7 @@ def numpy_random_reference(trials, seed, specs):
     return out
 
 
-SPECS = {
+RANDOM_DISTRIBUTIONS = {
     "optimizer.learning_rate": ("loguniform", (1e-4, 1.0)),
     "optimizer.momentum": ("uniform", (0.0, 0.99)),
     "model.activation": ("choice", ("relu", "tanh", "gelu")),
@@ -212,7 +211,7 @@ def test_bad_input_names_the_key(make, match):
 def test_random_matches_direct_numpy_computation():
     for seed in (0, 1, 12345):
         sp = S.random(50, seed, DISTS)
-        assert sp.points() == numpy_random_reference(50, seed, SPECS)
+        assert sp.points() == numpy_random_reference(50, seed, RANDOM_DISTRIBUTIONS)
         assert sp.keys == tuple(DISTS)
 
 
@@ -308,7 +307,7 @@ def nested_loop_points(lrs, moms, n_seeds):
 
 
 def test_from_config_spec_example_grid_part():
-    sweep = tomllib.loads(SPEC_SWEEP_TOML)["sweep"]
+    sweep = tomllib.loads(EXAMPLE_SWEEP_TOML)["sweep"]
     del sweep["random"]
     sp = S.from_config(sweep)
     assert len(sp) == 3 * 2 * 32
@@ -317,7 +316,7 @@ def test_from_config_spec_example_grid_part():
 
 
 def test_from_config_spec_example_random_part():
-    sweep = tomllib.loads(SPEC_SWEEP_TOML)["sweep"]
+    sweep = tomllib.loads(EXAMPLE_SWEEP_TOML)["sweep"]
     del sweep["grid"]
     sp = S.from_config(sweep)
     assert len(sp) == 64 * 32
@@ -334,7 +333,7 @@ def test_from_config_spec_example_random_part():
 
 
 def test_from_config_spec_example_whole_is_grid_then_random():
-    sweep = tomllib.loads(SPEC_SWEEP_TOML)["sweep"]
+    sweep = tomllib.loads(EXAMPLE_SWEEP_TOML)["sweep"]
     sp = S.from_config(sweep)
     parts = S.config_parts(sweep)
     assert {k: len(v) for k, v in parts.items()} == {"grid": 6, "random": 64, "seeds": 32}
@@ -489,101 +488,6 @@ def test_from_config_other_keys_check():
         S.from_config({"seed": 2}, other_keys=["chunk_size"])
     # A grid over the seed key replaces the default seed.
     assert S.from_config({"grid": {"seed": [4, 2]}}).points() == [{"seed": 4}, {"seed": 2}]
-
-
-def test_validate_keys():
-    allowed = {"optimizer": {"learning_rate", "momentum", "name"}, "model": {"activation", "hidden"}}
-    S.validate_keys(S.grid({"optimizer.learning_rate": [0.1], "model.hidden": [[2]]}) * S.seeds(2), allowed)
-    with pytest.raises(
-        ValueError,
-        match="unknown key 'optimizer.learnig_rate' \\(did you mean 'optimizer.learning_rate'\\?\\)",
-    ):
-        S.validate_keys(S.grid({"optimizer.learnig_rate": [0.1]}), allowed)
-    with pytest.raises(
-        ValueError, match="no section 'modle' \\(did you mean 'model'\\?\\); valid sections: optimizer, model"
-    ):
-        S.validate_keys(S.grid({"modle.hidden": [[2]]}), allowed)
-
-
-# ----------------------------------------------------------------------------- grouping for the runner
-
-
-def reference_groups(points, cat_keys):
-    groups = {}
-    for i, p in enumerate(points):
-        groups.setdefault(tuple((k, p[k]) for k in cat_keys), []).append(i)
-    return [(dict(k), v) for k, v in groups.items()]
-
-
-def test_split_numeric_categorical_matches_a_reference():
-    sp = S.grid(
-        {
-            "optimizer.name": ["sgd", "adam"],
-            "optimizer.learning_rate": [0.1, 0.01],
-            "train.batch_size": [16, 32],
-        }
-    ) * S.seeds(3)
-    groups = S.split_numeric_categorical(sp, {"train.batch_size"})
-    ref = reference_groups(sp.points(), ["optimizer.name", "train.batch_size"])
-    assert len(groups) == 4
-    for (g, idx), (rg, ridx) in zip(groups, ref, strict=True):
-        assert g == rg
-        chex.assert_type(idx, np.int64)
-        np.testing.assert_array_equal(idx, ridx)
-    # Booleans and tuples are categorical by nature; plain numbers only when named.
-    sp2 = S.grid({"optimizer.nesterov": [False, True], "model.hidden": [[4], [4, 4]], "x": [1.0, 2.0]})
-    assert [g for g, _ in S.split_numeric_categorical(sp2, set())] == [
-        {"optimizer.nesterov": n, "model.hidden": h} for n in (False, True) for h in ((4,), (4, 4))
-    ]
-    (one,) = S.split_numeric_categorical(S.grid({"x": [1.0, 2.0]}) * S.seeds(2), set())
-    assert one[0] == {} and one[1].tolist() == [0, 1, 2, 3]
-
-
-@settings(max_examples=20, deadline=None)
-@given(
-    trials=st.integers(1, 30),
-    seed=st.integers(0, 1000),
-    n_seeds=st.integers(1, 3),
-)
-def test_split_partitions_runs_in_first_appearance_order(trials, seed, n_seeds):
-    sp = S.random(
-        trials, seed, {"a": S.choice(["p", "q", "r"]), "b": S.randint(0, 2), "lr": S.uniform(0, 1)}
-    ) * S.seeds(n_seeds)
-    groups = S.split_numeric_categorical(sp, {"b"})
-    all_idx = np.concatenate([idx for _, idx in groups])
-    assert sorted(all_idx.tolist()) == list(range(len(sp)))
-    firsts = [int(idx[0]) for _, idx in groups]
-    assert firsts == sorted(firsts)
-    pts = sp.points()
-    for g, idx in groups:
-        assert set(g) == {"a", "b"}
-        assert all({k: pts[i][k] for k in g} == g for i in idx)
-        assert np.all(np.diff(idx) > 0)
-
-
-def test_stack_numeric():
-    sp = S.grid({"optimizer.learning_rate": [0.1, 0.001], "optimizer.name": ["sgd"]}) * S.seeds(2)
-    pts = sp.points()
-    out = S.stack_numeric(
-        sp, ["optimizer.learning_rate", "seed"], {"optimizer.learning_rate": np.float32, "seed": np.uint32}
-    )
-    chex.assert_trees_all_equal(
-        out,
-        {
-            "optimizer.learning_rate": np.asarray([p["optimizer.learning_rate"] for p in pts], np.float32),
-            "seed": np.asarray([p["seed"] for p in pts], np.uint32),
-        },
-    )
-    chex.assert_type(out["optimizer.learning_rate"], np.float32)
-    chex.assert_shape(out["seed"], (4,))
-    assert (
-        S.stack_numeric(pts, ["optimizer.learning_rate"], np.float64)["optimizer.learning_rate"].dtype
-        == np.float64
-    )
-    with pytest.raises(ValueError, match="optimizer.name='sgd' \\(point 0\\) is not numeric"):
-        S.stack_numeric(sp, ["optimizer.name"])
-    with pytest.raises(ValueError, match="point 0 has no key 'optimizer.lr'"):
-        S.stack_numeric(sp, ["optimizer.lr"])
 
 
 def test_one_minus_loguniform_draws_betas_by_their_horizon():

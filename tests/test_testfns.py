@@ -8,7 +8,7 @@ from scipy.optimize import rosen, rosen_der
 
 from jaxopt_lab.nn.testfns import TEST_FUNCTIONS, beale, get_test_function, quartic, ravine, rosenbrock
 
-# Seed 004's quartic, highest power first.
+# The quartic lecture's quartic, highest power first.
 QUARTIC = [319 / 8400, 43 / 4200, -6799 / 8400, -299 / 840, 6]
 FUNCTIONS = [quartic(), rosenbrock(), beale(), ravine(), ravine(condition_number=100.0, angle=0.6, center=(1.0, -2.0))]
 IDS = ["quartic", "rosenbrock", "beale", "ravine", "rotated_ravine"]
@@ -31,7 +31,7 @@ def test_quartic_values_and_minima_from_numpy_polynomial():
 
 
 def _lecture_runs(start, alpha, mu, n_iter=100):
-    """Seed 004's vanilla_gd / momentum_gd loops (mu = 0 is vanilla) on our quartic's jax.grad."""
+    """The quartic lecture's vanilla_gd / momentum_gd loops (mu = 0 is vanilla) on our quartic's jax.grad."""
     grad = jax.grad(quartic().f)
 
     def body(carry, _):

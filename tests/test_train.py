@@ -22,7 +22,7 @@ def _cfg(epochs=30, batch_size=0, opt=None, **train):
     )
 
 
-# --------------------------------------------------------------------------- lecture 000
+# --------------------------------------------------------------------------- the moons lecture
 
 
 def _lecture_weights():
@@ -50,7 +50,7 @@ def _relu_net(p, x):
     ],
 )
 def test_lecture_000_accuracies_reproduced(mode, opt, printed):
-    """Seed 000 prints the accuracy after updates 100, 200, 300 and 400 of full-batch training.
+    """The moons lecture prints the accuracy after updates 100, 200, 300 and 400 of full-batch training.
 
     The history's training accuracy of epoch e+1 is measured on the parameters
     after e updates (before that epoch's update), so index 100 is the lecture's
@@ -200,7 +200,7 @@ def test_divergence_is_flagged_frozen_and_isolated():
 
 
 def test_coupled_l2_equals_decoupled_decay_for_sgd_but_not_adam():
-    """Seed 003: for plain SGD an L2 penalty (lambda/2)|w|^2 and weight decay lr*lambda*w are the same
+    """The gradients lecture: for plain SGD an L2 penalty (lambda/2)|w|^2 and weight decay lr*lambda*w are the same
     update; with Adam the penalty's gradient is rescaled per coordinate, so they differ (AdamW)."""
 
     def final(opt, **reg):

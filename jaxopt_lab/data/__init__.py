@@ -15,7 +15,7 @@ from jaxopt_lab.data.augment import (
     random_shift,
     rotate,
 )
-from jaxopt_lab.data.batching import epoch_batches, masked_mean, num_batches
+from jaxopt_lab.data.batching import epoch_batches, num_batches
 from jaxopt_lab.data.csvfile import CSVData, CSVFileNotFoundError, CSVFormatError, load_csv, read_csv
 from jaxopt_lab.data.digits import load_digits
 from jaxopt_lab.data.generators import (
@@ -62,7 +62,6 @@ __all__ = [
     "make_regression_2d",
     "make_spirals",
     "make_xor",
-    "masked_mean",
     "num_batches",
     "one_hot",
     "random_flip",

@@ -1,6 +1,6 @@
-"""Data augmentation as pure functions of a PRNG key (lecture 002's list).
+"""Data augmentation as pure functions of a PRNG key (the optimizers-and-overfitting lecture's list).
 
-Lecture 002 enlarges the training set with rotated, left-right and up-down
+The optimizers-and-overfitting lecture enlarges the training set with rotated, left-right and up-down
 flipped, and noise-corrupted copies of each image. Here each of those is a
 function `(key, x) -> x` with the same shape out as in, drawing its random
 parameters *per image* from the key, so it runs inside `jit`/`vmap` (a sweep
@@ -218,7 +218,7 @@ def compose(*augmentations: Augmentation) -> Augmentation:
 
 
 def _noise(key: jax.Array, x: Any, std: Any = 0.2) -> jax.Array:
-    # 0.2: lecture 002's random_noise(var=0.2**2).
+    # 0.2: the optimizers-and-overfitting lecture's random_noise(var=0.2**2).
     return gaussian_noise(key, x, std)
 
 

@@ -2,7 +2,7 @@
 
 An epoch over `n` training rows with batch size `b` is `num_batches(n, b)`
 batches of exactly `b` row indices each (fixed shapes, so a `lax.scan` over
-the batches compiles once). Lecture 001: batch size = examples per step; an
+the batches compiles once). The hyperparameter lecture: batch size = examples per step; an
 epoch = every training example used once (1000 rows, batch 20: 50 steps).
 
 - `batch_size == 0`: full batch, one batch of all `n` rows in their original
@@ -10,9 +10,11 @@ epoch = every training example used once (1000 rows, batch 20: 50 steps).
 - `batch_size == 1`: plain SGD, `n` batches of one row.
 - `n % b != 0`, `drop_last=False` (the default): the last batch is padded up
   to `b` with rows that repeat the epoch's first ones (valid indices, so
-  gathering them is safe) and whose mask is False. A loss written as
-  `sum(mask * per_example_loss) / sum(mask)` is then the exact mean over the
-  real rows of the batch, and every row is used exactly once per epoch.
+  gathering them is safe) and whose mask is False. A loss averaged with
+  `jaxopt_lab.losses.masked_mean(per_example_loss, mask)` (which selects the real
+  rows rather than multiplying by the mask, so a padded row's inf or nan cannot
+  leak in) is then the exact mean over the real rows of the batch, and every row
+  is used exactly once per epoch.
 - `drop_last=True`: the `n % b` rows at the end of the permutation are left
   out of that epoch (a different random set each epoch); the mask is all True.
 
@@ -30,7 +32,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-__all__ = ["num_batches", "epoch_batches", "masked_mean"]
+__all__ = ["num_batches", "epoch_batches"]
 
 
 def _check_sizes(n: Any, batch_size: Any) -> tuple[int, int]:
@@ -89,9 +91,3 @@ def epoch_batches(
     padded = jnp.concatenate([order, order[: slots - n]])
     mask = jnp.arange(slots) < n
     return padded.reshape(count, b), mask.reshape(count, b)
-
-
-def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
-    """Mean of `values` over the entries where `mask` is True (0 if none): the batch loss over real rows."""
-    mask = mask.astype(values.dtype)
-    return jnp.sum(values * mask) / jnp.maximum(jnp.sum(mask), 1)

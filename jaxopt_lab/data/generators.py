@@ -4,7 +4,7 @@
 `sklearn.datasets` returns for the same arguments: they consume NumPy's legacy
 `RandomState` stream in the same order (shuffle permutation first, then the
 Gaussian noise), so the lecture's `make_moons(n_samples=500, noise=0.25,
-random_state=7)` (seed 000) is reproduced exactly. scikit-learn is not imported:
+random_state=7)` (the moons lecture) is reproduced exactly. scikit-learn is not imported:
 it is only the reference the tests compare against.
 
 `make_spirals`, `make_xor`, `make_regression_1d` and `make_regression_2d` have no

@@ -1,7 +1,7 @@
 """Input standardization fitted on the training rows only, and one-hot labels.
 
 Standardizing with statistics of all rows would leak the validation and test
-rows into training (lecture 001, "input normalization": normalize so that no
+rows into training (the hyperparameter lecture, "input normalization": normalize so that no
 feature dominates by its scale). `Standardizer.fit` therefore takes the rows
 to fit on (or a mask of them) and the result is applied to every part.
 

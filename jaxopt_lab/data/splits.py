@@ -1,4 +1,4 @@
-"""Data splits as index arrays, all deterministic from a seed (lecture 002's list).
+"""Data splits as index arrays, all deterministic from a seed (the optimizers-and-overfitting lecture's list).
 
 - random: `train_val_test_split(n, ...)`, a shuffled split into train/validation/test;
 - stratified: the same with `stratify=labels`, each part keeping the class proportions;

@@ -1,7 +1,8 @@
-"""Experiment 7: initializers and activations (seeds 003, 004).
+"""Experiment 7: initializers and activations (the gradients-and-activations and
+initialization-and-quartic lectures, docs/lectures.md).
 
-Seed 004 asks why initial weights must break the *symmetry* of a layer and
-what vanishing and exploding gradients are; seed 003 pairs each activation
+The initialization-and-quartic lecture asks why initial weights must break the *symmetry* of a layer and
+what vanishing and exploding gradients are; the gradients-and-activations lecture pairs each activation
 with its initializer (Glorot for tanh/sigmoid/softmax, He for ReLU and its
 relatives and Swish, LeCun for SELU), describes dying ReLUs, and recommends
 Swish for deep networks. On a deep MLP (10 hidden layers) this experiment
@@ -56,7 +57,7 @@ SIZES = {
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "selu", "swish")
 INITS = ("glorot_normal", "he_normal", "lecun_normal")
-#: The initializer seed 003's table recommends for each activation.
+#: The initializer the gradients-and-activations lecture's table recommends for each activation.
 RECOMMENDED = {"sigmoid": "glorot_normal", "tanh": "glorot_normal", "relu": "he_normal",
                "selu": "lecun_normal", "swish": "he_normal"}
 

@@ -1,6 +1,7 @@
-"""Experiment 4 (lecture seeds 000 and 002): the learning rate's three regimes, and its link to momentum.
+"""Experiment 4 (the moons and optimizers-and-overfitting lectures): the learning rate's regimes, and momentum.
 
-Seed 000: "too large causes divergence; too small slows progress". Seed 002:
+The moons lecture: "too large causes divergence; too small slows progress".
+The optimizers-and-overfitting lecture:
 "small learning rate converges [slowly]; large learning rate: unstable and
 diverges ... try different learning rates". This experiment trains the moons
 MLP (2-20-2 ReLU, He-normal init, full batch, softmax cross-entropy) with

@@ -1,4 +1,4 @@
-"""Experiment 1 (lecture seed 000): plain SGD against Adam on make_moons, reproduced, then over inits.
+"""Experiment 1 (the moons lecture): plain SGD against Adam on make_moons, reproduced, then over inits.
 
 The lecture trains two 2-20-2 ReLU networks on ``make_moons(500, noise=0.25,
 random_state=7)``, full batch, 400 epochs, softmax cross-entropy; the weights
@@ -111,7 +111,7 @@ def _reproduced(out: dict[str, Any], i: int) -> tuple[float, ...]:
 
 
 def run(out: Path, size: str = "demo") -> Section:
-    """Reproduce seed 000's printed accuracies, plot both loss curves, then compare over paired inits."""
+    """Reproduce the moons lecture's printed accuracies, plot both loss curves, then compare over paired inits."""
     check_size(size, SIZES)
     out = Path(out)
     n_random = SIZES[size]

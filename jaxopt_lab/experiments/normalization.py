@@ -1,6 +1,6 @@
-"""Experiment 8: batch norm and layer norm, and batch norm's dependence on the batch size (seed 001).
+"""Experiment 8: batch norm and layer norm, and batch norm's dependence on the batch size (the hyperparameter lecture).
 
-Seed 001: batch norm standardizes each unit with the statistics of the
+The hyperparameter lecture: batch norm standardizes each unit with the statistics of the
 mini-batch and keeps running averages for inference; it allows higher learning
 rates and is less sensitive to initialization, but "depends on batch size: no
 effect with small batches". Layer norm standardizes each example over its own

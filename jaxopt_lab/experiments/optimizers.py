@@ -1,15 +1,15 @@
-"""Experiment 3: the optimizers of seeds 004 and 002 side by side, over seeds.
+"""Experiment 3: the optimizers of the quartic and optimizers-and-overfitting lectures side by side, over seeds.
 
-Seed 004 trains a two-layer sigmoid network with binary cross-entropy by hand
+The initialization-and-quartic lecture trains a two-layer sigmoid network with binary cross-entropy by hand
 with gradient descent, AdaGrad, RMSProp and Adam, then with stochastic (one
 sample per step) and mini-batch gradient descent, and lists PyTorch's other
 optimizers (Adadelta, AdamW, Adamax, NAdam) and three newer ones (AdaBound,
-AMSGrad, Lookahead); seed 002 describes GD, SGD, mini-batch SGD, AdaGrad,
+AMSGrad, Lookahead); the optimizers-and-overfitting lecture describes GD, SGD, mini-batch SGD, AdaGrad,
 Adadelta, RMSProp and Adam. Here every one of them trains the same networks
 from the same initial weights on the same mini-batch order (common random
 numbers, so differences are the optimizers'), on two problems:
 
-* seed 004's network, 2 inputs -> 8 sigmoid units -> 1 sigmoid output with
+* the quartic lecture's network, 2 inputs -> 8 sigmoid units -> 1 sigmoid output with
   binary cross-entropy, on a two-class data set (moons);
 * a small ReLU MLP (64 -> 16 -> 10, softmax cross-entropy) on the 8x8 digits.
 

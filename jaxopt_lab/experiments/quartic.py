@@ -1,4 +1,4 @@
-"""Experiment 2 (lecture seed 004): gradient descent and its variants on a quartic with two minima.
+"""Experiment 2 (the quartic lecture): gradient descent and its variants on a quartic with two minima.
 
 ``f(x) = 319/8400 x^4 + 43/4200 x^3 - 6799/8400 x^2 - 299/840 x + 6`` has its
 global minimum at x = 3.2728 and a local one at x = -3.2550, separated by a

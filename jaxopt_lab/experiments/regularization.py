@@ -1,4 +1,5 @@
-"""Experiment 6: regularization against overfitting (seeds 000-003).
+"""Experiment 6: regularization against overfitting (the moons, hyperparameter, optimizers-and-overfitting
+and gradients-and-activations lectures, docs/lectures.md).
 
 An over-parameterized ReLU network (2 -> 64 -> 64 -> 2, about 4,500 weights)
 learns the moons from a few dozen examples with full-batch Adam, and is scored
@@ -9,17 +10,20 @@ Every regularizer of the lectures runs through `jaxopt_lab.train.make_train`'s
 own switches, all traced hyperparameters of one compiled program:
 
 * none (the baseline, which overfits: training loss to ~0, validation loss up);
-* dropout (`model.dropout`, seeds 000-003);
-* L2 in the loss (`train.l2`, ``loss + lam/2 ||W||^2``, seeds 002-003);
+* dropout (`model.dropout`, all four of those lectures);
+* L2 in the loss (`train.l2`, ``loss + lam/2 ||W||^2``, the optimizers-and-overfitting and
+  gradients-and-activations lectures);
 * decoupled weight decay (`train.weight_decay`, ``W <- W - lr lam W`` after the
-  Adam step: AdamW, Loshchilov & Hutter 2019; seeds 000, 001, 003);
-* L1 in the loss (`train.l1`, ``loss + lam ||W||_1``, seed 002);
+  Adam step: AdamW, Loshchilov & Hutter 2019; the moons, hyperparameter and
+  gradients-and-activations lectures);
+* L1 in the loss (`train.l1`, ``loss + lam ||W||_1``, the optimizers-and-overfitting lecture);
 * early stopping with patience, restoring the best epoch's weights
-  (`train.early_stopping_patience`, seeds 000, 001, 003);
+  (`train.early_stopping_patience`, the moons, hyperparameter and
+  gradients-and-activations lectures);
 * augmentation by input noise (`train.input_noise`: fresh Gaussian noise on the
-  inputs at every step, seed 002's `random_noise` augmentation).
+  inputs at every step, the optimizers-and-overfitting lecture's `random_noise` augmentation).
 
-Seed 003 warns "never use L1/L2 with Adam-type optimizers": Adam divides the
+The gradients-and-activations lecture warns "never use L1/L2 with Adam-type optimizers": Adam divides the
 penalty's gradient ``lam W`` by the running RMS of the *whole* gradient, so
 weights with large loss gradients are hardly decayed and the penalty's strength
 is not what `lam` says. AdamW applies the decay outside the adaptive scaling.

@@ -1,10 +1,10 @@
-"""Experiment 5 (lecture seed 003): learning-rate schedules compared on one problem, over seeds.
+"""Experiment 5 (the gradients-and-activations lecture): learning-rate schedules compared on one problem, over seeds.
 
-Seed 003 lists power scheduling ``eta(t) = eta0 / (1 + t/s)^c``, exponential
+The gradients-and-activations lecture lists power scheduling ``eta(t) = eta0 / (1 + t/s)^c``, exponential
 scheduling ``eta0 * 0.1^(t/s)``, piecewise-constant scheduling and performance
 scheduling (Keras' ``ReduceLROnPlateau(factor=0.5, patience=5)``: halve the
 rate when the validation loss stops improving), and recommends the last one as
-"pretty good and requires very little hyperparameter tuning". Seed 001 says
+"pretty good and requires very little hyperparameter tuning". The hyperparameter lecture says
 "begin with a large learning rate, then decrease". Here each is run with
 mini-batch SGD on the moons MLP, against a constant rate, cosine decay
 (Loshchilov & Hutter, 2017) and linear warmup followed by cosine decay (Goyal

@@ -1,6 +1,6 @@
-"""Experiment 9 (lecture seed 001): grid search against random search at equal budgets.
+"""Experiment 9 (the hyperparameter lecture): grid search against random search at equal budgets.
 
-Seed 001: "Grid search (enumerate through all configurations) --> very
+The hyperparameter lecture: "Grid search (enumerate through all configurations) --> very
 expensive; Random search (we can limit to 20 random models) --> more common:
 create a space based on limits, randomly run models, and pick the one with the
 best validation." Bergstra & Bengio (JMLR 2012) explain why random search

@@ -1,6 +1,6 @@
-"""Experiment 10: how well does a validation split estimate accuracy? (seed 002)
+"""Experiment 10: how well does a validation split estimate accuracy? (the optimizers-and-overfitting lecture)
 
-Seed 002 lists the ways to split data: random (and stratified) resampling into
+The optimizers-and-overfitting lecture lists the ways to split data: random (and stratified) resampling into
 train/validation/test, k-fold cross-validation ("split into K equal-sized
 partitions, iteratively test on one partition while training on the remaining
 K-1") and leave-one-out. On a small data set (a few dozen moons) this

@@ -3,7 +3,7 @@
 Submodules: `init` (initializers by name), `activations` (activations by name
 and the initializer each wants), `mlp` (`init`/`apply` of multi-layer
 perceptrons with dropout, batch and layer norm; linear/logistic regression and
-seed 004's sigmoid network), `testfns` (quartic, Rosenbrock, Beale, ravine).
+the initialization-and-quartic lecture's sigmoid network), `testfns` (quartic, Rosenbrock, Beale, ravine).
 """
 
 from jaxopt_lab.nn import activations, init, mlp, testfns

@@ -21,7 +21,7 @@ softplus       log(1 + exp(x)), computed stably                                -
 softmax        exp(x_i) / sum_j exp(x_j) over the last axis                    --
 =============  ==============================================================  =====================
 
-`recommended_init` is the lecture table (seed 003, after Geron, *Hands-On
+`recommended_init` is the lecture table (the gradients-and-activations lecture, after Geron, *Hands-On
 Machine Learning*, ch. 11): Glorot for linear/tanh/sigmoid/softmax, He for ReLU
 and its relatives (leaky ReLU, ELU, GELU, Swish, Mish; softplus is a smooth
 ReLU and goes with them), LeCun for SELU (self-normalization is only proven for
@@ -136,7 +136,7 @@ def get_activation(name: str) -> Activation:
 
 
 def recommended_init(activation: str) -> str:
-    """The initializer the lectures recommend for `activation` (seed 003's table).
+    """The initializer the lectures recommend for `activation` (the gradients-and-activations lecture's table).
 
     "glorot_uniform" (Glorot, Keras's default, which the table calls "default")
     for linear, sigmoid, tanh and softmax; "lecun_normal" for SELU; "he_normal"

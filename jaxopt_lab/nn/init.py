@@ -23,7 +23,7 @@ rescaled so the variance is exactly ``scale / n`` (as `jax.nn.initializers` and
 Keras do: it avoids rare huge weights). With the same key, these give the same
 numbers as `jax.nn.initializers` of the same name.
 
-"zeros" and "constant:c" exist to show the symmetry problem of seed 004: every
+"zeros" and "constant:c" exist to show the symmetry problem of the initialization-and-quartic lecture: every
 unit of a layer starts identical, gets the same gradient and stays identical.
 
 Names accepted by `get_initializer` (``INITIALIZERS``): "zeros", "ones",
@@ -44,8 +44,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxopt_lab._checks import check_range
 from jaxopt_lab.nn.activations import unknown_choice
-from jaxopt_lab.optim.base import check_range
 
 __all__ = [
     "INITIALIZERS",
@@ -113,7 +113,7 @@ def constant(value: float) -> Initializer:
 
 
 def normal(stddev: float = 1e-2) -> Initializer:
-    """`N(0, stddev^2)`, the lectures' "initialize weights randomly" (seed 002)."""
+    """`N(0, stddev^2)`, the lectures' "initialize weights randomly" (the optimizers-and-overfitting lecture)."""
     check_range("stddev", stddev, low=0.0)
 
     def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:

@@ -16,7 +16,7 @@ and the last dense layer returns logits: no normalization, activation or dropout
 logistic regression (with `binary_cross_entropy` for k = 1, softmax
 cross-entropy for k >= 2).
 
-**Batch norm** (seed 001, Ioffe & Szegedy 2015): in training each unit is
+**Batch norm** (the hyperparameter lecture, Ioffe & Szegedy 2015): in training each unit is
 standardized with the mean and (biased) variance of the batch, and the running
 averages kept in `state` move towards them,
 ``running = bn_momentum * running + (1 - bn_momentum) * batch`` (Keras/Flax
@@ -30,7 +30,7 @@ needs no state and behaves the same in training and at inference.
 **Dropout** (Srivastava et al., 2014) is *inverted* dropout: in training each
 hidden activation is zeroed with probability ``p`` and the survivors are divided
 by the keep probability ``1 - p``; at inference nothing happens. The lectures
-(seeds 001, 003) describe the original form instead: drop without rescaling in
+(hyperparameter; gradients-and-activations) describe the original form instead: drop without rescaling in
 training and multiply the weights by ``1 - p`` at inference. Both keep the
 expected input of the next layer equal in training and at inference, and they
 are the same network: an inverted-dropout network with outgoing weights ``W``
@@ -49,9 +49,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_lab._checks import check_range
 from jaxopt_lab.nn.activations import get_activation, recommended_init, unknown_choice
 from jaxopt_lab.nn.init import get_initializer
-from jaxopt_lab.optim.base import check_range
 
 __all__ = [
     "NORMS",
@@ -432,7 +432,7 @@ def sigmoid_net(
     init: str = "glorot_uniform",
     dtype: Any = jnp.float32,
 ) -> Model:
-    """Seed 004's two-layer sigmoid network.
+    """The two-layer sigmoid network of the initialization-and-quartic lecture.
 
     ``Z1 = X W1 + b1, A1 = sigmoid(Z1), Z2 = A1 W2 + b2, A2 = sigmoid(Z2)``,
     trained on the cross-entropy of `A2`. Here `W1, b1 = dense_0` and

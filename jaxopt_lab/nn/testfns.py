@@ -4,7 +4,7 @@ Each is a `TestFunction`: a scalar function `f(x)` of a point `x` of shape
 `(dim,)` (shape `()` works too for the 1-D quartic), its minima, a plotting
 domain and interesting starting points. The functions follow `x`'s dtype.
 
-- `quartic` (seed 004): ``f(x) = 319/8400 x^4 + 43/4200 x^3 - 6799/8400 x^2
+- `quartic` (the initialization-and-quartic lecture): ``f(x) = 319/8400 x^4 + 43/4200 x^3 - 6799/8400 x^2
   - 299/840 x + 6``, global minimum near 3.27, local one near -3.25 and a local
   maximum near -0.22 between them; gradient descent from x0 = 5 finds the
   global minimum, from x0 = -5 it is trapped in the local one.
@@ -12,7 +12,7 @@ domain and interesting starting points. The functions follow `x`'s dtype.
   ``(a, a^2)`` at the bottom of a curved, flat valley.
 - `beale` (Beale, 1958): ``(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 +
   (2.625 - x + xy^3)^2``, minimum 0 at (3, 0.5), with steep walls.
-- `ravine` (seed 001's "ravines"): ``0.5 (x - c)^T H (x - c)``, ``H = R diag(1,
+- `ravine` (the hyperparameter lecture's "ravines"): ``0.5 (x - c)^T H (x - c)``, ``H = R diag(1,
   kappa) R^T`` with R a rotation by `angle`; the condition number `kappa` makes
   plain gradient descent zig-zag across the steep direction (it needs a step
   below ``2 / kappa`` and then crawls along the flat one at rate ``1 - step``).
@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_lab._checks import check_range
 from jaxopt_lab.nn.activations import unknown_choice
-from jaxopt_lab.optim.base import check_range
 
 __all__ = [
     "TEST_FUNCTIONS",
@@ -79,7 +79,7 @@ class TestFunction(NamedTuple):
         return min(self.minima, key=lambda m: m.value)
 
 
-# Seed 004's coefficients, highest power first.
+# The quartic lecture's coefficients, highest power first.
 _QUARTIC = (319 / 8400, 43 / 4200, -6799 / 8400, -299 / 840, 6.0)
 
 
@@ -90,7 +90,7 @@ def _quartic(x: jax.Array) -> jax.Array:
 
 
 def quartic() -> TestFunction:
-    """Seed 004's quartic; its minima are the roots of f' where f'' > 0 (Newton-polished)."""
+    """The quartic lecture's quartic; its minima are the roots of f' where f'' > 0 (Newton-polished)."""
     return TestFunction(
         name="quartic",
         f=_quartic,

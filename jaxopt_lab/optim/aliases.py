@@ -365,7 +365,7 @@ def asgd_averaged_params(opt_state: Any) -> Any:
 def gradient_lr_control(
     learning_rate: ScalarOrSchedule = 0.1, control_factor: jax.typing.ArrayLike = 0.99
 ) -> GradientTransformationExtraArgs:
-    r"""Gradient descent with the lecture's gradient-based learning-rate control (seed 004).
+    r"""Gradient descent with the lecture's gradient-based learning-rate control (the quartic lecture).
 
     .. math::
         \alpha_t = \frac{\alpha_{t-1}}{1 + c\sqrt{|g_t|}}, \qquad x_{t+1} = x_t - \alpha_t g_t,

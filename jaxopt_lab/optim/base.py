@@ -2,16 +2,16 @@
 
 The `GradientTransformation` protocol, `chain` and `apply_updates` are optax's
 own: reusing them is what makes every transform in this package composable with
-optax's in both directions (SPEC section 1). The optimizer *math* is written in
-this package; only the plumbing is shared.
+optax's in both directions (docs/optimizers.md, "Guarantees"). The optimizer *math* is written in
+this package; only the plumbing is shared. The checks on hyperparameters, `check_range` and
+`concrete_value`, live in `jaxopt_lab._checks` (below the optimizers) and are re-exported here.
 """
 
-import math
 from typing import Any
 
-import jax
-import numpy as np
 import optax
+
+from jaxopt_lab._checks import check_range, concrete_value
 
 GradientTransformation = optax.GradientTransformation
 GradientTransformationExtraArgs = optax.GradientTransformationExtraArgs
@@ -35,56 +35,3 @@ __all__ = [
     "concrete_value",
     "check_range",
 ]
-
-
-def concrete_value(value: Any) -> float | None:
-    """The Python float of `value` when it is known now, else None.
-
-    Tracers (inside `jit`/`vmap`), callables (schedules), non-scalar arrays and
-    None are not checked: their values only exist at run time.
-    """
-    if value is None or callable(value) or isinstance(value, jax.core.Tracer):
-        return None
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    try:
-        arr = np.asarray(value)
-    except Exception:  # noqa: BLE001 - anything not array-like is not checkable
-        return None
-    if arr.shape != () or not np.issubdtype(arr.dtype, np.number):
-        return None
-    return float(arr)
-
-
-def check_range(
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_inclusive: bool = True,
-    high_inclusive: bool = True,
-) -> None:
-    """Raise `ValueError` naming `name`, the value and the valid range.
-
-    Only concrete values are checked; traced values and schedules pass through,
-    so the same factory works eagerly and inside `jit`/`vmap`.
-    """
-    v = concrete_value(value)
-    if v is None:
-        return
-    ok = not math.isnan(v)
-    if ok and (low is None or high is None) and math.isinf(v):
-        ok = False  # an unbounded side is open: "[0.0, inf)" excludes inf itself
-    if ok and low is not None:
-        ok = v >= low if low_inclusive else v > low
-    if ok and high is not None:
-        ok = v <= high if high_inclusive else v < high
-    if not ok:
-        lo = "-inf" if low is None else repr(low)
-        hi = "inf" if high is None else repr(high)
-        lb = "[" if (low_inclusive and low is not None) else "("
-        hb = "]" if (high_inclusive and high is not None) else ")"
-        raise ValueError(f"{name}={value!r} is out of range: valid range is {lb}{lo}, {hi}{hb}")

@@ -4,7 +4,7 @@ Both libraries run the same number of full-batch steps from the same start on
 a small tanh MLP regression (random data from `seed`); the table reports the
 largest relative difference of the parameters over the whole trajectory
 (leaf by leaf, relative to the largest entry of optax's), the final losses,
-and the optimizer state sizes. The SPEC's promise is `max_rel_diff < 1e-9` in
+and the optimizer state sizes. The promise (docs/optimizers.md, "Guarantees") is `max_rel_diff < 1e-9` in
 float64 over 100 steps.
 """
 

@@ -147,12 +147,6 @@ def _cast_like(tree: Any, like: Any) -> Any:
     return _map(lambda x, ref: jnp.asarray(x, dtype=jnp.result_type(ref)), tree, like)
 
 
-def _cast(tree: Any, dtype: Any) -> Any:
-    if dtype is None:
-        return tree
-    return _map(lambda x: jnp.asarray(x, dtype=dtype), tree)
-
-
 def _canonical_dtype(dtype: Any) -> Any:
     return None if dtype is None else jax.dtypes.canonicalize_dtype(dtype)
 
@@ -1877,7 +1871,7 @@ class GradientLrControlState(NamedTuple):
 
 
 def scale_by_gradient_lr_control(control_factor: jax.typing.ArrayLike = 0.99) -> GradientTransformation:
-    r"""The lecture's gradient-based learning-rate control (seed 004, `vanilla_gd_gradlr`).
+    r"""The lecture's gradient-based learning-rate control (the quartic lecture's `vanilla_gd_gradlr`).
 
     Each element keeps its own learning rate, shrunk at every step by its gradient:
 

@@ -339,7 +339,7 @@ def reduce_on_plateau(
 ) -> GradientTransformationExtraArgs:
     r"""Scale updates down when the monitored value stops improving (performance scheduling).
 
-    The lectures' performance scheduling (seed 003: "measure validation error
+    The lectures' performance scheduling (the gradients-and-activations lecture: "measure validation error
     every N steps, divide eta by lambda when the error stops dropping"; Keras'
     `ReduceLROnPlateau`). optax.contrib's keywords and state; feed the
     monitored value as `update(updates, state, params, value=loss)`.

@@ -28,7 +28,7 @@ from jaxopt_lab.sweep import space as space_mod
 from jaxopt_lab.sweep.results import RESULT_COLUMNS
 from jaxopt_lab.train import SWITCHABLE_KEYS, TRACEABLE_KEYS, Trainer, make_train
 
-#: The metric columns of runs.csv (SPEC section 5).
+#: The metric columns of runs.csv (docs/guide.md, "Outputs of `jaxopt-lab sweep`").
 METRIC_COLUMNS = RESULT_COLUMNS
 
 
@@ -407,7 +407,7 @@ def run_sweep(
     sweep_plan: ConfigSweep | None = None,
     lanes: int | None = None,
 ) -> ConfigSweepResult:
-    """Run every run of `cfg`'s sweep; rows follow SPEC section 5's `runs.csv` columns.
+    """Run every run of `cfg`'s sweep; rows follow the `runs.csv` columns of docs/guide.md.
 
     `[sweep] refill = true` (or `execution="refill"`) recycles the lanes of finished runs;
     `[sweep.halving]` adds successive-halving rungs, and the rows then also say whether

@@ -6,7 +6,7 @@ and any extra scalar metrics (``steps_to_target``, ...).
 
 Missing values. ``None`` means *does not apply* -- the validation metrics of a
 sweep without a validation split, ``best_epoch`` without one -- and is written
-as an empty cell (SPEC section 5). NaN and infinities are *values* (the loss of
+as an empty cell (docs/guide.md, "Outputs of `jaxopt-lab sweep`"). NaN and infinities are *values* (the loss of
 a run that diverged) and are written ``nan``/``inf``/``-inf``, so the table
 keeps the difference; the runner passes ``None`` for what does not apply.
 JSON has no NaN, so `write_summary_json` writes every non-finite float as
@@ -36,7 +36,6 @@ from jaxopt_lab import _io
 
 __all__ = [
     "RESULT_COLUMNS",
-    "make_rows",
     "write_runs_csv",
     "read_runs_csv",
     "runs_csv_columns",
@@ -61,7 +60,7 @@ RESULT_COLUMNS = (
     "epochs_run",
     "diverged",
 )
-"""The metric columns of `runs.csv`, in order (SPEC section 5)."""
+"""The metric columns of `runs.csv`, in order (docs/guide.md, "Outputs of `jaxopt-lab sweep`")."""
 
 RUN_KEY = "run"
 SEED_KEY = "seed"
@@ -190,27 +189,6 @@ def runs_csv_columns(rows: Sequence[Mapping[str, Any]], swept_keys: Sequence[str
             if k not in known and k not in extras:
                 extras.append(k)
     return [RUN_KEY, *swept, SEED_KEY, *RESULT_COLUMNS, *extras]
-
-
-def make_rows(points: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Rows from a space's points and per-run metric arrays (each of length ``len(points)``).
-
-    Row ``i`` is ``{"run": i, **points[i], metric: metrics[metric][i], ...}`` with
-    numpy values turned into Python scalars.
-    """
-    points = list(points)
-    columns = {}
-    for name, values in metrics.items():
-        arr = np.asarray(values)
-        if arr.shape[:1] != (len(points),) or arr.ndim != 1:
-            raise ValueError(
-                f"metric {name!r} has shape {arr.shape}; expected ({len(points)},), one value per run"
-            )
-        columns[name] = arr.tolist() if arr.dtype != object else [_python(v) for v in arr]
-    return [
-        {RUN_KEY: i, **dict(p), **{name: col[i] for name, col in columns.items()}}
-        for i, p in enumerate(points)
-    ]
 
 
 def write_runs_csv(

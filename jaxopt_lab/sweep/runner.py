@@ -11,7 +11,7 @@ Inside a device's shard the runs execute either
 * ``"map"``: one after another inside one program (`lax.map`), which on a CPU
   beats batching: XLA's batched small matrix products are slower there than the
   runs in sequence, and each run's arithmetic is then exactly its own
-  (`../PERF_NOTES`: 150-160 runs/s against 55-67 for `jit(vmap)` on 2 cores);
+  (BENCHMARKS.md section 1.5: 112 runs/s against 50.7 for `jit(vmap)` on the moons sweep, 2 cores);
 * ``"vmap"``: batched (`jax.vmap`), which pays on GPUs and TPUs where a tiny
   model alone leaves the device idle.
 

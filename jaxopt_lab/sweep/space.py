@@ -10,7 +10,7 @@ a run's hyperparameters must be comparable to group and aggregate them.
 
 Spaces are built from grids, random draws and seed lists and combined with
 `product` (``a * b``, the first space varying slowest, like nested loops) and
-`concat` (``a + b``). This is the outer loop of lecture 001's "nested loop":
+`concat` (``a + b``). This is the outer loop of the hyperparameter lecture's "nested loop":
 grid search enumerates every configuration, random search draws a fixed budget
 of configurations from distributions (Bergstra & Bengio, "Random Search for
 Hyper-Parameter Optimization", JMLR 2012).
@@ -63,9 +63,6 @@ __all__ = [
     "concat",
     "from_config",
     "config_parts",
-    "validate_keys",
-    "split_numeric_categorical",
-    "stack_numeric",
     "SEED_KEY",
 ]
 
@@ -773,7 +770,7 @@ def config_parts(sweep: Mapping[str, Any], other_keys: Collection[str] | None = 
 
 
 def from_config(sweep: Mapping[str, Any], other_keys: Collection[str] | None = None) -> Space:
-    """The space of a config's ``[sweep]`` table (SPEC section 4).
+    """The space of a config's ``[sweep]`` table (docs/guide.md, `[sweep]`).
 
     ``[sweep.grid.<section>]`` lists become grid axes keyed ``section.key``
     (nested tables nest the key); ``[sweep.random]`` (``trials``, ``seed`` --
@@ -789,8 +786,8 @@ def from_config(sweep: Mapping[str, Any], other_keys: Collection[str] | None = N
 
     - disjoint keys: ``product(grid, random, seeds)`` -- e.g. a grid over
       ``optimizer.name`` with a random learning rate for each;
-    - the same keys (as in SPEC's example, where both search the learning rate
-      and momentum): ``product(concat(grid, random), seeds)`` -- the grid's
+    - the same keys (e.g. a grid and a random search that both search the learning
+      rate and momentum): ``product(concat(grid, random), seeds)`` -- the grid's
       configurations, then the random ones, so both searches are in one table
       and can be compared at equal budgets (`config_parts` gives each part's size);
     - some keys shared, others not: `ValueError`, as neither reading is clearly meant.
@@ -833,88 +830,3 @@ def from_config(sweep: Mapping[str, Any], other_keys: Collection[str] | None = N
         return product(*configs, parts.get("seeds", Space.empty()))
     except ValueError as e:
         raise ValueError(f"sweep: {e}") from None
-
-
-def validate_keys(space: Space, allowed: Mapping[str, Collection[str]]) -> None:
-    """Raise `ValueError` naming the first key of `space` that is not ``section.key`` of `allowed`.
-
-    `allowed` maps a section to its valid keys (``{"optimizer": {"learning_rate", ...}}``);
-    the message suggests the closest valid key. ``seed`` is always allowed.
-    """
-    full = [f"{s}.{k}" for s, ks in allowed.items() for k in ks]
-    for key in space.keys:
-        if key == SEED_KEY:
-            continue
-        section, _, rest = key.partition(".")
-        if section not in allowed:
-            raise ValueError(
-                f"unknown key {key!r}: no section {section!r}{_closest(section, allowed)}; "
-                f"valid sections: {', '.join(allowed)}"
-            )
-        if rest not in allowed[section]:
-            hint = _closest(key, full)
-            valid = ", ".join(sorted(f"{section}.{k}" for k in allowed[section]))
-            raise ValueError(f"unknown key {key!r}{hint}; valid keys of [{section}]: {valid}")
-
-
-# ----------------------------------------------------------------------------- for the runner
-
-
-def _is_categorical_value(v: Value) -> bool:
-    return isinstance(v, (str, bool, tuple))
-
-
-def split_numeric_categorical(
-    space: Space, categorical_keys: Collection[str]
-) -> list[tuple[dict[str, Value], np.ndarray]]:
-    """Group runs by the values of their categorical keys, for one compiled function per group.
-
-    A key is categorical when it is in `categorical_keys` (those that change the
-    code or the shapes: ``optimizer.name``, ``train.batch_size``, ...) or when any
-    of its values is a string, a boolean or a tuple, which cannot be stacked
-    into a numeric array. Returns ``(group, indices)`` pairs in order of first
-    appearance: `group` maps the categorical keys (in space order) to their
-    values, `indices` (int64, ascending) are the run indices of the group. With
-    no categorical key there is one group ``({}, arange(len(space)))``.
-    """
-    cat = [
-        j
-        for j, k in enumerate(space.keys)
-        if k in categorical_keys or any(_is_categorical_value(row[j]) for row in space._rows)
-    ]
-    groups: dict[tuple, list[int]] = {}
-    for i, row in enumerate(space._rows):
-        groups.setdefault(tuple(row[j] for j in cat), []).append(i)
-    names = [space.keys[j] for j in cat]
-    return [
-        (dict(zip(names, values, strict=True)), np.asarray(idx, dtype=np.int64))
-        for values, idx in groups.items()
-    ]
-
-
-def stack_numeric(
-    points: Space | Sequence[Mapping[str, Any]],
-    keys: Sequence[str],
-    dtype: Any = np.float32,
-) -> dict[str, np.ndarray]:
-    """``{key: array of that key's value in every point}``, ready to `vmap` over.
-
-    `dtype` is one dtype for all keys or a mapping key -> dtype (e.g. an integer
-    dtype for ``seed``). Strings, booleans and tuples raise `ValueError`: they
-    are categorical (see `split_numeric_categorical`).
-    """
-    pts = points.points() if isinstance(points, Space) else list(points)
-    out = {}
-    for key in keys:
-        dt = dtype[key] if isinstance(dtype, Mapping) else dtype
-        column = []
-        for i, p in enumerate(pts):
-            if key not in p:
-                raise ValueError(f"point {i} has no key {key!r}{_closest(key, p)}")
-            v = p[key]
-            categorical = isinstance(v, (str, bool, np.bool_, tuple, list))
-            if categorical or not isinstance(v, (numbers.Real, np.generic)):
-                raise ValueError(f"{key}={v!r} (point {i}) is not numeric: split categorical keys first")
-            column.append(v)
-        out[key] = np.asarray(column, dtype=dt)
-    return out
