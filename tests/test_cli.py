@@ -132,6 +132,18 @@ def test_one_device_and_four_devices_give_the_same_runs_csv(tmp_path):
     assert (one / "runs.csv").read_text() == (four / "runs.csv").read_text()
 
 
+def test_mini_batch_lanes_give_the_same_runs_csv_on_1_2_and_4_devices(tmp_path):
+    """execution="auto" vmaps mini-batch runs in lanes of a fixed width; every shard is whole lanes, so
+    float32 rounding (which depends on the vmapped width) is the same on any device count."""
+    cfg = _write(tmp_path, SWEEP.format(epochs="12\nbatch_size = 16", chunk=50))
+    outs = {}
+    for d in (1, 2, 4):
+        r = _cli("sweep", cfg, "--out", tmp_path / f"d{d}", "--devices", str(d), "--no-report")
+        assert r.returncode == 0, r.stderr
+        outs[d] = (tmp_path / f"d{d}" / "runs.csv").read_text()
+    assert outs[1] == outs[2] == outs[4]
+
+
 def test_resume_after_sigkill_equals_uninterrupted(tmp_path):
     cfg = _write(tmp_path, SWEEP.format(epochs=1500, chunk=1))
     ref, killed = tmp_path / "ref", tmp_path / "killed"

@@ -74,6 +74,7 @@ class Group:
         enter the compiled program as one replicated argument, not as constants.
       updates_per_epoch: optimizer updates per epoch of each run, when known: ``execution="auto"``
         batches mini-batch groups on CPU (`auto_execution`).
+      batch_bytes: bytes of one update's input batch, when known (bounds the lanes' width).
     """
 
     fn: RunFn
@@ -85,6 +86,7 @@ class Group:
     stepper: Any = None
     data: Any = None
     updates_per_epoch: int | None = None
+    batch_bytes: int | None = None
 
     def data_args(self) -> tuple:
         """`(data,)` when the group's runs take data, else `()`: the runs' trailing arguments."""
@@ -150,6 +152,11 @@ def default_execution() -> str:
 #: does not depend on how many devices share the sweep.
 AUTO_LANE_WIDTH = 32
 
+#: At most this many bytes of mini-batch inputs gathered at once by the lanes of one `lax.map` step:
+#: each vmapped run gathers its own shuffled batch, so wide lanes over large batches would hold
+#: lanes x batch bytes (a 6,000 x 784 float32 batch is 19 MB).
+AUTO_LANE_BYTES = 64 << 20
+
 
 def auto_execution(group: Group) -> tuple[str, int]:
     """(execution, map batch size) of a group under ``execution="auto"``.
@@ -163,7 +170,8 @@ def auto_execution(group: Group) -> tuple[str, int]:
     if jax.default_backend() != "cpu":
         return "vmap", 1
     if group.updates_per_epoch is not None and group.updates_per_epoch > 1:
-        return "map", AUTO_LANE_WIDTH
+        per_run = max(int(group.batch_bytes or 0), 1)
+        return "map", max(1, min(AUTO_LANE_WIDTH, AUTO_LANE_BYTES // per_run))
     return "map", 1
 
 
@@ -357,9 +365,9 @@ def execute(
             else:
                 size, n_chunks = chunk_plan(n, n_dev, chunk_size, per_run_live, chunk_budget)
             if execution == "map":
-                # lax.map runs a last partial batch of lanes at its own width: no padding to it.
-                width = map_batch_size if size >= n_dev * map_batch_size else 1
-                size = math.ceil(size / (n_dev * width)) * n_dev * width
+                # Every device's shard is whole lanes: a partial last lane would be vmapped at another
+                # width, and XLA's batched arithmetic rounds differently at different widths.
+                size = math.ceil(size / (n_dev * map_batch_size)) * n_dev * map_batch_size
             program = None
             for ci in range(n_chunks):
                 lo, hi = ci * size, min((ci + 1) * size, n)
@@ -714,6 +722,7 @@ def run(
             fn=fn, indices=np.asarray(idx), seeds=np.asarray([int(points[i]["seed"]) for i in idx]), hparams=hp,
             label=label, cache_key=(id(train_fn), json.dumps(label, sort_keys=True, default=str)),
             stepper=stepper, data=_data_of(train_fn), updates_per_epoch=_updates_of(train_fn),
+            batch_bytes=_batch_bytes_of(train_fn),
         ))
     if halving is not None and getattr(halving, "brackets", None) is not None:
         from jaxopt_lab.sweep import adaptive
@@ -757,6 +766,11 @@ def _data_of(train_fn: Any) -> Any:
 
 def _updates_of(train_fn: Any) -> int | None:
     fn = getattr(train_fn, "updates_per_epoch", None)
+    return fn() if callable(fn) else None
+
+
+def _batch_bytes_of(train_fn: Any) -> int | None:
+    fn = getattr(train_fn, "batch_bytes", None)
     return fn() if callable(fn) else None
 
 

@@ -296,6 +296,12 @@ class Trainer:
         t = self.config.train
         return batching.num_batches(len(self.data.x_train), t.batch_size, t.drop_last)
 
+    def batch_bytes(self) -> int:
+        """Bytes of one update's input batch (the whole training split in full batch)."""
+        x = self.data_arrays["x_train"]
+        rows = self.config.train.batch_size or x.shape[0]
+        return int(rows * (x.size // x.shape[0]) * x.dtype.itemsize)
+
     # -- hyperparameters ------------------------------------------------------
 
     def traceable_keys(self) -> list[str]:
