@@ -8,8 +8,10 @@ the same shapes reuses the compiled program.
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -71,19 +73,36 @@ def prepare_data(config: Config, data: Any = None) -> PreparedData:
         x = scaler.transform(x)
 
     def part(idx):
-        return (x[idx], y[idx]) if len(idx) else (None, None)
+        return (take_rows(x, idx), y[idx]) if len(idx) else (None, None)
 
     return PreparedData(*part(tr), *part(va), *part(te), num_classes=num_classes)
 
 
+#: XLA's CPU client adopts a host buffer aligned to this many bytes as a device array without
+#: copying it; the splits are cut into such buffers so a large data set is not held twice.
+_ALIGN = 64
+
+
+def take_rows(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """`x[idx]` in a freshly allocated buffer aligned to `_ALIGN` bytes."""
+    shape = (len(idx), *x.shape[1:])
+    nbytes = math.prod(shape) * x.dtype.itemsize
+    raw = np.empty(nbytes + _ALIGN, np.uint8)
+    offset = (-raw.ctypes.data) % _ALIGN
+    out = raw[offset:offset + nbytes].view(x.dtype).reshape(shape)
+    np.take(x, idx, axis=0, out=out)
+    return out
+
+
 def device_arrays(data: PreparedData, dtype: Any) -> dict[str, Any]:
-    """The splits present as device arrays (`x_<split>` in `dtype`, `y_<split>`), one copy."""
+    """The splits present as device arrays (`x_<split>` in `dtype`, `y_<split>`), one copy: features
+    already in `dtype` become device arrays without a copy where the device is the host's memory."""
     out = {}
     for name in SPLIT_NAMES:
         x, y = getattr(data, f"x_{name}"), getattr(data, f"y_{name}")
         if x is None:
             continue
-        out[f"x_{name}"] = jnp.asarray(x, dtype)
+        out[f"x_{name}"] = jax.device_put(x) if x.dtype == np.dtype(dtype) else jnp.asarray(x, dtype)
         out[f"y_{name}"] = jnp.asarray(y, jnp.int32) if np.issubdtype(y.dtype, np.integer) else jnp.asarray(y, dtype)
     return out
 
