@@ -296,9 +296,18 @@ def hypergrad(
       derivatives.
 
     Example:
+      >>> from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+      >>> from jaxopt_lab.train import make_train
+      >>> trainer = make_train(Config(data=DataConfig(n_samples=60), model=ModelConfig(hidden=(4,)),
+      ...                             train=TrainConfig(epochs=3),
+      ...                             optimizer=OptimizerConfig("sgd", {"learning_rate": 0.1, "momentum": 0.9})))
       >>> value, g = hypergrad(trainer, jax.random.PRNGKey(0), {}, ["optimizer.learning_rate"])
-      >>> keys = jax.random.split(jax.random.PRNGKey(0), 64)
+      >>> sorted(g), bool(jnp.isfinite(g["optimizer.learning_rate"]))
+      (['optimizer.learning_rate'], True)
+      >>> keys = jax.random.split(jax.random.PRNGKey(0), 4)  # one program over seeds
       >>> values, gs = jax.vmap(lambda k: hypergrad(trainer, k, {}, ["optimizer.learning_rate"]))(keys)
+      >>> gs["optimizer.learning_rate"].shape
+      (4,)
 
     References:
       Maclaurin, Duvenaud & Adams (2015), "Gradient-based hyperparameter optimization
@@ -503,8 +512,14 @@ def es_hypergrad(
       an `ESEstimate` (value, grads, stderr, variance).
 
     Example:
-      >>> est = es_hypergrad(trainer, jax.random.PRNGKey(0), {}, ["optimizer.learning_rate"], pairs=64)
-      >>> est.grads["optimizer.learning_rate"], est.stderr["optimizer.learning_rate"]
+      >>> from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+      >>> from jaxopt_lab.train import make_train
+      >>> trainer = make_train(Config(data=DataConfig(n_samples=60), model=ModelConfig(hidden=(4,)),
+      ...                             train=TrainConfig(epochs=3),
+      ...                             optimizer=OptimizerConfig("sgd", {"learning_rate": 0.1, "momentum": 0.9})))
+      >>> est = es_hypergrad(trainer, jax.random.PRNGKey(0), {}, ["optimizer.learning_rate"], pairs=8)
+      >>> bool(est.stderr["optimizer.learning_rate"] > 0)
+      True
 
     References:
       Salimans et al. (2017), "Evolution strategies as a scalable alternative to reinforcement
@@ -628,8 +643,15 @@ def tune(
       a `TuneResult` (the path, its objective and hypergradients).
 
     Example:
-      >>> res = tune(trainer, {}, ["optimizer.learning_rate", "train.weight_decay"], steps=30)
-      >>> res.hparams["optimizer.learning_rate"][-1], res.objective[-1]
+      >>> from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+      >>> from jaxopt_lab.train import make_train
+      >>> trainer = make_train(Config(data=DataConfig(n_samples=60), model=ModelConfig(hidden=(4,)),
+      ...                             train=TrainConfig(epochs=3),
+      ...                             optimizer=OptimizerConfig("sgd", {"learning_rate": 0.1, "momentum": 0.9})))
+      >>> res = tune(trainer, {"train.weight_decay": 1e-3}, ["optimizer.learning_rate", "train.weight_decay"],
+      ...            steps=2)
+      >>> res.hparams["optimizer.learning_rate"].shape  # the start and each step
+      (3,)
 
     References:
       Maclaurin, Duvenaud & Adams (2015); Franceschi et al. (2017); Lorraine, Vicol & Duvenaud

@@ -5,9 +5,9 @@ import inspect
 
 import pytest
 
-from jaxopt_lab.optim import aliases, transforms, wrappers
+from jaxopt_lab.optim import aliases, hypergradient, transforms, wrappers
 
-MODULES = [aliases, transforms, wrappers]
+MODULES = [aliases, transforms, wrappers, hypergradient]
 #: Public names without a runnable example: helpers, not optimizers or transforms.
 NO_EXAMPLE = {"check_choice"}
 

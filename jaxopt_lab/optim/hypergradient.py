@@ -93,9 +93,16 @@ def hd_sgd(learning_rate: jax.typing.ArrayLike, hypergrad_lr: jax.typing.ArrayLi
       holds :math:`\alpha_t`.
 
     Example:
-      >>> opt = hd_sgd(0.01, hypergrad_lr=1e-4)
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab.optim import hd_sgd
+      >>> opt = hd_sgd(0.1, hypergrad_lr=0.01)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
       >>> state = opt.init(params)
-      >>> updates, state = opt.update(grads, state, params)
+      >>> for _ in range(2):  # f(p) = |p|^2: successive gradients agree, so the rate grows
+      ...     updates, state = opt.update(2 * params, state, params)
+      ...     params = params + updates
+      >>> [round(float(v), 3) for v in params], round(float(state.learning_rate), 4)
+      ([0.384, -0.768], 0.26)
 
     References:
       Baydin, Cornish, Martínez Rubio, Schmidt & Wood (2018), "Online learning rate adaptation
@@ -149,9 +156,16 @@ def hd_adam(
       holds :math:`\alpha_t`.
 
     Example:
-      >>> opt = hd_adam(1e-3, hypergrad_lr=1e-7)
+      >>> import jax.numpy as jnp
+      >>> from jaxopt_lab.optim import hd_adam
+      >>> opt = hd_adam(0.1, hypergrad_lr=0.01)
+      >>> params = jnp.array([1.0, -2.0], jnp.float32)
       >>> state = opt.init(params)
-      >>> updates, state = opt.update(grads, state, params)
+      >>> for _ in range(2):
+      ...     updates, state = opt.update(2 * params, state, params)
+      ...     params = params + updates
+      >>> [round(float(v), 3) for v in params], round(float(state.learning_rate), 4)
+      ([0.745, -1.744], 0.156)
 
     References:
       Baydin, Cornish, Martínez Rubio, Schmidt & Wood (2018), "Online learning rate adaptation

@@ -997,8 +997,8 @@ def scale_by_nadam(
       >>> params = jnp.array([1.0, -2.0], jnp.float32)
       >>> grads = jnp.array([0.5, -1.0], jnp.float32)
       >>> updates, state = tx.update(grads, tx.init(params))
-      >>> print(updates.round(4))
-      [ 1.0565 -1.0565]
+      >>> print(updates.round(3))
+      [ 1.056 -1.056]
 
     References:
       Dozat, `Incorporating Nesterov Momentum into Adam <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>`_, 2016

@@ -115,8 +115,8 @@ def lookahead(
       >>> for _ in range(2):
       ...     updates, state = opt.update(2 * params, state, params)
       ...     params = optim.apply_updates(params, updates)
-      >>> print(params.round(4), state.slow.round(4))
-      [ 0.82 -1.64] [ 0.82 -1.64]
+      >>> [round(float(v), 4) for v in params], [round(float(v), 4) for v in state.slow]
+      ([0.82, -1.64], [0.82, -1.64])
 
     References:
       Zhang, Lucas, Hinton & Ba, `Lookahead Optimizer: k steps forward, 1 step back
