@@ -124,7 +124,7 @@ def main() -> int:
     ratio = b["compile_s"] / a["compile_s"]
     print(f"fixed overhead: {overhead / mib:.0f} MiB (peak at {a['rows']} rows beyond 2 x (data + states))")
     print(f"compile time ratio {b['rows']} / {a['rows']} rows: {ratio:.2f} (target <= 1.3)")
-    print(f"program text {a['program_chars']} vs {b['program_chars']} characters (only the shapes' digits differ)")
+    print(f"program text {a['program_chars']} vs {b['program_chars']} characters")
     print(f"peak within 2 x (data + states) + overhead at {b['rows']} rows: {b['peak_bytes'] <= b['estimate_bytes']}")
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
