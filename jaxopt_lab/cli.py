@@ -298,13 +298,35 @@ def _sweep_needs_x64(cfg: Any) -> bool:
     return cfg.train.precision == "float64" or "float64" in config_sweep.swept_values(cfg, "train.precision")
 
 
-def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
-    """`[sweep.adaptive]`: rounds of trials proposed by an Optuna sampler (`jaxopt_lab.sweep.search`)."""
+def _claim_checkpoints(out: Path, cfg: Any, resume: bool) -> None:
+    """A search method records its progress under OUT/checkpoints: that folder gets the sweep's
+    manifest, so --resume finds it jaxopt_lab's and a changed config is refused."""
+    import hashlib
+    import json
+
+    from jaxopt_lab import _io
+    from jaxopt_lab.config import ConfigError
+    from jaxopt_lab.sweep import config_sweep, runner
+
+    raw = json.dumps(config_sweep.to_dict(cfg), sort_keys=True, default=str).encode()
+    try:
+        runner.prepare_checkpoints(out / _io.CHECKPOINTS, hashlib.sha256(raw).hexdigest(), resume)
+    except (ConfigError, ValueError) as e:
+        raise BadInput(str(e)) from None
+
+
+def _refuse_run_flags(args: argparse.Namespace, method: str) -> None:
+    """The sweep flags that plan chunks, lanes or processes, which a search method plans itself."""
     unsupported = {"--coordinator": args.coordinator, "--check-vectorization": args.check_vectorization,
                    "--chunk-size": args.chunk_size is not None, "--lanes": args.lanes is not None}
     for flag, given in unsupported.items():
         if given:
-            raise BadInput(f"{flag} does not apply to an adaptive search (sweep.adaptive): each round is one chunk")
+            raise BadInput(f"{flag} does not apply to {method}")
+
+
+def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
+    """`[sweep.adaptive]`: rounds of trials proposed by an Optuna sampler (`jaxopt_lab.sweep.search`)."""
+    _refuse_run_flags(args, "an adaptive search (sweep.adaptive): each round is one chunk")
     _setup_jax(args.devices, x64=cfg.train.precision == "float64")
     from jaxopt_lab.config import ConfigError
     from jaxopt_lab.sweep import search
@@ -312,6 +334,10 @@ def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
 
     try:
         search.check_config(cfg)
+    except (ConfigError, ValueError, search.MissingOptuna) as e:
+        raise BadInput(str(e)) from None
+    _claim_checkpoints(out, cfg, args.resume)  # only once the config is known good
+    try:
         result, study = search.run_config_search(cfg, record_dir=out / "checkpoints" / "search", resume=args.resume,
                                                  execution=args.execution)
     except (ConfigError, ValueError, search.MissingOptuna) as e:
@@ -332,17 +358,17 @@ def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
 
 def _sweep_pbt(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     """`[sweep.pbt]`: population-based training in one compiled program (`jaxopt_lab.sweep.pbt`)."""
-    unsupported = {"--coordinator": args.coordinator, "--check-vectorization": args.check_vectorization,
-                   "--chunk-size": args.chunk_size is not None, "--lanes": args.lanes is not None}
-    for flag, given in unsupported.items():
-        if given:
-            raise BadInput(f"{flag} does not apply to population-based training (sweep.pbt)")
+    _refuse_run_flags(args, "population-based training (sweep.pbt)")
     _setup_jax(args.devices, x64=cfg.train.precision == "float64")
     from jaxopt_lab.config import ConfigError
     from jaxopt_lab.sweep import pbt
 
     try:
         pbt.check_config(cfg)
+    except (ConfigError, ValueError) as e:
+        raise BadInput(str(e)) from None
+    _claim_checkpoints(out, cfg, args.resume)  # only once the config is known good
+    try:
         result, res = pbt.run_config_pbt(cfg, checkpoint_dir=out / "checkpoints" / "pbt", resume=args.resume)
     except (ConfigError, ValueError) as e:
         raise BadInput(str(e)) from None

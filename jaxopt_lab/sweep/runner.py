@@ -333,7 +333,7 @@ def execute(
         fingerprint_extra = [fingerprint_extra, execution, lanes, halving and [halving.min_epochs, halving.eta]]
     fp = _fingerprint(groups, fingerprint_extra)
     if ckpt is not None and writer:
-        _prepare_checkpoints(ckpt, fp, resume)
+        prepare_checkpoints(ckpt, fp, resume)
     prog = Progress(n_runs, progress if writer else False)
     t_start = time.perf_counter()
     try:
@@ -533,7 +533,9 @@ def _scatter(outputs: list[Any], idx: np.ndarray, chunk_out: Any, out_shape: Any
         outputs[int(i)] = jax.tree.unflatten(treedef, [leaf[j] for leaf in leaves])
 
 
-def _prepare_checkpoints(ckpt: Path, fp: str, resume: bool) -> None:
+def prepare_checkpoints(ckpt: Path, fp: str, resume: bool) -> None:
+    """Claim the checkpoint folder `ckpt` for the sweep of fingerprint `fp` (its manifest, written
+    atomically); an earlier sweep's folder is refused without `resume`, another sweep's always."""
     manifest = ckpt / "sweep.json"
     if ckpt.exists() and any(ckpt.iterdir()):
         if not resume:
