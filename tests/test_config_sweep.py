@@ -140,3 +140,20 @@ def test_shuffle_seed_gives_every_run_the_same_batches():
     shared, own = final_losses(123), final_losses(None)
     assert shared[0] == shared[1]
     assert own[0] != own[1]
+
+
+def test_the_guides_sweep_example_plans(tmp_path):
+    """docs/guide.md's `[sweep]` example is a config the code accepts (it once mixed grid and random keys)."""
+    from pathlib import Path
+
+    from jaxopt_lab import config as config_mod
+
+    guide = (Path(__file__).parent.parent / "docs" / "guide.md").read_text()
+    block = guide[guide.index("### `[sweep]`"):]
+    block = block[block.index("```toml") + len("```toml"):]
+    block = block[:block.index("```")]
+    path = tmp_path / "guide.toml"
+    path.write_text('[data]\ndataset = "moons"\n' + block)
+    sweep_plan = config_sweep.plan(config_mod.load(path))
+    assert len(sweep_plan.points) == 2 * 64 * 32
+    assert [g.label for g in sweep_plan.groups] == [{"optimizer.name": "sgd"}, {"optimizer.name": "adam"}]
