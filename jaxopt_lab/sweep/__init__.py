@@ -9,6 +9,7 @@ Search methods: `grid`, `random` and `quasirandom` spaces (run with `run`), and 
 which proposes each round's trials from the results of the earlier ones (`jaxopt_lab.sweep.search`).
 """
 
+from jaxopt_lab._cache import clear_all as clear_caches
 from jaxopt_lab.sweep.runner import SweepResult, run, use_cpu_cores
 from jaxopt_lab.sweep.search import optimize
 from jaxopt_lab.sweep.space import (
@@ -33,6 +34,7 @@ __all__ = [
     "Space",
     "SweepResult",
     "choice",
+    "clear_caches",
     "concat",
     "from_config",
     "grid",

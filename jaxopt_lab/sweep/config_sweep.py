@@ -21,6 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxopt_lab import _cache
 from jaxopt_lab import config as config_mod
 from jaxopt_lab.config import Config, ConfigError
 from jaxopt_lab.sweep import adaptive, runner, tracking
@@ -207,7 +208,8 @@ def to_dict(cfg: Config) -> dict[str, Any]:
     return out
 
 
-_TRAINERS: dict[str, Trainer] = {}
+# Each trainer holds its device copy of the data: few are kept.
+_TRAINERS = _cache.BoundedCache("config trainers", 8)
 
 
 def _structure_key(cfg: Config, hp_keys: Sequence[str]) -> str:

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_lab import _cache
 from jaxopt_lab.sweep import adaptive
 from jaxopt_lab.sweep import space as space_mod
 
@@ -227,7 +228,7 @@ class PBTResult:
     steps_resumed: int = 0
 
 
-_PROGRAMS: dict[Any, Any] = {}
+_PROGRAMS = _cache.BoundedCache("PBT programs", 16)
 
 
 def _step_path(folder: Path, step: int) -> Path:

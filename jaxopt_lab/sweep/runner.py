@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxopt_lab import _io
+from jaxopt_lab import _cache, _io
 from jaxopt_lab.config import ConfigError
 
 RunFn = Callable[[jax.Array, Mapping[str, jax.Array]], Any]
@@ -117,7 +117,7 @@ class SweepInterrupted(Exception):
 
 # Compiled chunk programs, reused by later sweeps in this process: a second sweep of
 # the same shapes with new values does not recompile.
-_COMPILED: dict[Any, Any] = {}
+_COMPILED = _cache.BoundedCache("sweep programs", 64)
 
 
 #: XLA options for CPU programs: the classic elemental emitters instead of the newer fusion

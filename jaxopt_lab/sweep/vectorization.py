@@ -47,6 +47,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxopt_lab import _cache
 from jaxopt_lab.sweep import runner
 
 #: (rtol, atol) per floating dtype: |mode - loop| <= atol + rtol * |loop| (see the module docstring).
@@ -84,7 +85,7 @@ MODES: dict[str, ModeFn] = {
 }
 
 
-_LOOP_COMPILED: dict[Any, Any] = {}
+_LOOP_COMPILED = _cache.BoundedCache("vectorization check programs", 32)
 
 
 def run_loop(group: runner.Group, devices: Sequence[Any]) -> tuple[list[Any], runner.ExecutionStats]:
