@@ -329,7 +329,7 @@ def plan(cfg: Config, space: space_mod.Space | None = None) -> ConfigSweep:
             fn=_summarize(trainer), indices=np.asarray(idx), seeds=np.asarray([int(points[i]["seed"]) for i in idx]),
             hparams=hp, label=label, cache_key=_structure_key(gcfg, hp_keys),
             stepper=adaptive.stepper_from_trainer(trainer, _outputs), data=trainer.data_arrays,
-            updates_per_epoch=trainer.updates_per_epoch(), batch_bytes=trainer.batch_bytes(),
+            lanes_pay=trainer.lanes_pay(), batch_bytes=trainer.batch_bytes(),
         ))
     return ConfigSweep(config=cfg, space=sp, points=points, groups=groups, swept_keys=swept)
 

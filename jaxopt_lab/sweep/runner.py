@@ -72,8 +72,8 @@ class Group:
       stepper: the run split into epochs (`adaptive.Stepper`), for ``execution="refill"``.
       data: arrays every run of the group reads (a trainer's `data_arrays`), or None. They
         enter the compiled program as one replicated argument, not as constants.
-      updates_per_epoch: optimizer updates per epoch of each run, when known: ``execution="auto"``
-        batches mini-batch groups on CPU (`auto_execution`).
+      lanes_pay: the runs batch well in vmapped lanes on CPU (mini-batch training of a small dense
+        model, `Trainer.lanes_pay`): ``execution="auto"`` then uses lanes (`auto_execution`).
       batch_bytes: bytes of one update's input batch, when known (bounds the lanes' width).
     """
 
@@ -85,7 +85,7 @@ class Group:
     cache_key: Any = None
     stepper: Any = None
     data: Any = None
-    updates_per_epoch: int | None = None
+    lanes_pay: bool = False
     batch_bytes: int | None = None
 
     def data_args(self) -> tuple:
@@ -161,15 +161,16 @@ AUTO_LANE_BYTES = 64 << 20
 def auto_execution(group: Group) -> tuple[str, int]:
     """(execution, map batch size) of a group under ``execution="auto"``.
 
-    On accelerators every group is batched (`vmap`). On CPU a group of mini-batch runs (more
-    than one update per epoch) runs as `lax.map` over lanes of `AUTO_LANE_WIDTH` vmapped runs:
-    its many tiny updates are dominated by per-op overhead, which batching amortizes (2.09x
-    hand-written `jit(vmap)` against 1.26x for one run at a time, BENCHMARKS.md section 1.5);
-    full-batch groups run one at a time, which is 1.7-2x faster there than any batching.
+    On accelerators every group is batched (`vmap`). On CPU a group of mini-batch runs of a small
+    dense model (`Group.lanes_pay`) runs as `lax.map` over lanes of `AUTO_LANE_WIDTH` vmapped runs:
+    its many tiny updates are dominated by per-op overhead, which batching amortizes (2.02x
+    hand-written `jit(vmap)` against 1.26x for one run at a time, BENCHMARKS.md section 8.1).
+    Everything else runs one at a time: full-batch groups (1.7-2x faster there than any batching)
+    and convolutional or foreign models (the digits CNN batched in lanes ran 25x slower).
     """
     if jax.default_backend() != "cpu":
         return "vmap", 1
-    if group.updates_per_epoch is not None and group.updates_per_epoch > 1:
+    if group.lanes_pay:
         per_run = max(int(group.batch_bytes or 0), 1)
         return "map", max(1, min(AUTO_LANE_WIDTH, AUTO_LANE_BYTES // per_run))
     return "map", 1
@@ -723,7 +724,7 @@ def run(
         groups.append(Group(
             fn=fn, indices=np.asarray(idx), seeds=np.asarray([int(points[i]["seed"]) for i in idx]), hparams=hp,
             label=label, cache_key=(id(train_fn), json.dumps(label, sort_keys=True, default=str)),
-            stepper=stepper, data=_data_of(train_fn), updates_per_epoch=_updates_of(train_fn),
+            stepper=stepper, data=_data_of(train_fn), lanes_pay=_lanes_pay(train_fn),
             batch_bytes=_batch_bytes_of(train_fn),
         ))
     if halving is not None and getattr(halving, "brackets", None) is not None:
@@ -766,9 +767,9 @@ def _data_of(train_fn: Any) -> Any:
     return data
 
 
-def _updates_of(train_fn: Any) -> int | None:
-    fn = getattr(train_fn, "updates_per_epoch", None)
-    return fn() if callable(fn) else None
+def _lanes_pay(train_fn: Any) -> bool:
+    fn = getattr(train_fn, "lanes_pay", None)
+    return bool(fn()) if callable(fn) else False
 
 
 def _batch_bytes_of(train_fn: Any) -> int | None:

@@ -296,6 +296,11 @@ class Trainer:
         t = self.config.train
         return batching.num_batches(len(self.data.x_train), t.batch_size, t.drop_last)
 
+    def lanes_pay(self) -> bool:
+        """Whether runs vmapped in lanes beat runs one at a time on CPU: mini-batch training of a
+        model known to batch well (`Model.batch_friendly`)."""
+        return self.model.batch_friendly and self.updates_per_epoch() > 1
+
     def batch_bytes(self) -> int:
         """Bytes of one update's input batch (the whole training split in full batch)."""
         x = self.data_arrays["x_train"]
