@@ -71,10 +71,12 @@ def _tick_labels_out_of_view(fig) -> set[int]:
     for ax in fig.axes:
         for axis in (ax.xaxis, ax.yaxis):
             lo, hi = sorted(axis.get_view_interval())
-            eps = 1e-9 * max(abs(lo), abs(hi), 1e-300)
-            for tick in (*axis.get_major_ticks(), *axis.get_minor_ticks()):
+            # Every Tick the axis holds, not only the current ones: matplotlib keeps spare Tick
+            # objects from earlier layouts, undrawn, whose labels `findobj` still finds.
+            for tick in (*axis.majorTicks, *axis.minorTicks):
                 loc = tick.get_loc()
-                if loc is None or not (lo - eps <= loc <= hi + eps):
+                # Tolerances relative to each bound: on a log axis the bounds differ by decades.
+                if loc is None or not (lo - 1e-9 * abs(lo) <= loc <= hi + 1e-9 * abs(hi)):
                     skip.update((id(tick.label1), id(tick.label2)))
     return skip
 

@@ -266,3 +266,17 @@ def test_random_search_with_a_categorical_key_and_a_loss(tmp_path):
     # 2 names x 8 equal-count learning-rate bins; a cell no run fell in has no hover text
     assert 2 * sweep_report._BINS - 3 <= len(heat) <= 2 * sweep_report._BINS
     assert sum(int(h["text"].split("runs: ")[1].split(",")[0]) for h in heat) == 40
+
+
+def test_a_log_axis_tick_below_the_view_is_not_reported_as_clipped():
+    """The text check skips tick labels outside the axis' view; on a log axis whose bounds differ by
+    decades, a tolerance relative to the larger bound once let the 1e-8 tick of a (3.6e-7, 1891) axis
+    through, and its undrawn label was reported outside the figure."""
+    fig, (ax_a, ax_b) = plots.new_figure(1, 2, figsize=(11, 4.2))
+    x = np.arange(1, 301)
+    ax_a.plot(x, np.geomspace(1e-6, 1e3, 300))
+    ax_a.set_yscale("log")
+    ax_a.set_ylim(3.6e-7, 1891)
+    ax_b.plot(x, np.geomspace(1e-12, 3, 300))
+    ax_b.set_yscale("log")
+    assert plots.clipped_texts(fig) == []
