@@ -138,7 +138,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         "optimizers": list(registry.optimizers()),
         "schedules": list(registry.schedules()),
         "datasets": registry.dataset_names(),
-        "models": ["mlp (model.hidden, model.activation, model.init, model.norm, model.dropout)"],
+        "models": [
+            "mlp (model.kind = 'mlp': model.hidden, model.activation, model.init, model.norm, model.dropout)",
+            "cnn (model.kind = 'cnn': model.channels, model.kernels, model.strides, model.image_shape, model.pool, "
+            "model.hidden)",
+            "your own (model.factory = 'package.module:function' with [model.kwargs]: a jaxopt_lab.models.Model, "
+            "or a Flax linen/NNX or Equinox module)",
+        ],
         "activations": registry.activation_names(),
         "initializers": [*registry.initializer_names(), "auto"],
         "losses": registry.loss_names(),

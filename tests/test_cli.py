@@ -91,6 +91,7 @@ def test_list_names_everything(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     for word in ("optimizers:", "adamw", "schedules:", "exponential_decay", "datasets:", "moons", "digits",
+                 "models:", "cnn (model.kind = 'cnn'", "model.factory",
                  "activations:", "selu", "initializers:", "he_normal", "losses:", "cross_entropy",
                  "protocols (sweep --protocol):", "deepobs:", "algoperf:"):
         assert word in out
