@@ -77,7 +77,8 @@ class OutputFolderError(ValueError):
 # ----------------------------------------------------------------------------- atomic files
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Make a rename in `folder` durable (a no-op where a directory cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:  # not every platform can open a directory
@@ -112,7 +113,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -423,7 +424,7 @@ def _swap_in(stage: Path, out: Path, drop: set[str]) -> None:
         # The mark goes with the rename's commit: a crash before it leaves a marked (removable) stage.
         os.rename(stage, out)
         (out / PARTIAL_MARK).unlink()
-        _fsync_dir(out.parent)
+        fsync_dir(out.parent)
         return
     old_results = set(_read_manifest(out) or []) | {MANIFEST}
     owned = owned_entries(out)
@@ -436,7 +437,7 @@ def _swap_in(stage: Path, out: Path, drop: set[str]) -> None:
         os.rename(out, old)
         os.rename(stage, out)
     (out / PARTIAL_MARK).unlink()
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     for name in dropped:
         if name == CHECKPOINTS:
             remove_checkpoints(old / name)

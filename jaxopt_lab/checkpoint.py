@@ -54,6 +54,8 @@ import ml_dtypes
 import numpy as np
 from jax.tree_util import DictKey, GetAttrKey, SequenceKey, keystr
 
+from jaxopt_lab import _io
+
 __all__ = [
     "CheckpointError",
     "CheckpointNotFoundError",
@@ -265,20 +267,6 @@ def _clean_metadata(value: Any, where: str = "metadata") -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename itself durable; some platforms cannot open a directory.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None = None) -> None:
     """Write `tree` (and JSON `metadata`) to `path`, atomically.
 
@@ -326,7 +314,7 @@ def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None 
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_directory(directory)
+    _io.fsync_dir(directory)
 
 
 # --------------------------------------------------------------------------------------------
