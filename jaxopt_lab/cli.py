@@ -131,7 +131,7 @@ def best_table(rows: list[dict], keys: list[str], n: int = 5) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from jaxopt_lab import registry
+    from jaxopt_lab import config, registry
     from jaxopt_lab.protocols import PROTOCOLS
 
     sections = {
@@ -149,7 +149,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         "initializers": [*registry.initializer_names(), "auto"],
         "losses": registry.loss_names(),
         "protocols (sweep --protocol)": [f"{name}: {m.TITLE}" for name, m in PROTOCOLS.items()],
+        "keys (default, valid values; traced: swept without recompiling)": config.key_lines(),
     }
+    what = getattr(args, "what", None)
+    if what is not None:
+        names = {name.split(" ")[0]: name for name in sections}
+        if what not in names:
+            raise BadInput(str(config.choices_error("list WHAT", what, names)))
+        sections = {names[what]: sections[names[what]]}
     for name, items in sections.items():
         print(f"{name}:")
         for item in items:
@@ -729,7 +736,10 @@ def build_parser() -> argparse.ArgumentParser:
     ht.add_argument("--landscape", type=int, default=64, help="random-search configs drawn for the figure (0: none)")
     ht.set_defaults(func=cmd_hypertune)
 
-    li = sub.add_parser("list", help="optimizers, schedules, datasets, models, activations, initializers, protocols")
+    li = sub.add_parser("list", help="optimizers, schedules, datasets, models, activations, initializers, protocols, "
+                        "config keys")
+    li.add_argument("what", nargs="?", help="one section only: optimizers, schedules, datasets, models, activations, "
+                    "initializers, losses, protocols, keys")
     li.set_defaults(func=cmd_list)
 
     c = sub.add_parser("compare-optax", help="parity table of every shared optimizer against optax")

@@ -14,77 +14,207 @@ import difflib
 import inspect
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from jaxopt_lab import registry
 
 
 class ConfigError(ValueError):
     """Bad configuration input: the message names the key and the valid choices."""
 
 
+#: The largest seed: seeds are 32-bit (`jax.random.PRNGKey` keeps the low 32 bits), so a larger one
+#: would silently alias a smaller one and is refused instead (docs/guide.md).
+SEED_MAX = 2**32 - 1
+#: Upper bounds that keep a typo (``epochs = 1000000000000``) a clear error instead of an overflow or
+#: an allocation failure after the sweep started (docs/guide.md).
+MAX_EPOCHS = 10_000_000
+MAX_WIDTH = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class KeySpec:
+    """What one config key accepts and how a sweep may vary it.
+
+    The one source of truth for a key of `[data]`, `[model]`, `[train]` and `[optimizer.plateau]`:
+    `validate` checks its range and choices from here, the engine's traceable and switchable key
+    sets (`TRACEABLE_KEYS`, `SWITCHABLE_KEYS`, `RANDOM_KEYS`) are derived from here, and so are
+    docs/guide.md's key tables (`key_table`) and `jaxopt-lab list keys`. Adding a traceable
+    training key is one `option(...)` field here plus its use in `jaxopt_lab.train.step`.
+
+    Attributes:
+      help: what the key does, one sentence or two (markdown; the guide's "meaning" column).
+      low, high: the valid range (None: unbounded); `low_open`/`high_open` exclude the bound.
+      allow_inf: infinity is a valid value (an unbounded side excludes it otherwise).
+      choices: the valid values, or a function returning them (names from `jaxopt_lab.registry`).
+      seed: the value is a 32-bit seed (`check_seed`).
+      traceable: numeric and may be swept without recompiling (a traced scalar in `hparams`).
+      switchable: its code is compiled in only when the config turns it on (nonzero) or a sweep
+        varies it: on tiny models every extra op per step costs time.
+      random: it draws fresh randomness at every update (the step then derives per-update keys).
+    """
+
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    allow_inf: bool = False
+    choices: tuple[str, ...] | Callable[[], Sequence[str]] | None = None
+    seed: bool = False
+    traceable: bool = False
+    switchable: bool = False
+    random: bool = False
+
+    def valid_choices(self) -> list[str] | None:
+        if self.choices is None:
+            return None
+        return list(self.choices() if callable(self.choices) else self.choices)
+
+    def range_text(self) -> str:
+        """The valid range as written in error messages, or '' when the key has none. An unbounded
+        side is open (infinity is not a valid value) unless `allow_inf`."""
+        if self.seed:
+            return f"[0, {SEED_MAX}]"
+        if self.low is None and self.high is None:
+            return ""
+        lb = "(" if self.low_open or (self.low is None and not self.allow_inf) else "["
+        hb = ")" if self.high_open or (self.high is None and not self.allow_inf) else "]"
+        return f"{lb}{'-inf' if self.low is None else self.low}, {'inf' if self.high is None else self.high}{hb}"
+
+    def in_range(self, value: float) -> bool:
+        ok = not math.isnan(value) and (self.allow_inf or math.isfinite(value))
+        if ok and self.low is not None:
+            ok = value > self.low if self.low_open else value >= self.low
+        if ok and self.high is not None:
+            ok = value < self.high if self.high_open else value <= self.high
+        return ok
+
+    def check(self, key: str, value: Any) -> None:
+        """`ConfigError` naming `key` unless `value` (each entry, for a list) is valid."""
+        if value is None:
+            return
+        if self.seed:
+            check_seed(key, value)
+            return
+        valid = self.valid_choices()
+        if valid is not None and value not in valid:
+            raise choices_error(key, value, valid)
+        if self.low is None and self.high is None:
+            return
+        for v in value if isinstance(value, tuple) else (value,):
+            try:
+                number = float(v)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{key} = {v!r} must be a number") from None
+            if not self.in_range(number):
+                raise ConfigError(f"{key} = {v!r} is out of range; valid range: {self.range_text()}")
+
+
+def option(default: Any = dataclasses.MISSING, *, help: str, default_factory: Any = dataclasses.MISSING,
+           **spec: Any) -> Any:
+    """A config dataclass field with its `KeySpec` (keywords of `KeySpec`)."""
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"spec": KeySpec(help=help, **spec)})
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "moons"
-    n_samples: int = 500
-    noise: float = 0.25
-    random_state: int = 7
-    val_fraction: float = 0.2
-    test_fraction: float = 0.0
-    stratify: bool = True
-    standardize: bool = False
-    path: str | None = None
-    label_column: str | None = None
-    # dataset = "npz": the arrays' names in the .npz file at `path`, or, for a pair of .npy
-    # files, `path` holds x and `y_path` holds y (x_key/y_key are then unused).
-    x_key: str = "x"
-    y_key: str = "y"
-    y_path: str | None = None
-    # "classification" (labels mapped to 0..k-1) or "regression"; None: the data set's own task.
-    task: str | None = None
+    dataset: str = option("moons", choices=registry.dataset_names, help=(
+        "`jaxopt-lab list` shows all. digits, breast_cancer, wine, iris and diabetes (regression) are read from "
+        "scikit-learn's installed copy (`pip install 'jaxopt-lab[data]'`)"))
+    n_samples: int = option(500, low=2, help="generator size (generators that take it)")
+    noise: float = option(0.25, low=0, help="generator noise (generators that take it)")
+    random_state: int = option(7, seed=True, help="seed of the data generator **and** of the "
+                               "train/validation/test split")
+    val_fraction: float = option(0.2, low=0, high=1, high_open=True, help=(
+        "validation fraction; 0 disables it: validation metrics are then empty in `runs.csv` and early stopping "
+        "monitors the training loss"))
+    test_fraction: float = option(0.0, low=0, high=1, high_open=True, help="test fraction; 0 disables it")
+    stratify: bool = option(True, help="keep class proportions in every part")
+    standardize: bool = option(False, help="standardize features with statistics of the training rows only")
+    path: str | None = option(None, help=(
+        "the file, for `dataset = \"csv\"` or `\"npz\"` (an archive saved by `np.savez(path, x=..., y=...)`, "
+        "or an `.npy` file of the features with `y_path`). Features are rows `(n, d)` or images `(n, H, W[, C])` "
+        "(flattened row-major); pickled objects are refused, never loaded"))
+    label_column: str | None = option(None, help="for `dataset = \"csv\"`: the label column")
+    x_key: str = option("x", help="for `dataset = \"npz\"`: the features' array in the archive")
+    y_key: str = option("y", help="for `dataset = \"npz\"`: the labels' array in the archive")
+    y_path: str | None = option(None, help="for `dataset = \"npz\"` from two `.npy` files (`np.save`): the labels")
+    task: str | None = option(None, choices=("classification", "regression"), help=(
+        "the data set's own by default; `\"classification\"` (labels, integers or strings, mapped to `0..k-1` in "
+        "sorted order) or `\"regression\"` (finite float targets), for `npz` and `csv`"))
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    # kind = "cnn": convolutions (one entry per layer in channels/kernels/strides, padding SAME) on
-    # rows reshaped to image_shape (H, W, C), then `pool`, then the dense layers `hidden`.
-    kind: str = "mlp"
-    channels: tuple[int, ...] = (8, 16)
-    kernels: tuple[int, ...] = (3, 3)
-    strides: tuple[int, ...] = (1, 2)
-    image_shape: tuple[int, ...] = ()
-    pool: str = "flatten"
-    hidden: tuple[int, ...] = (20,)
-    activation: str = "relu"
-    init: str = "he_normal"
-    init_scale: float = 1.0
-    dropout: float = 0.0
-    norm: str = "none"
-    bn_momentum: float = 0.9
-    #: "package.module:function" returning a model (see `jaxopt_lab.models`); called with `kwargs`.
-    factory: str | None = None
-    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    kind: str = option("mlp", choices=("mlp", "cnn"), help=(
+        "`\"cnn\"`: conv layers (NHWC, padding \"SAME\", `activation` after each) on each row reshaped to "
+        "`image_shape`, then `pool`, then the dense layers `hidden`, then the output layer (`jaxopt_lab.nn.cnn`); "
+        "`norm` must be `\"none\"`, `dropout` acts on the dense layers. Example: `examples/digits_cnn.toml`"))
+    channels: tuple[int, ...] = option((8, 16), low=1, help="for `cnn`: output channels per conv layer")
+    kernels: tuple[int, ...] = option((3, 3), low=1, help="for `cnn`: square kernel size per conv layer")
+    strides: tuple[int, ...] = option((1, 2), low=1, help=(
+        "for `cnn`: stride per conv layer (the output has `ceil(size / stride)` rows and columns)"))
+    image_shape: tuple[int, ...] = option((), low=1, help=(
+        "for `cnn`: `[height, width]` or `[height, width, channels]` of one row, e.g. `[8, 8, 1]` for the digits; "
+        "the product must equal the number of features"))
+    pool: str = option("flatten", choices=("avg", "flatten"), help=(
+        "for `cnn`: `\"flatten\"` the last feature maps row-major, or `\"avg\"`: global average pooling (fewer "
+        "parameters; on the 8x8 digits 0.908 validation accuracy against 0.975 flattened, one run of the example "
+        "each)"))
+    hidden: tuple[int, ...] = option((20,), low=1, high=MAX_WIDTH, help="hidden widths")
+    activation: str = option("relu", choices=registry.activation_names, help="any of `jaxopt-lab list`'s activations")
+    init: str = option("he_normal", help=(
+        "initializer name (`\"normal:0.3\"` for a std), or `\"auto\"`: the lectures' recommendation for the "
+        "activation (Glorot for tanh/sigmoid, He for ReLU family, LeCun for SELU)"))
+    init_scale: float = option(1.0, low=0, traceable=True, help="multiplies the initial weights")
+    dropout: float = option(0.0, low=0, high=1, high_open=True, traceable=True, switchable=True, random=True,
+                            help="inverted dropout on hidden activations, training only")
+    norm: str = option("none", choices=("none", "batch", "layer"), help=(
+        "`\"batch\"` or `\"layer\"` after each hidden dense layer"))
+    bn_momentum: float = option(0.9, low=0, high=1, traceable=True, help=(
+        "weight of the old running averages of batch norm"))
+    factory: str | None = option(None, help=(
+        "`\"package.module:function\"` returning your own model (below); resolved from the working directory and "
+        "the Python path"))
+    kwargs: Mapping[str, Any] = option(default_factory=dict, help="`[model.kwargs]`: keyword arguments of `factory`")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    loss: str = "cross_entropy"
-    epochs: int = 400
-    batch_size: int = 0
-    drop_last: bool = False
-    early_stopping_patience: int = 0
-    min_delta: float = 0.0
-    restore_best: bool = True
-    l1: float = 0.0
-    l2: float = 0.0
-    weight_decay: float = 0.0
-    clip_norm: float = 0.0
-    input_noise: float = 0.0
-    precision: str = "float32"
-    shuffle_seed: int | None = None
-    divergence_threshold: float = 1e6
+    loss: str = option("cross_entropy", choices=registry.loss_names, help="the training loss")
+    epochs: int = option(400, low=1, high=MAX_EPOCHS, help="epoch budget")
+    batch_size: int = option(0, low=0, help=(
+        "0 full batch, 1 SGD, n mini-batches of n (the last partial batch padded and masked)"))
+    drop_last: bool = option(False, help="drop the partial last batch instead")
+    early_stopping_patience: int = option(0, low=0, traceable=True, switchable=True, help=(
+        "stop after this many epochs without improvement of the validation loss by more than `min_delta` (0: "
+        "off); the best epoch's parameters are restored (`restore_best`)"))
+    min_delta: float = option(0.0, low=0, traceable=True, help="the improvement early stopping asks for")
+    restore_best: bool = option(True, help="with early stopping, end at the best epoch's parameters")
+    l1: float = option(0.0, low=0, traceable=True, switchable=True, help=(
+        "coupled penalty `l1 * sum|w|` on weight matrices (biases and norm parameters excluded)"))
+    l2: float = option(0.0, low=0, traceable=True, switchable=True, help=(
+        "coupled penalty `l2 * 0.5 * sum w^2` on weight matrices (biases and norm parameters excluded)"))
+    weight_decay: float = option(0.0, low=0, traceable=True, switchable=True, help=(
+        "decoupled weight decay: `w -= lr_t * weight_decay * w` after the optimizer's update (AdamW-style for any "
+        "optimizer)"))
+    clip_norm: float = option(0.0, low=0, traceable=True, switchable=True, help=(
+        "clip gradients by global norm (0: off)"))
+    input_noise: float = option(0.0, low=0, traceable=True, switchable=True, random=True, help=(
+        "Gaussian input noise (augmentation) with this std"))
+    precision: str = option("float32", choices=("float32", "float64"), help=(
+        "or `\"float64\"` (the CLI turns on 64-bit JAX for it)"))
+    shuffle_seed: int | None = option(None, seed=True, help=(
+        "set it to give every run the same mini-batch order and dropout masks (common random numbers for paired "
+        "comparisons); by default each run's seed draws its own"))
+    divergence_threshold: float = option(1e6, low=0, low_open=True, allow_inf=True, traceable=True, help=(
+        "a loss above it counts as divergence, like a non-finite one"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,12 +227,13 @@ class ScheduleConfig:
 class PlateauConfig:
     """Performance scheduling: `reduce_on_plateau` fed the validation loss per epoch."""
 
-    factor: float = 0.5
-    patience: int = 10
-    rtol: float = 1e-4
-    atol: float = 0.0
-    cooldown: int = 0
-    min_scale: float = 0.0
+    factor: float = option(0.5, low=0, high=1, low_open=True, traceable=True, help=(
+        "the learning rate's scale is multiplied by it after a plateau"))
+    patience: int = option(10, low=0, traceable=True, help="epochs without improvement that make a plateau")
+    rtol: float = option(1e-4, traceable=True, help="relative improvement that counts")
+    atol: float = option(0.0, traceable=True, help="absolute improvement that counts")
+    cooldown: int = option(0, traceable=True, help="epochs after a reduction before the next can start")
+    min_scale: float = option(0.0, traceable=True, help="the scale never goes below it")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +254,33 @@ class Config:
 
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
+
+
+#: The sections whose keys carry a `KeySpec`, by the dotted prefix a sweep and an error message use.
+SPEC_SECTIONS: dict[str, type] = {
+    "data": DataConfig, "model": ModelConfig, "train": TrainConfig, "optimizer.plateau": PlateauConfig,
+}
+
+
+def key_specs(section: str | None = None) -> dict[str, KeySpec]:
+    """Every specified key (``"train.l2"``) and its `KeySpec`, in declaration order; one section's
+    keys with `section`."""
+    sections = SPEC_SECTIONS if section is None else {section: SPEC_SECTIONS[section]}
+    return {f"{name}.{f.name}": f.metadata["spec"] for name, cls in sections.items() for f in dataclasses.fields(cls)}
+
+
+def _keys_with(flag: str) -> tuple[str, ...]:
+    # The plateau's keys are traced only when a plateau rule exists (the engine adds them then).
+    return tuple(k for k, spec in key_specs().items() if getattr(spec, flag) and not k.startswith("optimizer."))
+
+
+#: Hyperparameters a sweep may vary without recompiling (besides every numeric keyword of the
+#: optimizer, its schedule and its plateau rule).
+TRACEABLE_KEYS = _keys_with("traceable")
+#: Traceable keys whose code is compiled in only when the config turns them on or a sweep varies them.
+SWITCHABLE_KEYS = _keys_with("switchable")
+#: Keys that draw randomness at every update (the step derives per-update keys when one is on).
+RANDOM_KEYS = _keys_with("random")
 
 
 def closest(name: str, choices: Any) -> str:
@@ -288,43 +446,12 @@ def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config
     return cfg
 
 
-#: The largest seed: seeds are 32-bit (`jax.random.PRNGKey` keeps the low 32 bits), so a larger one
-#: would silently alias a smaller one and is refused instead (docs/guide.md).
-SEED_MAX = 2**32 - 1
-#: Upper bounds that keep a typo (``epochs = 1000000000000``) a clear error instead of an overflow or
-#: an allocation failure after the sweep started (docs/guide.md).
-MAX_EPOCHS = 10_000_000
-MAX_WIDTH = 1 << 20
 
 
 def check_seed(key: str, value: Any) -> None:
     """`ConfigError` unless `value` is an integer seed in [0, `SEED_MAX`]."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) <= SEED_MAX:
         raise ConfigError(f"{key} = {value!r} is out of range: seeds are integers in [0, {SEED_MAX}] (2**32 - 1)")
-
-
-def _check(key: str, value: Any, low: float | None, high: float | None, *, low_open=False, high_open=False,
-           allow_inf: bool = False) -> None:
-    """`ConfigError` unless `value` lies in the range; an unbounded side still excludes infinity
-    (``[0.0, inf)``) unless `allow_inf`."""
-    if value is None:
-        return
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key} = {value!r} must be a number") from None
-    ok = not math.isnan(v) and (allow_inf or math.isfinite(v))
-    if ok and low is not None:
-        ok = v > low if low_open else v >= low
-    if ok and high is not None:
-        ok = v < high if high_open else v <= high
-    if not ok:
-        lb = "(" if low_open else "["
-        hb = ")" if high_open else "]"
-        raise ConfigError(
-            f"{key} = {value!r} is out of range; valid range: {lb}{'-inf' if low is None else low}, "
-            f"{'inf' if high is None else high}{hb}"
-        )
 
 
 def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
@@ -356,16 +483,15 @@ def validate(cfg: Config, *, data: bool = True, optimizer: bool = True) -> None:
         validate_optimizer(cfg.optimizer)
 
 
-def _validate_data(d: DataConfig) -> None:
-    from jaxopt_lab import registry
+def check_section(section: str, values: Any) -> None:
+    """Each key of a `[section]` dataclass against its `KeySpec` (range, choices, seed), in
+    declaration order."""
+    for f in dataclasses.fields(values):
+        f.metadata["spec"].check(f"{section}.{f.name}", getattr(values, f.name))
 
-    if d.dataset not in registry.dataset_names():
-        raise choices_error("data.dataset", d.dataset, registry.dataset_names())
-    _check("data.n_samples", d.n_samples, 2, None)
-    check_seed("data.random_state", d.random_state)
-    _check("data.noise", d.noise, 0, None)
-    _check("data.val_fraction", d.val_fraction, 0, 1, high_open=True)
-    _check("data.test_fraction", d.test_fraction, 0, 1, high_open=True)
+
+def _validate_data(d: DataConfig) -> None:
+    check_section("data", d)
     if d.val_fraction + d.test_fraction >= 1:
         raise ConfigError(
             f"data.val_fraction + data.test_fraction = {d.val_fraction + d.test_fraction!r} must be below 1"
@@ -374,57 +500,37 @@ def _validate_data(d: DataConfig) -> None:
         raise ConfigError("data.dataset = 'csv' needs data.path and data.label_column")
     if d.dataset == "npz" and d.path is None:
         raise ConfigError("data.dataset = 'npz' needs data.path (an .npz file, or an .npy file of x with data.y_path)")
-    if d.task is not None and d.task not in ("classification", "regression"):
-        raise choices_error("data.task", d.task, ("classification", "regression"))
 
 
 def _validate_model_train(cfg: Config) -> None:
-    from jaxopt_lab import registry
-
-    m, t = cfg.model, cfg.train
+    m = cfg.model
+    check_section("model", m)
     _validate_cnn(m)
-    for h in m.hidden:
-        _check("model.hidden", h, 1, MAX_WIDTH)
-    if m.activation not in registry.activation_names():
-        raise choices_error("model.activation", m.activation, registry.activation_names())
-    if m.init != "auto" and m.init not in registry.initializer_names():
-        base = m.init.split(":")[0]
-        if base not in registry.initializer_names():
-            raise choices_error("model.init", m.init, [*registry.initializer_names(), "auto"])
-        from jaxopt_lab.nn.init import get_initializer
-
-        try:  # the argument after ':' ("normal:0.3"): a number in range
-            get_initializer(m.init)
-        except ValueError as e:
-            raise ConfigError(f"model.{e}") from None
-    _check("model.dropout", m.dropout, 0, 1, high_open=True)
-    _check("model.init_scale", m.init_scale, 0, None)
-    if m.norm not in ("none", "batch", "layer"):
-        raise choices_error("model.norm", m.norm, ("none", "batch", "layer"))
-    _check("model.bn_momentum", m.bn_momentum, 0, 1)
+    _validate_init(m.init)
     if m.factory is not None:
         module, sep, attr = m.factory.partition(":")
         if not (sep and module and attr):
             raise ConfigError(f"model.factory = {m.factory!r} must be 'package.module:function'")
-    if t.loss not in registry.loss_names():
-        raise choices_error("train.loss", t.loss, registry.loss_names())
-    _check("train.epochs", t.epochs, 1, MAX_EPOCHS)
-    _check("train.batch_size", t.batch_size, 0, None)
-    _check("train.early_stopping_patience", t.early_stopping_patience, 0, None)
-    _check("train.min_delta", t.min_delta, 0, None)
-    for key in ("l1", "l2", "weight_decay", "clip_norm", "input_noise"):
-        _check(f"train.{key}", getattr(t, key), 0, None)
-    if t.precision not in ("float32", "float64"):
-        raise choices_error("train.precision", t.precision, ("float32", "float64"))
-    if t.shuffle_seed is not None:
-        check_seed("train.shuffle_seed", t.shuffle_seed)
-    _check("train.divergence_threshold", t.divergence_threshold, 0, None, low_open=True, allow_inf=True)
+    check_section("train", cfg.train)
+
+
+def _validate_init(init: str) -> None:
+    """`model.init`: an initializer's name, "auto", or a name with its argument ("normal:0.3")."""
+    names = registry.initializer_names()
+    if init == "auto" or init in names:
+        return
+    if init.split(":")[0] not in names:
+        raise choices_error("model.init", init, [*names, "auto"])
+    from jaxopt_lab.nn.init import get_initializer
+
+    try:  # the argument after ':' ("normal:0.3"): a number in range
+        get_initializer(init)
+    except ValueError as e:
+        raise ConfigError(f"model.{e}") from None
 
 
 def _validate_cnn(m: ModelConfig) -> None:
-    """`model.kind` and, for "cnn", the layer lists, the image shape and the pooling."""
-    if m.kind not in ("mlp", "cnn"):
-        raise choices_error("model.kind", m.kind, ("mlp", "cnn"))
+    """For `model.kind = "cnn"`: one entry per conv layer in each list, and the image shape."""
     if m.kind != "cnn":
         return
     if not m.channels or len(m.kernels) != len(m.channels) or len(m.strides) != len(m.channels):
@@ -432,26 +538,17 @@ def _validate_cnn(m: ModelConfig) -> None:
             f"model.channels, model.kernels and model.strides need one entry per conv layer, at least one: "
             f"got {len(m.channels)}, {len(m.kernels)} and {len(m.strides)} entries"
         )
-    for key in ("channels", "kernels", "strides"):
-        for value in getattr(m, key):
-            _check(f"model.{key}", value, 1, None)
     if len(m.image_shape) not in (2, 3):
         raise ConfigError(
             f"model.image_shape = {list(m.image_shape)!r}: model.kind = 'cnn' needs [height, width] or "
             "[height, width, channels], e.g. [8, 8, 1] for the digits"
         )
-    for value in m.image_shape:
-        _check("model.image_shape", value, 1, None)
-    if m.pool not in ("avg", "flatten"):
-        raise choices_error("model.pool", m.pool, ("avg", "flatten"))
     if m.norm != "none":
         raise ConfigError(f"model.norm = {m.norm!r}: model.kind = 'cnn' has no normalization layers; use 'none'")
 
 
 def validate_optimizer(o: OptimizerConfig) -> None:
     """The optimizer's name, its keywords (those its factory takes) and their ranges."""
-    from jaxopt_lab import registry
-
     factories = registry.optimizers()
     if o.name not in factories:
         reason = registry.refusal(o.name)
@@ -497,15 +594,12 @@ def validate_optimizer(o: OptimizerConfig) -> None:
                 )
         _check_schedule_values(o)
     if o.plateau is not None:
-        _check("optimizer.plateau.factor", o.plateau.factor, 0, 1, low_open=True)
-        _check("optimizer.plateau.patience", o.plateau.patience, 0, None)
+        check_section("optimizer.plateau", o.plateau)
 
 
 def _check_schedule_values(o: OptimizerConfig) -> None:
     """Each schedule keyword of the type its schedule takes (a string only where the default is one,
     numbers finite), and the schedule buildable from them."""
-    from jaxopt_lab import registry
-
     params = inspect.signature(registry.schedules()[o.schedule.name]).parameters
     for key, value in o.schedule.kwargs.items():
         takes_text = isinstance(params[key].default, str)
@@ -518,3 +612,76 @@ def _check_schedule_values(o: OptimizerConfig) -> None:
         registry.build_schedule(o.schedule.name, lr, o.schedule.kwargs)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"optimizer.schedule ({o.schedule.name}): {e}") from None
+
+
+# ----------------------------------------------------------------------------- the keys' documentation
+
+
+def _toml_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    if isinstance(value, tuple):
+        return f"`[{', '.join(str(v) for v in value)}]`"
+    if isinstance(value, Mapping):
+        return "`{}`"
+    return repr(value)
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
+def _valid_text(spec: KeySpec) -> str:
+    if callable(spec.choices):
+        return "`jaxopt-lab list`"
+    if spec.choices is not None:
+        return ", ".join(f'`"{c}"`' for c in spec.choices)
+    return f"`{spec.range_text()}`" if spec.range_text() else ""
+
+
+def key_table(section: str) -> str:
+    """The markdown table of a section's keys (docs/guide.md): default, valid values, whether a
+    sweep traces it, and what it does; from the `KeySpec`s, so it cannot drift from the code."""
+    rows = ["| key | default | valid | traced | meaning |", "| --- | --- | --- | --- | --- |"]
+    for f in dataclasses.fields(SPEC_SECTIONS[section]):
+        spec = f.metadata["spec"]
+        traced = "yes, compiled in when on" if spec.switchable else "yes" if spec.traceable else ""
+        help_text = spec.help.replace("|", "\\|")
+        rows.append(f"| `{f.name}` | {_toml_value(_default_of(f))} | {_valid_text(spec)} | {traced} | {help_text} |")
+    return "\n".join(rows)
+
+
+def key_lines() -> list[str]:
+    """One line per specified key, for `jaxopt-lab list keys`."""
+    lines = []
+    for section, cls in SPEC_SECTIONS.items():
+        for f in dataclasses.fields(cls):
+            spec = f.metadata["spec"]
+            valid = ", ".join(spec.valid_choices() or []) or spec.range_text()
+            traced = "  traced" if spec.traceable else ""
+            default = "none" if _default_of(f) is None else _toml_value(_default_of(f)).strip("`")
+            lines.append(f"{section}.{f.name} = {default}"
+                         f"{'  ' + valid if valid else ''}{traced}")
+    return lines
+
+
+def _table_markers(section: str) -> tuple[str, str]:
+    return f"<!-- keys: {section} (generated from jaxopt_lab/config.py by config.update_key_tables) -->", \
+        "<!-- /keys -->"
+
+
+def update_key_tables(text: str) -> str:
+    """`text` (docs/guide.md) with every generated key table between its markers replaced by
+    `key_table` of its section."""
+    for section in SPEC_SECTIONS:
+        begin, end = _table_markers(section)
+        i = text.find(begin)
+        if i < 0:
+            continue
+        j = text.index(end, i)
+        text = text[: i + len(begin)] + "\n" + key_table(section) + "\n" + text[j:]
+    return text

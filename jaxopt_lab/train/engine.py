@@ -35,7 +35,6 @@ epoch's, when early stopping is on and `train.restore_best`). `best_epoch` and
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import inspect
 import math
@@ -52,7 +51,7 @@ import optax
 from jaxopt_lab import config as config_mod
 from jaxopt_lab import models as models_mod
 from jaxopt_lab import registry
-from jaxopt_lab.config import Config, ConfigError, PlateauConfig, closest
+from jaxopt_lab.config import SWITCHABLE_KEYS, TRACEABLE_KEYS, Config, ConfigError, closest
 from jaxopt_lab.models import Model
 from jaxopt_lab.train import step as step_mod
 from jaxopt_lab.train.data import PreparedData, device_arrays, host_view, prepare_data
@@ -61,30 +60,6 @@ from jaxopt_lab.train.state import HISTORY_KEYS, TrainResult, TrainState
 
 Array = jax.Array
 PyTree = Any
-
-#: Hyperparameters a sweep may vary without recompiling (besides every numeric
-#: keyword of the optimizer, its schedule and its plateau rule).
-TRACEABLE_KEYS = (
-    "model.dropout",
-    "model.init_scale",
-    "model.bn_momentum",
-    "train.l1",
-    "train.l2",
-    "train.weight_decay",
-    "train.clip_norm",
-    "train.input_noise",
-    "train.early_stopping_patience",
-    "train.min_delta",
-    "train.divergence_threshold",
-)
-
-#: Traceable keys whose code is compiled in only when the config turns them on (a nonzero
-#: value) or the run's hparams set them: on tiny models every extra op per step costs time.
-SWITCHABLE_KEYS = (
-    "train.input_noise", "train.l1", "train.l2", "train.clip_norm", "train.weight_decay", "model.dropout",
-    "train.early_stopping_patience",
-)
-
 
 def _is_numeric(v: Any) -> bool:
     return isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
@@ -285,8 +260,9 @@ class Trainer:
                 elif _is_numeric(p.default):
                     optional.add(f"optimizer.schedule.{name}")
         if o.plateau is not None:
-            for f in dataclasses.fields(PlateauConfig):
-                defaults[f"optimizer.plateau.{f.name}"] = float(getattr(o.plateau, f.name))
+            for key, spec in config_mod.key_specs("optimizer.plateau").items():
+                if spec.traceable:
+                    defaults[key] = float(getattr(o.plateau, key.rsplit(".", 1)[1]))
         return defaults, optional
 
     def updates_per_epoch(self) -> int:

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxopt_lab import losses
+from jaxopt_lab.config import RANDOM_KEYS
 from jaxopt_lab.data import batching
 from jaxopt_lab.models import Model
 from jaxopt_lab.train.state import HISTORY_KEYS, TrainState
@@ -120,7 +121,7 @@ def _update(spec: RunSpec, hp, data, order_key, opt, lr_fn, scale, carry, batch)
         bidx, mb = batch
         xb, yb = x_tr[bidx], y_tr[bidx]
     dkey = nkey = None
-    if spec.model.uses_key or "model.dropout" in hp or "train.input_noise" in hp:
+    if spec.model.uses_key or any(k in hp for k in RANDOM_KEYS):
         # Per-update keys, derived only when something random may happen in the step:
         # on tiny models the hashing would otherwise cost as much as the step.
         skey = jax.random.fold_in(jax.random.fold_in(order_key, 1_000_003), step_i)
