@@ -208,6 +208,9 @@ class TrainConfig:
         "clip gradients by global norm (0: off)"))
     input_noise: float = option(0.0, low=0, traceable=True, switchable=True, random=True, help=(
         "Gaussian input noise (augmentation) with this std"))
+    grad_noise: float = option(0.0, low=0, traceable=True, switchable=True, random=True, help=(
+        "Gaussian noise with this std added to every gradient entry after clipping, fresh at each update "
+        "(Neelakantan et al., 2015, with a constant scale)"))
     precision: str = option("float32", choices=("float32", "float64"), help=(
         "or `\"float64\"` (the CLI turns on 64-bit JAX for it)"))
     shuffle_seed: int | None = option(None, seed=True, help=(

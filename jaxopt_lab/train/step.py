@@ -120,7 +120,7 @@ def _update(spec: RunSpec, hp, data, order_key, opt, lr_fn, scale, carry, batch)
     else:
         bidx, mb = batch
         xb, yb = x_tr[bidx], y_tr[bidx]
-    dkey = nkey = None
+    skey = dkey = nkey = None
     if spec.model.uses_key or any(k in hp for k in RANDOM_KEYS):
         # Per-update keys, derived only when something random may happen in the step:
         # on tiny models the hashing would otherwise cost as much as the step.
@@ -145,6 +145,14 @@ def _update(spec: RunSpec, hp, data, order_key, opt, lr_fn, scale, carry, batch)
         clip = hp["train.clip_norm"]
         factor = jnp.where((clip > 0) & (gnorm > clip), clip / jnp.maximum(gnorm, 1e-30), 1.0)
         grads = jax.tree.map(lambda g: g * factor.astype(g.dtype), grads)
+    if "train.grad_noise" in hp:
+        # Its own stream of the update's key, so dropout and input noise draw what they drew without it.
+        leaves, treedef = jax.tree.flatten(grads)
+        keys = jax.random.split(jax.random.fold_in(skey, 2), len(leaves))
+        grads = treedef.unflatten([
+            g + (hp["train.grad_noise"] * jax.random.normal(k, g.shape, g.dtype)).astype(g.dtype)
+            for g, k in zip(leaves, keys, strict=True)
+        ])
     extra = {} if spec.update_extras is None else spec.update_extras(
         value=total, grad=grads, value_fn=lambda p: objective(p)[0])
     updates, new_opt = opt.update(grads, opt_state, params, **extra)
