@@ -1,17 +1,24 @@
-"""Checks on hyperparameter values shared by every layer: `check_range` and `concrete_value`.
+"""Checks and their messages, shared by every layer: ranges, choices, "did you mean".
 
-This module sits at the bottom of the package (it imports only `math`, NumPy and JAX), so
-the models (`jaxopt_lab.nn`), the losses and the schedules can check their arguments
-without importing the optimizers. `jaxopt_lab.optim.base` re-exports both names.
+This module sits at the bottom of the package (it imports only the standard library, NumPy
+and JAX), so the models (`jaxopt_lab.nn`), the losses, the schedules, the data loaders and
+the config can check their input without importing each other. `jaxopt_lab.optim.base`
+re-exports `check_range` and `concrete_value`; `jaxopt_lab.config` re-exports `ConfigError`,
+`closest` and `choices_error`.
+
+One message format for a bad name, everywhere: ``NAME = 'valu' is not a valid choice (did you
+mean 'value'?); valid choices: a, b, value`` (``name='valu'`` for a Python argument).
 """
 
+import difflib
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import jax
 import numpy as np
 
-__all__ = ["concrete_value", "check_range"]
+__all__ = ["ConfigError", "check_choice", "check_range", "choices_error", "closest", "concrete_value", "unknown_choice"]
 
 
 def concrete_value(value: Any) -> float | None:
@@ -65,3 +72,41 @@ def check_range(
         lb = "[" if (low_inclusive and low is not None) else "("
         hb = "]" if (high_inclusive and high is not None) else ")"
         raise ValueError(f"{name}={value!r} is out of range: valid range is {lb}{lo}, {hi}{hb}")
+
+
+class ConfigError(ValueError):
+    """Bad configuration input: the message names the key and the valid choices."""
+
+
+def closest(name: Any, choices: Iterable[Any]) -> str:
+    """' (did you mean ...?)' for a near miss of `name` among `choices`, else ''.
+
+    A match that differs only in case comes first ("X" for "x" is the usual slip, and too short
+    for difflib to match), then difflib's closest.
+    """
+    choices = [str(c) for c in choices]
+    name = str(name)
+    match = [c for c in choices if c.lower() == name.lower()] or difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _choice_message(head: str, value: Any, choices: Iterable[Any]) -> str:
+    choices = sorted(str(c) for c in choices)
+    return f"{head} is not a valid choice{closest(value, choices)}; valid choices: {', '.join(choices)}"
+
+
+def choices_error(key: str, value: Any, choices: Iterable[Any]) -> ConfigError:
+    """The `ConfigError` for a config key (``train.loss``) whose value is not one of `choices`."""
+    return ConfigError(_choice_message(f"{key} = {value!r}", value, choices))
+
+
+def unknown_choice(argument: str, value: Any, choices: Iterable[Any]) -> ValueError:
+    """The `ValueError` for a Python argument (``activation``) whose value is not one of `choices`."""
+    return ValueError(_choice_message(f"{argument}={value!r}", value, choices))
+
+
+def check_choice(name: str, value: Any, choices: Iterable[Any]) -> None:
+    """Raise `unknown_choice` unless `value` is one of `choices`."""
+    choices = list(choices)
+    if value not in choices:
+        raise unknown_choice(name, value, choices)

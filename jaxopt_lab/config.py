@@ -10,7 +10,6 @@ section or key, a wrong type, an out-of-range value or an unknown name raises
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import math
 import tomllib
@@ -21,11 +20,7 @@ from typing import Any
 import numpy as np
 
 from jaxopt_lab import registry
-
-
-class ConfigError(ValueError):
-    """Bad configuration input: the message names the key and the valid choices."""
-
+from jaxopt_lab._checks import ConfigError, choices_error, closest
 
 #: The largest seed: seeds are 32-bit (`jax.random.PRNGKey` keeps the low 32 bits), so a larger one
 #: would silently alias a smaller one and is refused instead (docs/guide.md).
@@ -284,17 +279,6 @@ TRACEABLE_KEYS = _keys_with("traceable")
 SWITCHABLE_KEYS = _keys_with("switchable")
 #: Keys that draw randomness at every update (the step derives per-update keys when one is on).
 RANDOM_KEYS = _keys_with("random")
-
-
-def closest(name: str, choices: Any) -> str:
-    """' (did you mean ...?)' for a near miss, else ''."""
-    match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def choices_error(key: str, value: Any, choices: Any) -> ConfigError:
-    valid = ", ".join(sorted(str(c) for c in choices))
-    return ConfigError(f"{key} = {value!r} is not a valid choice{closest(value, choices)}; valid choices: {valid}")
 
 
 _SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}

@@ -35,8 +35,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lab._checks import check_range
-from jaxopt_lab.nn.activations import unknown_choice
+from jaxopt_lab._checks import check_range, unknown_choice
 
 __all__ = [
     "LOSSES",

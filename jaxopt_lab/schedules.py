@@ -32,14 +32,13 @@ the initialization-and-quartic lecture's "learning rate decay"; docs/lectures.md
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lab._checks import check_range
+from jaxopt_lab._checks import check_choice, check_range
 
 Schedule = Callable[[Any], Any]
 ArrayLike = Any
@@ -210,15 +209,6 @@ def _cosine_interpolate(start, end, pct):
 _INTERPOLATORS = {"linear": _linear_interpolate, "cosine": _cosine_interpolate}
 
 
-def _choice(name: str, value: str, choices: Iterable[str]) -> None:
-    choices = list(choices)
-    if value in choices:
-        return
-    close = difflib.get_close_matches(str(value), choices, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"{name}={value!r} is not a valid choice: valid choices are {choices}{hint}")
-
-
 def piecewise_interpolate_schedule(
     interpolate_type: str,
     init_value: ArrayLike,
@@ -231,7 +221,7 @@ def piecewise_interpolate_schedule(
     (`interpolate_type` "linear" or "cosine"), and it holds v_n after the last
     boundary. Boundaries are structural; the scales may be traced.
     """
-    _choice("interpolate_type", interpolate_type, _INTERPOLATORS)
+    check_choice("interpolate_type", interpolate_type, _INTERPOLATORS)
     interpolate = _INTERPOLATORS[interpolate_type]
     items = sorted(boundaries_and_scales.items()) if boundaries_and_scales else []
     for boundary, scale in items:

@@ -147,7 +147,7 @@ def test_bad_inputs_name_the_argument():
         cnn.apply(params, jnp.zeros((2, 64)), strides=[1])
     with pytest.raises(ValueError, match=r"x has 63 features per row but input_shape=\(8, 8, 1\) holds 64"):
         cnn.apply(params, jnp.zeros((2, 63)), strides=[1], input_shape=(8, 8))
-    with pytest.raises(ValueError, match=r"pool='max' is not valid; valid choices: avg, flatten"):
+    with pytest.raises(ValueError, match=r"pool='max' is not a valid choice; valid choices: avg, flatten"):
         cnn.apply(params, jnp.zeros((2, 8, 8, 1)), strides=[1], pool="max")
     with pytest.raises(ValueError, match=r"need one entry per conv layer"):
         cnn.init(jax.random.key(0), (8, 8), channels=[4, 8], kernels=[3], strides=[1], out_dim=3)

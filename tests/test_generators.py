@@ -160,7 +160,7 @@ def test_regression_sets():
         (lambda: g.make_spirals(10, n_classes=1), r"n_classes=1 is out of range"),
         (lambda: g.make_spirals(3, n_classes=4), r"n_classes=4 is out of range"),
         (lambda: g.make_xor(10, noise=-1), r"noise=-1 is out of range"),
-        (lambda: g.make_regression_1d(10, function="sin"), r"'sin' is not known \(did you mean 'sine'"),
+        (lambda: g.make_regression_1d(10, function="sin"), r"'sin' is not a valid choice \(did you mean 'sine'"),
         (lambda: g.make_regression_2d(1), r"n_samples=1 is out of range"),
         (lambda: g.make_moons(10, random_state=-1), r"random_state=-1 is out of range"),
     ],

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxopt_lab._checks import unknown_choice
+
 __all__ = [
     "check_random_state",
     "make_moons",
@@ -396,11 +398,7 @@ REGRESSION_2D_FUNCTIONS = {
 
 def _check_function(name: str, function: str, table: dict) -> None:
     if function not in table:
-        import difflib
-
-        close = difflib.get_close_matches(function, list(table), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"{name}={function!r} is not known{hint}: valid choices are {sorted(table)}")
+        raise unknown_choice(name, function, table)
 
 
 def _check_range_pair(name: str, bounds: tuple[float, float]) -> tuple[float, float]:

@@ -23,14 +23,13 @@ as a `ConfigError` (the command line prints it and exits with status 2).
 
 from __future__ import annotations
 
-import difflib
 import os
 import zipfile
 from typing import NamedTuple
 
 import numpy as np
 
-from jaxopt_lab.config import ConfigError
+from jaxopt_lab._checks import ConfigError, choices_error, closest
 
 __all__ = ["NpzData", "NpzFormatError", "NpzFileNotFoundError", "read_npz", "TASKS"]
 
@@ -61,12 +60,6 @@ class NpzData(NamedTuple):
     y: np.ndarray
     classes: list
     image_shape: tuple[int, ...]
-
-
-def _closest(name: str, choices: list[str]) -> str:
-    # Case first: "X" for "x" is the usual slip, and too short for difflib to match.
-    close = [c for c in choices if c.lower() == name.lower()] or difflib.get_close_matches(name, choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _check_file(where: str, config_key: str) -> bytes:
@@ -108,7 +101,7 @@ def _load_from_archive(where: str, x_key: str, y_key: str) -> tuple[np.ndarray, 
         for key, config_key in ((x_key, "data.x_key"), (y_key, "data.y_key")):
             if key not in names:
                 raise NpzFormatError(
-                    f"{where}: no array named {key!r} ({config_key}){_closest(key, names)}: "
+                    f"{where}: no array named {key!r} ({config_key}){closest(key, names)}: "
                     f"the arrays are {names}"
                 )
             what = f"array {key!r} ({config_key})"
@@ -213,8 +206,7 @@ def read_npz(
         single class.
     """
     if task not in TASKS:
-        raise ConfigError(f"data.task = {task!r} is not a valid choice{_closest(str(task), list(TASKS))}; "
-                          f"valid choices: {', '.join(TASKS)}")
+        raise choices_error("data.task", task, TASKS)
     where = os.fspath(path)
     head = _check_file(where, "data.path")
     if y_path is None:

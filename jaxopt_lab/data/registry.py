@@ -9,12 +9,12 @@ name alone always gives the same data.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from jaxopt_lab._checks import unknown_choice
 from jaxopt_lab.data import generators
 from jaxopt_lab.data.csvfile import read_csv
 from jaxopt_lab.data.digits import load_digits
@@ -194,11 +194,6 @@ _LOADERS: dict[str, Callable[[dict[str, Any]], tuple[np.ndarray, np.ndarray, int
 }
 
 
-def _suggest(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(str(name), choices, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def dataset_names() -> list[str]:
     """The registered names, in listing order."""
     return list(DATASETS)
@@ -228,17 +223,11 @@ def load_dataset(name: str, **options: Any) -> Dataset:
         value (from the generator or loader, naming the value and valid range).
     """
     if name not in DATASETS:
-        choices = list(DATASETS)
-        hint = _suggest(name, choices)
-        raise ValueError(f"dataset={name!r} is not known{hint}: valid choices are {choices}")
+        raise unknown_choice("dataset", name, DATASETS)
     accepted = DATASETS[name].options
     for option in options:
         if option not in accepted:
-            choices = list(accepted)
-            raise ValueError(
-                f"option {option!r} is not known for dataset {name!r}{_suggest(option, choices)}: "
-                f"valid options are {choices}"
-            )
+            raise unknown_choice(f"dataset {name!r}: option", option, accepted)
     resolved = {**accepted, **options}
     missing = [option for option, value in resolved.items() if value is REQUIRED]
     if missing:

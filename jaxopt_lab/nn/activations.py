@@ -30,17 +30,17 @@ LeCun-normal weights).
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+
+from jaxopt_lab._checks import unknown_choice
 
 __all__ = [
     "ACTIVATIONS",
     "get_activation",
     "recommended_init",
-    "unknown_choice",
     "linear",
     "leaky_relu",
     "elu",
@@ -50,18 +50,6 @@ __all__ = [
 ]
 
 Activation = Callable[[jax.Array], jax.Array]
-
-
-def unknown_choice(argument: str, value: object, choices: Iterable[str]) -> ValueError:
-    """The `ValueError` for a name that is not one of `choices`.
-
-    It names the argument, lists the valid choices and suggests the closest one,
-    e.g. ``activation='rleu' is not valid; did you mean 'relu'? Valid choices: ...``.
-    """
-    choices = sorted(choices)
-    close = difflib.get_close_matches(str(value), choices, n=1)
-    hint = f" did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"{argument}={value!r} is not valid;{hint} valid choices: {', '.join(choices)}")
 
 
 def linear(x: jax.Array) -> jax.Array:

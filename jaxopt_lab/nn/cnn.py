@@ -55,8 +55,8 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxopt_lab._checks import check_range
-from jaxopt_lab.nn.activations import get_activation, recommended_init, unknown_choice
+from jaxopt_lab._checks import check_range, unknown_choice
+from jaxopt_lab.nn.activations import get_activation, recommended_init
 from jaxopt_lab.nn.init import get_initializer
 
 __all__ = ["POOLS", "apply", "feature_shape", "from_config", "functions_from_config", "init"]

@@ -49,8 +49,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab._checks import check_range
-from jaxopt_lab.nn.activations import get_activation, recommended_init, unknown_choice
+from jaxopt_lab._checks import check_range, unknown_choice
+from jaxopt_lab.nn.activations import get_activation, recommended_init
 from jaxopt_lab.nn.init import get_initializer
 
 __all__ = [

@@ -28,8 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab._checks import check_range
-from jaxopt_lab.nn.activations import unknown_choice
+from jaxopt_lab._checks import check_range, unknown_choice
 
 __all__ = [
     "TEST_FUNCTIONS",

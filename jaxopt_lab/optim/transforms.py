@@ -18,16 +18,16 @@ Each factory returns an optax-compatible `GradientTransformation`; optimizers in
   and closed forms.
 """
 
-import difflib
 import numbers
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from jaxopt_lab._checks import check_choice
 from jaxopt_lab.optim.base import (
     EmptyState,
     GradientTransformation,
@@ -89,16 +89,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    """Raise `ValueError` naming `name`, the bad value, the valid choices and the closest one."""
-    if value in choices:
-        return
-    close = difflib.get_close_matches(str(value), list(choices), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    valid = ", ".join(map(repr, choices))
-    raise ValueError(f"{name}={value!r} is not valid: valid choices are {valid}{hint}")
 
 
 def _is_none(x: Any) -> bool:

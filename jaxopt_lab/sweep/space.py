@@ -33,7 +33,6 @@ without changing the runs already made.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import itertools
 import math
 import numbers
@@ -41,6 +40,11 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from jaxopt_lab._checks import closest
+
+# pbt.py and search.py still spell it with an underscore.
+_closest = closest
 
 __all__ = [
     "Space",
@@ -69,11 +73,6 @@ __all__ = [
 SEED_KEY = "seed"
 Scalar = bool | int | float | str
 Value = Scalar | tuple
-
-
-def _closest(name: str, choices: Collection[str]) -> str:
-    match = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
 
 
 def _scalar(key: str, value: Any) -> Scalar:
@@ -164,7 +163,7 @@ class Space:
     def values(self, key: str) -> list[Value]:
         """The value of `key` in every point, in run order."""
         if key not in self._keys:
-            hint = _closest(key, self._keys)
+            hint = closest(key, self._keys)
             raise KeyError(f"{key!r} is not a key of this space{hint}; keys: {self._keys}")
         j = self._keys.index(key)
         return [row[j] for row in self._rows]
@@ -490,7 +489,7 @@ def unit_points(trials: int, dims: int, seed: int, sequence: str = "halton", ski
     if seed < 0:
         raise ValueError(f"seed={seed!r} is out of range: valid range is [0, inf)")
     if sequence not in QUASIRANDOM_SEQUENCES:
-        raise ValueError(f"sequence={sequence!r} is not a valid choice{_closest(sequence, QUASIRANDOM_SEQUENCES)}; "
+        raise ValueError(f"sequence={sequence!r} is not a valid choice{closest(sequence, QUASIRANDOM_SEQUENCES)}; "
                          f"valid choices: {', '.join(QUASIRANDOM_SEQUENCES)}")
     skip = QUASIRANDOM_SKIP[sequence] if skip is None else _integer("skip", skip)
     if skip < 0:
@@ -668,7 +667,7 @@ def _distribution_from_config(key: str, spec: Mapping[str, Any]) -> Distribution
     ((name, args),) = spec.items()
     if name not in DISTRIBUTIONS:
         raise ValueError(
-            f"{key}: unknown distribution {name!r}{_closest(name, DISTRIBUTIONS)}; "
+            f"{key}: unknown distribution {name!r}{closest(name, DISTRIBUTIONS)}; "
             f"valid distributions: {', '.join(DISTRIBUTIONS)}"
         )
     if not isinstance(args, list):
@@ -721,7 +720,7 @@ def _search_part(table: Any, name: str) -> Space:
         return random(trials, rseed, search_distributions(table, root))
     sequence = table.get("sequence", "halton")
     if sequence not in QUASIRANDOM_SEQUENCES:
-        hint = _closest(str(sequence), QUASIRANDOM_SEQUENCES)
+        hint = closest(str(sequence), QUASIRANDOM_SEQUENCES)
         raise ValueError(f"{root}.sequence = {sequence!r} is not a valid choice{hint}; "
                          f"valid choices: {', '.join(QUASIRANDOM_SEQUENCES)}")
     dists = search_distributions(table, root, ("trials", "seed", "sequence"))
@@ -741,7 +740,7 @@ def config_parts(sweep: Mapping[str, Any], other_keys: Collection[str] | None = 
         valid = [*SPACE_CONFIG_KEYS, *other_keys]
         for key in sweep:
             if key not in valid:
-                hint = _closest(key, valid)
+                hint = closest(key, valid)
                 raise ValueError(f"unknown key sweep.{key}{hint}; valid keys of [sweep]: {', '.join(valid)}")
     parts: dict[str, Space] = {}
     if "grid" in sweep:
