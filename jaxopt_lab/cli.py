@@ -809,6 +809,11 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("jaxopt-lab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`jaxopt-lab list | head`): not an error of ours. Point stdout at
+        # nothing so the interpreter's last flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as e:  # noqa: BLE001 - anything else: one line plus the type, status 1
         if _is_bad_input(e):  # a config or output-folder error raised below a command's own checks
             print(f"jaxopt-lab: error: {e}", file=sys.stderr)

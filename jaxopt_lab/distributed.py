@@ -18,6 +18,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import jax
+
+from jaxopt_lab._checks import ConfigError
+
 EXIT_LOST = 3
 """Exit status when the coordinator or a peer process could not be reached or was lost."""
 
@@ -38,7 +42,6 @@ def initialize(coordinator: str, num_processes: int, process_id: int, timeout: f
     JAX's own timeouts are set beyond ours (so that ours fires first, with a message); they still
     bound the wait should this process be unable to run Python at all.
     """
-    import jax
 
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -127,7 +130,6 @@ def watch(out: Path, resume_hint: str, period: float = 1.0) -> Iterator[None]:
     try:
         yield
     except Exception as e:  # noqa: BLE001 - see below
-        from jaxopt_lab.config import ConfigError
 
         if isinstance(e, ConfigError):  # bad input: every process sees the same and exits 2 together
             raise

@@ -34,6 +34,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxopt_lab.losses import decay_mask
+from jaxopt_lab.nn import activations
+from jaxopt_lab.nn import mlp as mlp_lib
+
 PyTree = Any
 
 
@@ -330,9 +334,6 @@ def _eqx_matrices(params: PyTree) -> PyTree:
 def mlp(model_config: Any, n_features: int, out_dim: int, dtype: Any) -> Model:
     """The config's MLP (`[model] kind = "mlp"`): `hidden`, `activation`, `init`, `norm`;
     reads ``model.init_scale``, ``model.dropout`` and ``model.bn_momentum`` from `hp`."""
-    from jaxopt_lab.losses import decay_mask
-    from jaxopt_lab.nn import activations
-    from jaxopt_lab.nn import mlp as mlp_lib
 
     m = model_config
     sizes = [n_features, *m.hidden, out_dim]

@@ -10,10 +10,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import inspect
 import types
+import typing
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax.contrib
+
+from jaxopt_lab import losses
+from jaxopt_lab import schedules as schedules_mod
+from jaxopt_lab.data import registry as data_registry
+from jaxopt_lab.nn import activations, init
+from jaxopt_lab.optim import aliases, hypergradient
 
 #: Optimizer factories by name. Filled from `jaxopt_lab.optim.aliases` (every public
 #: factory there that returns a GradientTransformation) plus `lookahead`-free aliases.
@@ -29,7 +43,6 @@ def optimizers() -> dict[str, Callable[..., Any]]:
 def own_optimizers() -> dict[str, Callable[..., Any]]:
     """The project's optimizers (`jaxopt_lab.optim.aliases` and the hypergradient-descent
     optimizers of `jaxopt_lab.optim.hypergradient`) by name."""
-    from jaxopt_lab.optim import aliases, hypergradient
 
     out = {}
     for module in (aliases, hypergradient):
@@ -71,7 +84,6 @@ def optax_optimizers() -> dict[str, Callable[..., Any]]:
     (``learning_rate``, or ``max_learning_rate`` for `polyak_sgd`), except the ``scale_by_*``
     transforms and the names in `_REFUSED`.
     """
-    import importlib
 
     out = {}
     for prefix in _OPTAX_MODULES:
@@ -95,7 +107,6 @@ def refusal(name: str) -> str | None:
     module, _, attr = name.rpartition(".")
     if module not in _OPTAX_MODULES:
         return None
-    import importlib
 
     fn = getattr(importlib.import_module(module), attr, None)
     if not callable(fn):
@@ -140,8 +151,6 @@ _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 def _probe_params() -> dict[str, Any]:
-    import jax.numpy as jnp
-
     # A matrix and a vector: optimizers that treat matrices specially (muon, adafactor) take both paths.
     return {"w": jnp.ones((3, 4), jnp.float32), "b": jnp.ones((4,), jnp.float32)}
 
@@ -154,9 +163,6 @@ _EXTRA_ARGUMENT_SETS = (("value",), ("obj_fn",), ("value", "grad", "value_fn"))
 
 def _probe_extras(params: Any, names: Sequence[str]) -> dict[str, Any]:
     """What optimizers that need more than gradients get in `update` (see `update_extras`)."""
-    import jax
-    import jax.numpy as jnp
-
     def value_fn(p):
         return sum(jnp.sum(x * x) for x in jax.tree.leaves(p))
 
@@ -171,10 +177,7 @@ def _pick(names: Sequence[str], *, value: Any, grad: Any, value_fn: Callable[[An
 def _one_step(factory: Callable[..., Any], kwargs: Mapping[str, Any], traced: Mapping[str, Any],
               extras: Sequence[str] = ()) -> Any:
     """One init + update of `factory(**kwargs, **traced)`, the `traced` values as tracers (abstract: no compile)."""
-    import warnings
 
-    import jax
-    import jax.numpy as jnp
 
     def run(values):
         opt = factory(**kwargs, **values)
@@ -210,8 +213,6 @@ def _required_values(factory: Callable[..., Any]) -> dict[str, Any]:
 
 
 def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
-    import typing
-
     try:
         return typing.get_type_hints(factory)
     except Exception:  # unevaluable string annotations: decide by probing alone
@@ -221,10 +222,7 @@ def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
 def _annotation_is_numeric(hint: Any) -> bool | None:
     """True when a top-level member of the annotation is a number or an array, False when none is,
     None when the annotation says nothing (absent or `Any`)."""
-    import typing
 
-    import jax
-    import numpy as np
 
     if hint is None or hint is typing.Any or hint is inspect.Parameter.empty:
         return None
@@ -358,7 +356,6 @@ def eval_params(name: str) -> Callable[[Any, Any], Any] | None:
     """
     if not _probe(optimizer_factory(name)).schedule_free:
         return None
-    import optax.contrib
 
     return optax.contrib.schedule_free_eval_params
 
@@ -401,8 +398,8 @@ def _is_number(v: Any) -> bool:
 
 
 def schedules() -> dict[str, Callable[..., Any]]:
-    from jaxopt_lab import schedules as mod
-
+    """Every schedule a config may name (`jaxopt_lab.schedules`), sorted."""
+    mod = schedules_mod
     names = getattr(mod, "__all__", None) or [n for n in dir(mod) if not n.startswith("_")]
     out = {}
     for name in names:
@@ -437,24 +434,16 @@ def build_schedule(name: str, learning_rate: Any, kwargs: Mapping[str, Any]) -> 
 
 
 def dataset_names() -> list[str]:
-    from jaxopt_lab.data import registry as data_registry
-
     return sorted(data_registry.DATASETS)
 
 
 def activation_names() -> list[str]:
-    from jaxopt_lab.nn import activations
-
     return sorted(activations.ACTIVATIONS)
 
 
 def initializer_names() -> list[str]:
-    from jaxopt_lab.nn import init
-
     return sorted(init.INITIALIZERS)
 
 
 def loss_names() -> list[str]:
-    from jaxopt_lab import losses
-
     return sorted(losses.LOSSES)

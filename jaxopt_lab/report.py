@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jaxopt_lab.plots import figure_info
+
 
 @dataclass
 class Section:
@@ -127,7 +129,6 @@ img.addEventListener('mouseleave',function(){tip.style.display='none';});});
 
 def _figure_html(fig: Path, index: str) -> str:
     """An `<img>` with the PNG inlined, its text check and, when it has them, its hover regions."""
-    from jaxopt_lab.plots import figure_info
 
     info = figure_info(fig)
     data = base64.b64encode(fig.read_bytes()).decode()

@@ -29,15 +29,21 @@ single `jaxopt-lab train` run (``metrics.json`` and ``history.csv``).
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+
+from jaxopt_lab import config as config_mod
+from jaxopt_lab.sweep.results import _python, read_runs_csv
+from jaxopt_lab.sweep.runner import ExecutionStats
 
 __all__ = ["SweepData", "load", "frame", "read_sweep_result", "INSTALL_HINT"]
 
@@ -47,7 +53,6 @@ INSTALL_HINT = "pip install 'jaxopt-lab[analysis]'"
 
 def _require(*modules: str) -> list[Any]:
     """Import `modules`, or raise ImportError with one line naming the extra to install."""
-    import importlib
 
     out = []
     for name in modules:
@@ -151,7 +156,6 @@ def frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = Non
       ['Int64', 'Float64', 'boolean']
     """
     (pd,) = _require("pandas")
-    from jaxopt_lab.sweep.results import _python
 
     if columns is None:
         columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -190,7 +194,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _load_sweep(folder: Path) -> SweepData:
-    from jaxopt_lab.sweep.results import read_runs_csv
 
     with open(folder / "runs.csv", encoding="utf-8", newline="") as f:
         header = next(csv.reader(f), [])
@@ -219,7 +222,6 @@ def _load_protocol(folder: Path) -> SweepData:
     columns: list[str] = ["sweep"]
     parts = []
     for name, data in sweeps.items():
-        from jaxopt_lab.sweep.results import read_runs_csv
 
         sub_rows = read_runs_csv(data.path / "runs.csv")
         rows += [{"sweep": name, **r} for r in sub_rows]
@@ -263,11 +265,7 @@ def read_sweep_result(out_dir: str | Any) -> Any:
     Raises:
       FileNotFoundError: `out_dir` has no ``runs.csv`` or no ``summary.json``.
     """
-    from types import SimpleNamespace
 
-    from jaxopt_lab import config as config_mod
-    from jaxopt_lab.sweep.results import read_runs_csv
-    from jaxopt_lab.sweep.runner import ExecutionStats
 
     folder = Path(out_dir)
     for name in ("runs.csv", "summary.json"):

@@ -19,8 +19,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxopt_lab import _io
+from jaxopt_lab import _io, checkpoint, plots
 from jaxopt_lab.config import Config
+from jaxopt_lab.sweep.runner import compile_lowered
 from jaxopt_lab.train import HISTORY_KEYS, Trainer, make_train
 
 #: The entries `train_and_write` writes into its folder.
@@ -40,8 +41,6 @@ def _plain(v: Any) -> Any:
 
 def train_and_write(trainer: Trainer, out: str | os.PathLike, *, seed: int = 0) -> dict[str, Any]:
     """Train one run with `seed` and write its folder; returns the metrics row."""
-    from jaxopt_lab import checkpoint
-    from jaxopt_lab.sweep.runner import compile_lowered
 
     key = jax.random.PRNGKey(seed)
     run = compile_lowered(jax.jit(trainer).lower(key, None))
@@ -62,7 +61,6 @@ def train_and_write(trainer: Trainer, out: str | os.PathLike, *, seed: int = 0) 
             {"params": result.params, "model_state": result.model_state},
             {"seed": seed, "metrics": row},
         )
-        from jaxopt_lab import plots
 
         plots.history_figure({"run": result.history}, tmp / "loss.png", epochs_run={"run": epochs})
     return row

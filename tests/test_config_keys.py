@@ -102,3 +102,14 @@ def test_list_keys_prints_every_key(capsys):
     assert "  train.l2 = 0.0  [0, inf)  traced" in out
     assert cli.main(["list", "kyes"]) == 2
     assert "list WHAT = 'kyes' is not a valid choice (did you mean 'keys'?)" in capsys.readouterr().err
+
+
+def test_list_into_a_closed_pipe_is_quiet():
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "jaxopt_lab", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader leaves before the listing is written, as `| head -1` may
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and err == "", err

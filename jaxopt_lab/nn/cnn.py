@@ -55,7 +55,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
-from jaxopt_lab._checks import check_range, unknown_choice
+from jaxopt_lab._checks import ConfigError, check_range, unknown_choice
+from jaxopt_lab.losses import decay_mask
+from jaxopt_lab.models import Model
 from jaxopt_lab.nn.activations import get_activation, recommended_init
 from jaxopt_lab.nn.init import get_initializer
 
@@ -285,7 +287,6 @@ def functions_from_config(
     Raises:
       ConfigError: `model.image_shape` does not hold `n_features` values.
     """
-    from jaxopt_lab.config import ConfigError
 
     m = model_config
     shape = _image_shape(m.image_shape) if len(m.image_shape) in (2, 3) else None
@@ -323,8 +324,6 @@ def from_config(model_config: Any, n_features: int, out_dim: int, dtype: Any = j
     weight decay and penalties on the kernels and weight matrices
     (`jaxopt_lab.losses.decay_mask`).
     """
-    from jaxopt_lab.losses import decay_mask
-    from jaxopt_lab.models import Model
 
     init_fn, apply_fn = functions_from_config(model_config, n_features, out_dim, dtype)
 

@@ -36,6 +36,7 @@ import dataclasses
 import itertools
 import math
 import numbers
+import warnings
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -496,7 +497,6 @@ def unit_points(trials: int, dims: int, seed: int, sequence: str = "halton", ski
         raise ValueError(f"skip={skip!r} is out of range: valid range is [0, inf)")
     rng = np.random.Generator(np.random.PCG64(seed))
     engine = qmc.Halton(dims, scramble=True, rng=rng) if sequence == "halton" else qmc.Sobol(dims, rng=rng)
-    import warnings
 
     with warnings.catch_warnings():
         # Sobol' warns that its balance needs a power-of-2 count; any count is a valid search budget.

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxopt_lab._checks import ConfigError, closest
+
 __all__ = ["LogOptions", "options", "SweepLogger", "LOG_KEYS", "INSTALL_HINT"]
 
 INSTALL_HINT = "pip install 'jaxopt-lab[log]'"
@@ -63,7 +65,6 @@ def options(sweep: Mapping[str, Any] | None) -> LogOptions:
       ConfigError: an unknown key or a non-string value (naming the key and the valid ones), or a
         requested log whose library is not installed (naming the extra to install).
     """
-    from jaxopt_lab.config import ConfigError, closest
 
     raw = (sweep or {}).get("log") or {}
     if not isinstance(raw, Mapping):

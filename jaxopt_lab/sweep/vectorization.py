@@ -48,7 +48,7 @@ import jax
 import numpy as np
 
 from jaxopt_lab import _cache
-from jaxopt_lab.sweep import runner
+from jaxopt_lab.sweep import config_sweep, runner
 
 #: (rtol, atol) per floating dtype: |mode - loop| <= atol + rtol * |loop| (see the module docstring).
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -333,7 +333,6 @@ def check_vectorization(
         raise ValueError(f"sample={sample!r} is out of range: valid range is [1, inf)")
     if repeats < 0:
         raise ValueError(f"repeats={repeats!r} is out of range: valid range is [0, inf)")
-    from jaxopt_lab.sweep import config_sweep
 
     sp = sweep_plan if sweep_plan is not None else config_sweep.plan(cfg)
     modes = dict(MODES if modes is None else modes)

@@ -52,7 +52,10 @@ from jaxopt_lab import config as config_mod
 from jaxopt_lab import models as models_mod
 from jaxopt_lab import registry
 from jaxopt_lab.config import SWITCHABLE_KEYS, TRACEABLE_KEYS, Config, ConfigError, closest
+from jaxopt_lab.data import batching
 from jaxopt_lab.models import Model
+from jaxopt_lab.nn import cnn
+from jaxopt_lab.optim.wrappers import reduce_on_plateau
 from jaxopt_lab.train import step as step_mod
 from jaxopt_lab.train.data import PreparedData, device_arrays, host_view, prepare_data
 from jaxopt_lab.train.objective import make_objective
@@ -143,7 +146,6 @@ def _config_model(config: Config, n_features: int, out_dim: int, dtype: Any, exa
         return model_from_factory(factory, getattr(m, "kwargs", {}) or {}, example)
     kind = getattr(m, "kind", "mlp")
     if kind == "cnn":
-        from jaxopt_lab.nn import cnn
 
         return cnn.from_config(m, n_features, out_dim, dtype)
     return models_mod.mlp(m, n_features, out_dim, dtype)
@@ -267,7 +269,6 @@ class Trainer:
 
     def updates_per_epoch(self) -> int:
         """Optimizer updates in one epoch (1 for full batch)."""
-        from jaxopt_lab.data import batching
 
         t = self.config.train
         return batching.num_batches(len(self.data.x_train), t.batch_size, t.drop_last)
@@ -339,7 +340,6 @@ class Trainer:
         return registry.build_optimizer(o.name, kwargs), lr_fn
 
     def _plateau(self, hp: Mapping[str, Any]):
-        from jaxopt_lab.optim.wrappers import reduce_on_plateau
 
         kw = {k.rsplit(".", 1)[1]: v for k, v in hp.items() if k.startswith("optimizer.plateau.")}
         return reduce_on_plateau(**kw)
