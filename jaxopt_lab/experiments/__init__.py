@@ -7,20 +7,31 @@ states the findings with the numbers it measured. `size="tiny"` runs in seconds
 repository's `experiments/` folder run each one on its own.
 """
 
-#: Module names in report order.
-EXPERIMENTS = (
-    "moons_sgd_vs_adam",
-    "quartic",
-    "optimizers",
-    "learning_rate",
-    "schedules",
-    "regularization",
-    "initialization",
-    "normalization",
-    "search",
-    "splits",
-    "hypergradients",
-)
+import importlib
+
+#: Experiment name -> its module in this package, in report order. The names are what the user sees (the
+#: demo report's folders, the scripts' default output folders); the modules are named for what they hold and
+#: so never share a name with a library module (`optimizer_comparison`, not `optimizers`).
+MODULES = {
+    "moons_sgd_vs_adam": "moons_sgd_vs_adam",
+    "quartic": "quartic",
+    "optimizers": "optimizer_comparison",
+    "learning_rate": "learning_rate",
+    "schedules": "schedule_comparison",
+    "regularization": "regularization_comparison",
+    "initialization": "init_comparison",
+    "normalization": "normalization_comparison",
+    "search": "search_comparison",
+    "splits": "split_comparison",
+    "hypergradients": "hypergradients",
+}
+#: Experiment names in report order.
+EXPERIMENTS = tuple(MODULES)
+
+
+def experiment_module(name: str):
+    """The module that runs experiment `name` (one of `EXPERIMENTS`); imported on first use."""
+    return importlib.import_module(f"{__name__}.{MODULES[name]}")
 
 
 def check_size(size: str, sizes: dict) -> None:

@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxopt_lab import plots
-from jaxopt_lab import sweep as sweep_mod
+from jaxopt_lab import plots, sweep
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size
 from jaxopt_lab.report import Section
@@ -66,17 +65,17 @@ def run(out: Path, size: str = "demo") -> Section:
     check_size(size, SIZES)
     out = Path(out)
     sz = SIZES[size]
-    grids = [sweep_mod.grid({LR: grid_values(*RANGES[LR], n), L2: grid_values(*RANGES[L2], n)})
+    grids = [sweep.grid({LR: grid_values(*RANGES[LR], n), L2: grid_values(*RANGES[L2], n)})
              for n in sz["grids"]]
-    rand = sweep_mod.random(sz["trials"], seed=SEED, dists={LR: sweep_mod.loguniform(*RANGES[LR]),
-                                                            L2: sweep_mod.loguniform(*RANGES[L2])})
-    space = sweep_mod.concat(*grids, rand) * sweep_mod.seeds([SEED])
+    rand = sweep.random(sz["trials"], seed=SEED, dists={LR: sweep.loguniform(*RANGES[LR]),
+                                                        L2: sweep.loguniform(*RANGES[L2])})
+    space = sweep.concat(*grids, rand) * sweep.seeds([SEED])
     trainer = make_train(config(sz["epochs"]))
 
     def train_fn(key, hp):
         return trainer(key, hp).metrics
 
-    res = sweep_mod.run(train_fn, space, progress=False)
+    res = sweep.run(train_fn, space, progress=False)
     acc = np.asarray(res.outputs["final_val_accuracy"], float)
     diverged = np.asarray(res.outputs["diverged"], bool)
     # A diverged run is a failed trial: it counts against the budget and scores chance level at best.
