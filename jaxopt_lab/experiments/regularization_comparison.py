@@ -43,6 +43,7 @@ import numpy as np
 from jaxopt_lab import plots
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size, reproduce_text, run_once
+from jaxopt_lab.experiments.curve_bands import median_band
 from jaxopt_lab.report import Section
 from jaxopt_lab.train import make_train
 
@@ -244,18 +245,6 @@ def _text(rows, sweep_rows, s, n_train, n_val) -> str:
     return "\n".join(lines)
 
 
-def _band(ax, curves: np.ndarray, color: str, label: str, ls: str = "-") -> None:
-    import warnings
-
-    x = np.arange(1, curves.shape[1] + 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN epochs after early stopping
-        med = np.nanmedian(curves, axis=0)
-        lo, hi = np.nanpercentile(curves, 25, axis=0), np.nanpercentile(curves, 75, axis=0)
-    ax.plot(x, med, color=color, ls=ls, label=label)
-    ax.fill_between(x, lo, hi, color=color, alpha=0.2)
-
-
 def _curves_figure(path: Path, labels: list[str], groups, h, m, s) -> Path:
     cols = 4
     rows = -(-len(labels) // cols)
@@ -263,8 +252,9 @@ def _curves_figure(path: Path, labels: list[str], groups, h, m, s) -> Path:
     axes = np.atleast_1d(axes).ravel()
     for ax, label in zip(axes, labels, strict=False):
         idx = groups[label]
-        _band(ax, h["train_loss"][idx], "C0", "training")
-        _band(ax, h["val_loss"][idx], "C3", "validation", ls="--")
+        epochs = np.arange(1, h["train_loss"].shape[1] + 1)
+        median_band(ax, epochs, h["train_loss"][idx], color="C0", label="training")
+        median_band(ax, epochs, h["val_loss"][idx], color="C3", label="validation", ls="--")
         if label.startswith("early stopping"):
             best = float(np.median(m["best_epoch"][idx]))
             ax.axvline(best, color="0.4", ls=":", label=f"restored epoch ({best:.0f})")
