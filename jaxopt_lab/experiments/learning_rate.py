@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import matplotlib as mpl
 import numpy as np
 
 from jaxopt_lab import plots
@@ -68,8 +69,6 @@ def accuracy_heatmap(xs: list[str], ys: list[str], z: np.ndarray, path: Path, *,
 
     Text is dark on light cells and light on dark ones, so every value stays readable.
     """
-    import matplotlib as mpl
-
     cmap = mpl.colormaps["viridis"].with_extremes(bad="#9e9e9e")
     fig, ax = plots.new_figure(figsize=(max(6.0, 0.62 * len(xs) + 2.5), max(3.2, 0.55 * len(ys) + 2.0)))
     finite = z[np.isfinite(z)]

@@ -35,6 +35,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.patches import Patch
 
 from jaxopt_lab import plots
 from jaxopt_lab.experiments import check_size
@@ -221,9 +223,6 @@ def _trajectory_figure(trajs: dict[tuple[str, float], np.ndarray], path: Path) -
 
 
 def _basin_figure(starts, values, outcomes, path, *, ylabel, title, logy=False, marks=()) -> Path:
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
-
     fig, ax = plots.new_figure(figsize=(8.5, 4.6))
     cmap = ListedColormap(OUTCOME_COLORS)
     norm = BoundaryNorm(np.arange(-0.5, len(OUTCOMES) + 0.5), cmap.N)

@@ -45,6 +45,7 @@ from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, 
 from jaxopt_lab.experiments import check_size, reproduce_text, run_once
 from jaxopt_lab.experiments.curve_bands import median_band
 from jaxopt_lab.report import Section
+from jaxopt_lab.sweep.config_sweep import apply_overrides
 from jaxopt_lab.train import make_train
 
 SIZES = {
@@ -90,8 +91,6 @@ def config(size: str) -> Config:
 def method_config(size: str, label: str) -> Config:
     """`config(size)` with the hyperparameters of method `label` set: `jaxopt-lab train` on it
     with `--seed S` reproduces the experiment's run of seed S."""
-    from jaxopt_lab.sweep.config_sweep import apply_overrides
-
     hp = methods(SIZES[size]["patience"])[label]
     return apply_overrides(config(size), {k: int(v) if k.endswith("patience") else v for k, v in hp.items()})
 
