@@ -5,7 +5,7 @@ From the initialization-and-quartic and optimizers-and-overfitting lectures (doc
     python experiments/03_optimizers.py [--out DIR] [--size tiny|demo|full]
 
 Runs in float32 (no 64-bit mode needed). `--size full` uses the larger sizes in
-`jaxopt_lab.experiments.optimizers.SIZES` and takes minutes.
+`jaxopt_lab.experiments.optimizer_comparison.SIZES` and takes minutes.
 """
 
 from jaxopt_lab.experiments.script import main

@@ -3,7 +3,7 @@
     python experiments/06_regularization.py [--out DIR] [--size tiny|demo|full]
 
 Runs in float32 (no 64-bit mode needed). `--size full` uses the larger sizes in
-`jaxopt_lab.experiments.regularization.SIZES` and takes minutes.
+`jaxopt_lab.experiments.regularization_comparison.SIZES` and takes minutes.
 """
 
 from jaxopt_lab.experiments.script import main

@@ -5,7 +5,7 @@ From the gradients-and-activations and initialization-and-quartic lectures (docs
     python experiments/07_initialization.py [--out DIR] [--size tiny|demo|full]
 
 Runs in float32 (no 64-bit mode needed). `--size full` uses the larger sizes in
-`jaxopt_lab.experiments.initialization.SIZES` and takes minutes.
+`jaxopt_lab.experiments.init_comparison.SIZES` and takes minutes.
 """
 
 from jaxopt_lab.experiments.script import main

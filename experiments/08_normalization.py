@@ -3,7 +3,7 @@
     python experiments/08_normalization.py [--out DIR] [--size tiny|demo|full]
 
 Runs in float32 (no 64-bit mode needed). `--size full` uses the larger sizes in
-`jaxopt_lab.experiments.normalization.SIZES` and takes minutes.
+`jaxopt_lab.experiments.normalization_comparison.SIZES` and takes minutes.
 """
 
 from jaxopt_lab.experiments.script import main

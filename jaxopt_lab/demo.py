@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import time
@@ -10,7 +9,7 @@ import traceback
 from pathlib import Path
 
 from jaxopt_lab import _io
-from jaxopt_lab.experiments import EXPERIMENTS
+from jaxopt_lab.experiments import EXPERIMENTS, experiment_module
 from jaxopt_lab.report import Section, write_report
 
 INTRO = """This report reproduces and extends the lectures' findings on how neural networks are trained and
@@ -38,7 +37,7 @@ def run_demo(out: str | os.PathLike, size: str = "demo", only: list[str] | None 
         for name in only or EXPERIMENTS:
             t0 = time.perf_counter()
             print(f"demo: {name} ...", file=sys.stderr, flush=True)
-            module = importlib.import_module(f"jaxopt_lab.experiments.{name}")
+            module = experiment_module(name)
             folder = tmp / name
             folder.mkdir()
             try:

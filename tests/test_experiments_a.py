@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_lab import schedules as sch
-from jaxopt_lab.experiments import learning_rate, moons_sgd_vs_adam, quartic, schedules, search
+from jaxopt_lab import schedules
+from jaxopt_lab.experiments import learning_rate, moons_sgd_vs_adam, quartic, schedule_comparison, search_comparison
 from jaxopt_lab.report import Section
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -45,7 +45,7 @@ def _run(module, tmp_path_factory):
 
 
 def test_unknown_size_names_the_choices(tmp_path):
-    for module in (moons_sgd_vs_adam, quartic, learning_rate, schedules, search):
+    for module in (moons_sgd_vs_adam, quartic, learning_rate, schedule_comparison, search_comparison):
         with pytest.raises(ValueError, match=r"size='dmeo'.*did you mean 'demo'.*tiny, demo, full"):
             module.run(tmp_path, size="dmeo")
 
@@ -208,13 +208,13 @@ def test_schedule_families_equal_the_named_schedules():
     """The shared programs' parameterizations are the schedules they stand for, step by step."""
     steps = 120
     t = jnp.arange(steps, dtype=jnp.float64)  # the counts of a run's updates: 0 .. S - 1
-    fams = schedules.families(10, steps)
+    fams = schedule_comparison.families(10, steps)
     (cos_cfg, cos_members), (_, power_members), (_, exp_members) = fams
 
     def build(name, kw):
-        return np.asarray(jax.vmap(getattr(sch, name)(**kw))(t))
+        return np.asarray(jax.vmap(getattr(schedules, name)(**kw))(t))
 
-    lr0 = schedules.LR0
+    lr0 = schedule_comparison.LR0
     cos_kw = dict(cos_cfg.optimizer.schedule.kwargs)
     for label, expect in (
         ("constant", np.full(steps, lr0)),
@@ -243,19 +243,19 @@ def test_schedule_families_equal_the_named_schedules():
 
 @pytest.fixture(scope="module")
 def sched_exp(tmp_path_factory):
-    return _run(schedules, tmp_path_factory)
+    return _run(schedule_comparison, tmp_path_factory)
 
 
 def test_schedules_results(sched_exp):
     section, folder = sched_exp
     _check_files(section, folder)
     rows = {r["schedule"]: r for r in _table(section, "Final metrics")}
-    assert list(rows) == list(schedules.ORDER)
-    assert rows["constant"]["final lr (median)"] == pytest.approx(schedules.LR0)
-    assert rows["piecewise"]["final lr (median)"] == pytest.approx(0.01 * schedules.LR0, rel=1e-5)
-    assert rows["cosine"]["final lr (median)"] < 1e-3 * schedules.LR0
+    assert list(rows) == list(schedule_comparison.ORDER)
+    assert rows["constant"]["final lr (median)"] == pytest.approx(schedule_comparison.LR0)
+    assert rows["piecewise"]["final lr (median)"] == pytest.approx(0.01 * schedule_comparison.LR0, rel=1e-5)
+    assert rows["cosine"]["final lr (median)"] < 1e-3 * schedule_comparison.LR0
     # Performance scheduling only ever halves the rate: its final rate is LR0 * 0.5^j.
-    j = math.log(rows["performance"]["final lr (median)"] / schedules.LR0, 0.5)
+    j = math.log(rows["performance"]["final lr (median)"] / schedule_comparison.LR0, 0.5)
     assert j >= 0 and abs(j - round(j)) < 1e-4
     for r in rows.values():
         assert r["diverged"] == 0
@@ -268,11 +268,11 @@ def test_schedules_results(sched_exp):
 
 @pytest.fixture(scope="module")
 def search_exp(tmp_path_factory):
-    return _run(search, tmp_path_factory)
+    return _run(search_comparison, tmp_path_factory)
 
 
 def test_grid_values_are_log_cell_centres():
-    v = search.grid_values(1e-4, 1.0, 4)
+    v = search_comparison.grid_values(1e-4, 1.0, 4)
     np.testing.assert_allclose(np.log10(v), [-3.5, -2.5, -1.5, -0.5])
 
 
@@ -280,7 +280,7 @@ def test_search_budget_table(search_exp):
     section, folder = search_exp
     _check_files(section, folder)
     rows = _table(section, "Best final validation accuracy")
-    assert [r["budget k"] for r in rows] == [n * n for n in search.SIZES["tiny"]["grids"]]
+    assert [r["budget k"] for r in rows] == [n * n for n in search_comparison.SIZES["tiny"]["grids"]]
     prefix = [r["random best (first k trials)"] for r in rows]
     assert prefix == sorted(prefix), "a longer random search keeps its earlier trials"
     for r in rows:
@@ -303,5 +303,5 @@ def test_expected_best_of_k_by_enumeration():
 def test_correlation_ratio():
     rng = np.random.default_rng(0)
     x = rng.uniform(size=400)
-    assert search.correlation_ratio(x, 3 * x, 8) > 0.95  # y a function of x: nearly all explained
-    assert search.correlation_ratio(x, rng.normal(size=400), 8) < 0.06  # independent: about 7/399
+    assert search_comparison.correlation_ratio(x, 3 * x, 8) > 0.95  # y a function of x: nearly all explained
+    assert search_comparison.correlation_ratio(x, rng.normal(size=400), 8) < 0.06  # independent: about 7/399

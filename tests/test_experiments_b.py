@@ -25,7 +25,14 @@ from jaxopt_lab import diagnostics, losses
 from jaxopt_lab.cli import main
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.data import generators
-from jaxopt_lab.experiments import initialization, normalization, optimizers, regularization, run_once, splits
+from jaxopt_lab.experiments import (
+    init_comparison,
+    normalization_comparison,
+    optimizer_comparison,
+    regularization_comparison,
+    run_once,
+    split_comparison,
+)
 from jaxopt_lab.nn import mlp
 from jaxopt_lab.optim import aliases
 from jaxopt_lab.train import make_train
@@ -52,31 +59,31 @@ def _rows(section, i: int = 0) -> list[dict]:
 @pytest.fixture(scope="module")
 def optimizers_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("optimizers")
-    return out, optimizers.run(out, size="tiny")
+    return out, optimizer_comparison.run(out, size="tiny")
 
 
 @pytest.fixture(scope="module")
 def regularization_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("regularization")
-    return out, regularization.run(out, size="tiny")
+    return out, regularization_comparison.run(out, size="tiny")
 
 
 @pytest.fixture(scope="module")
 def initialization_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("initialization")
-    return out, initialization.run(out, size="tiny")
+    return out, init_comparison.run(out, size="tiny")
 
 
 @pytest.fixture(scope="module")
 def normalization_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("normalization")
-    return out, normalization.run(out, size="tiny")
+    return out, normalization_comparison.run(out, size="tiny")
 
 
 @pytest.fixture(scope="module")
 def splits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("splits")
-    return out, splits.run(out, size="tiny")
+    return out, split_comparison.run(out, size="tiny")
 
 
 # ----------------------------------------------------------------------------- the shared loop
@@ -165,7 +172,7 @@ def test_optimizers_files_and_numbers(optimizers_run):
     out, section = optimizers_run
     _check_files(section, out)
     rows = _rows(section)
-    assert [r["optimizer"] for r in rows] == [m.label for m in optimizers.METHODS]
+    assert [r["optimizer"] for r in rows] == [m.label for m in optimizer_comparison.METHODS]
     adam = next(r for r in rows if r["optimizer"] == "Adam")
     assert f"{adam['final train loss (median)']:.4f}" in section.text
     assert f"{adam['final val accuracy (median)']:.3f}" in section.text
@@ -196,7 +203,7 @@ def test_optimizers_numbers_reproduce_with_jaxopt_lab_train(optimizers_run, tmp_
     adam = next(r for r in _rows(section) if r["optimizer"] == "Adam")
     assert f"learning_rate = {adam['learning rate (best of grid)']!r}" in toml
     metrics = []
-    for seed in range(optimizers.SIZES["tiny"]["seeds"]):
+    for seed in range(optimizer_comparison.SIZES["tiny"]["seeds"]):
         assert main(["train", str(path), "--seed", str(seed), "--out", str(tmp_path / f"run{seed}")]) == 0
         metrics.append(json.loads((tmp_path / f"run{seed}" / "metrics.json").read_text()))
     capsys.readouterr()
@@ -221,7 +228,7 @@ def test_regularization_science(regularization_run):
     _, section = regularization_run
     rows = {r["method"]: r for r in _rows(section)}
     early = next(r for name, r in rows.items() if name.startswith("early stopping"))
-    size = regularization.SIZES["tiny"]
+    size = regularization_comparison.SIZES["tiny"]
     # The unregularized net overfits: training loss far below validation loss, which rose after its best.
     assert rows["none"]["final train loss"] < 0.1 < rows["none"]["gap (val - train)"]
     assert rows["none"]["final val loss"] > rows["none"]["best val loss (any epoch)"]
@@ -244,8 +251,8 @@ def test_regularization_science(regularization_run):
 def test_initialization_rescaling_matches_mlp_init(name):
     sizes = [2, 16, 16, 16, 2]
     key = jax.random.PRNGKey(3)
-    factors, const = initialization.init_factors(name, sizes)
-    got = initialization.rescale(mlp.init(key, sizes, init="lecun_normal"), factors, const)
+    factors, const = init_comparison.init_factors(name, sizes)
+    got = init_comparison.rescale(mlp.init(key, sizes, init="lecun_normal"), factors, const)
     chex.assert_trees_all_close(got, mlp.init(key, sizes, init=name), rtol=1e-5, atol=1e-7)
 
 
@@ -259,8 +266,8 @@ def test_initialization_files_and_numbers(initialization_run):
 def test_initialization_grad_norms_match_mlp_apply(initialization_run):
     """The experiment's switched forward pass gives the gradients `mlp.apply` gives."""
     _, section = initialization_run
-    s = initialization.SIZES["tiny"]
-    x, y = initialization._data(s["n"])
+    s = init_comparison.SIZES["tiny"]
+    x, y = init_comparison._data(s["n"])
     sizes = [2, *([s["width"]] * s["depth"]), 2]
     # Seed 0's weights, drawn with the engine's initialization key of `jaxopt-lab train --seed 0`.
     params = mlp.init(jax.random.fold_in(jax.random.PRNGKey(0), 0), sizes, init="he_normal")
@@ -297,7 +304,7 @@ def test_normalization_files_and_numbers(normalization_run):
     out, section = normalization_run
     _check_files(section, out)
     rows = _rows(section)
-    assert len(rows) == len(normalization.NORMS) * len(normalization.SIZES["tiny"]["batch_sizes"])
+    assert len(rows) == len(normalization_comparison.NORMS) * len(normalization_comparison.SIZES["tiny"]["batch_sizes"])
     for r in rows:
         assert 0.0 <= r["final val accuracy (median)"] <= 1.0
         assert f"{r['final val accuracy (median)']:.3f}" in section.text
@@ -306,7 +313,8 @@ def test_normalization_files_and_numbers(normalization_run):
 def test_normalization_science(normalization_run):
     _, section = normalization_run
     acc = {(r["normalization"], r["batch size"]): r["final val accuracy (median)"] for r in _rows(section)}
-    small, large = min(normalization.SIZES["tiny"]["batch_sizes"]), max(normalization.SIZES["tiny"]["batch_sizes"])
+    batch_sizes = normalization_comparison.SIZES["tiny"]["batch_sizes"]
+    small, large = min(batch_sizes), max(batch_sizes)
     # Batch norm against layer norm is worse at a small batch than at a large one (the hyperparameter lecture).
     assert acc[("batch", small)] - acc[("layer", small)] < acc[("batch", large)] - acc[("layer", large)]
     assert acc[("batch", small)] < acc[("layer", small)]
@@ -317,7 +325,7 @@ def test_normalization_science(normalization_run):
 
 def test_splits_schemes_partition_rows():
     n = 23
-    schemes = splits._schemes(n, np.zeros(n), single=3, repeats=2)
+    schemes = split_comparison._schemes(n, np.zeros(n), single=3, repeats=2)
     for name, estimates in schemes.items():
         for folds in estimates:
             val = np.concatenate([v for _, v in folds])
@@ -335,10 +343,10 @@ def test_splits_masked_fit_equals_training_on_the_subset():
     mask = np.zeros((1, 20), bool)
     rows = np.arange(0, 20, 3)
     mask[0, rows] = True
-    params, _, _ = splits._fit_all(x, y, mask, 30, x[:5], y[:5])
+    params, _, _ = split_comparison._fit_all(x, y, mask, 30, x[:5], y[:5])
     xs, ys = jnp.asarray(x[rows], jnp.float32), jnp.asarray(y[rows], jnp.int32)
-    p = splits.trainer(x, y, 30).init_state(jax.random.PRNGKey(splits.SEED)).params
-    opt = optax.adam(splits.LEARNING_RATE)
+    p = split_comparison.trainer(x, y, 30).init_state(jax.random.PRNGKey(split_comparison.SEED)).params
+    opt = optax.adam(split_comparison.LEARNING_RATE)
 
     @jax.jit
     def step(p, state):
@@ -356,7 +364,7 @@ def test_splits_files_and_science(splits_run):
     out, section = splits_run
     _check_files(section, out)
     rows = {r["scheme"].split(" (")[0]: r for r in _rows(section)}
-    n = splits.SIZES["tiny"]["n"]
+    n = split_comparison.SIZES["tiny"]["n"]
     loo = rows["leave-one-out"]
     assert loo["estimates"] == 1 and loo["fits per estimate"] == n and loo["std over repeats"] == 0.0
     assert rows["5-fold"]["fits per estimate"] == 5 and rows["10-fold"]["fits per estimate"] == 10

@@ -4,30 +4,42 @@ Each module has `run(out: Path, size: str = "demo") -> jaxopt_lab.report.Section
 it writes its PNG figures into `out` and returns a report section whose text
 states the findings with the numbers it measured. `size="tiny"` runs in seconds
 (tests), `size="demo"` is what `jaxopt-lab demo` runs. The scripts in the
-repository's `experiments/` folder run each one on its own.
+repository's `experiments/` folder run each one on its own (`script.py`); steps that
+several experiments draw alike live in shared modules (`curve_bands.py`).
 """
 
-#: Module names in report order.
-EXPERIMENTS = (
-    "moons_sgd_vs_adam",
-    "quartic",
-    "optimizers",
-    "learning_rate",
-    "schedules",
-    "regularization",
-    "initialization",
-    "normalization",
-    "search",
-    "splits",
-    "hypergradients",
-)
+import importlib
+
+from jaxopt_lab.config import Config, closest
+
+#: Experiment name -> its module in this package, in report order. The names are what the user sees (the
+#: demo report's folders, the scripts' default output folders); the modules are named for what they hold and
+#: so never share a name with a library module (`optimizer_comparison`, not `optimizers`).
+MODULES = {
+    "moons_sgd_vs_adam": "moons_sgd_vs_adam",
+    "quartic": "quartic",
+    "optimizers": "optimizer_comparison",
+    "learning_rate": "learning_rate",
+    "schedules": "schedule_comparison",
+    "regularization": "regularization_comparison",
+    "initialization": "init_comparison",
+    "normalization": "normalization_comparison",
+    "search": "search_comparison",
+    "splits": "split_comparison",
+    "hypergradients": "hypergradients",
+}
+#: Experiment names in report order.
+EXPERIMENTS = tuple(MODULES)
+
+
+def experiment_module(name: str):
+    """The module that runs experiment `name` (one of `EXPERIMENTS`); imported on first use."""
+    return importlib.import_module(f"{__name__}.{MODULES[name]}")
 
 
 def check_size(size: str, sizes: dict) -> None:
     """`ValueError` naming `size`, the valid choices and the closest one, unless `size` is in `sizes`."""
     if size not in sizes:
-        from jaxopt_lab.config import closest
-
         valid = ", ".join(sizes)
         raise ValueError(f"size={size!r} is not a valid choice{closest(size, sizes)}; valid choices: {valid}")
 
@@ -57,7 +69,7 @@ def run_once(fn, *args, mode: str = "fast"):
 
     A JAX/XLA build that does not know one of the options compiles with its defaults.
     """
-    import jax
+    import jax  # here, not at the top: importing this package must not start JAX (the CLI reads EXPERIMENTS first)
 
     options = COMPILER_OPTIONS[mode]
     lowered = jax.jit(fn).lower(*args)
@@ -87,8 +99,7 @@ def _toml_value(v) -> str:
 def config_toml(config) -> str:
     """The TOML lines of `config` that differ from `Config()`'s (the rest are the defaults):
     `jaxopt-lab train FILE --seed S` on them reproduces an experiment's run of seed `S`."""
-    from jaxopt_lab.config import Config
-    from jaxopt_lab.sweep.config_sweep import to_dict
+    from jaxopt_lab.sweep.config_sweep import to_dict  # here, not at the top: it imports JAX (see run_once)
 
     raw, default = to_dict(config), to_dict(Config())
     lines: list[str] = []

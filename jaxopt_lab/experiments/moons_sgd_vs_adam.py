@@ -31,6 +31,7 @@ import numpy as np
 from jaxopt_lab import plots
 from jaxopt_lab.config import Config, DataConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size
+from jaxopt_lab.experiments.curve_bands import median_band
 from jaxopt_lab.report import Section
 from jaxopt_lab.sweep import results
 from jaxopt_lab.train import make_train
@@ -110,21 +111,11 @@ def _reproduced(out: dict[str, Any], i: int) -> tuple[float, ...]:
     return (*(float(acc[e]) for e in CHECKPOINTS[:-1]), final, final)
 
 
-def run(out: Path, size: str = "demo") -> Section:
-    """Reproduce the moons lecture's printed accuracies, plot both loss curves, then compare over paired inits."""
-    check_size(size, SIZES)
-    out = Path(out)
-    n_random = SIZES[size]
-    inits = initializations(n_random)
-    with jax.enable_x64(True):
-        runs = {
-            name: train_from(name, [inits["lecture"][name], *inits["random"]]) for name in ("sgd", "adam")
-        }
-
-    # ---- the lecture's table, printed vs reproduced
-    rows = []
+def _lecture_table(runs: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, tuple[float, ...]], float]:
+    """Rows of printed vs reproduced accuracies, the reproduced values per optimizer, the largest difference."""
     reproduced = {name: _reproduced(runs[name], 0) for name in runs}
     labels = [f"epoch {e}" for e in CHECKPOINTS] + ["final"]
+    rows = []
     for j, label in enumerate(labels):
         row = {"checkpoint": label}
         for name in ("sgd", "adam"):
@@ -132,9 +123,11 @@ def run(out: Path, size: str = "demo") -> Section:
             row[f"{name} reproduced"] = reproduced[name][j]
         rows.append(row)
     max_err = max(abs(reproduced[n][j] - PRINTED[n][j]) for n in runs for j in range(len(labels)))
-    exact = max_err < 1e-12
+    return rows, reproduced, max_err
 
-    # ---- figure 1: the lecture's runs
+
+def _lecture_figure(path: Path, runs: dict[str, Any]) -> Path:
+    """The lecture's two runs: loss and accuracy over the epochs, with the printed accuracies as circles."""
     fig, (ax_l, ax_a) = plots.new_figure(1, 2, figsize=(11, 4.2))
     ep = np.arange(EPOCHS)
     for i, name in enumerate(("sgd", "adam")):
@@ -153,23 +146,18 @@ def run(out: Path, size: str = "demo") -> Section:
     ax_a.set_ylim(0.75, 1.0)
     ax_a.set_title("Training accuracy; circles: the lecture's printed values")
     ax_a.legend(fontsize=8, loc="lower right")
-    fig1 = plots.save(fig, out / "moons_lecture_reproduction.png")
+    return plots.save(fig, path)
 
-    # ---- the extension: paired random initializations
-    final = {n: runs[n]["metrics"]["final_train_accuracy"][1:] for n in runs}
-    floss = {n: runs[n]["metrics"]["final_train_loss"][1:] for n in runs}
-    to90 = {n: results.steps_to_target(runs[n]["history"]["train_accuracy"][1:], 0.9) for n in runs}
-    adam_better = int(np.sum(final["adam"] > final["sgd"]))
-    ties = int(np.sum(final["adam"] == final["sgd"]))
-    loss_lower = int(np.sum(floss["adam"] < floss["sgd"]))
 
+def _paired_figure(path: Path, runs: dict[str, Any], final: dict[str, np.ndarray],
+                   reproduced: dict[str, tuple[float, ...]], n_random: int) -> Path:
+    """Loss curves over the paired random initializations, and each pair's final accuracies."""
     fig, (ax_c, ax_s) = plots.new_figure(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.6, 1]})
+    ep = np.arange(EPOCHS)
     for i, name in enumerate(("sgd", "adam")):
         curves = runs[name]["history"]["train_loss"][1:]
-        med = np.median(curves, axis=0)
-        lo, hi = np.percentile(curves, [25, 75], axis=0)
-        ax_c.plot(ep, med, color=f"C{i}", label=f"{LABELS[name]}: median of {n_random}")
-        ax_c.fill_between(ep, lo, hi, color=f"C{i}", alpha=0.25, label=f"{LABELS[name]}: interquartile range")
+        median_band(ax_c, ep, curves, color=f"C{i}", label=f"{LABELS[name]}: median of {n_random}", alpha=0.25,
+                    band_label=f"{LABELS[name]}: interquartile range")
         for c in curves:
             ax_c.plot(ep, c, color=f"C{i}", lw=0.4, alpha=0.35)
     ax_c.set_yscale("log")
@@ -189,18 +177,13 @@ def run(out: Path, size: str = "demo") -> Section:
     ax_s.set_ylabel("Adam final training accuracy")
     ax_s.set_title("Paired final accuracy after 400 epochs")
     ax_s.legend(fontsize=8, loc="lower right")
-    fig2 = plots.save(fig, out / "moons_random_inits.png")
+    return plots.save(fig, path)
 
-    def q(a):
-        lo, med, hi = np.percentile(a, [25, 50, 75])
-        return f"median {med:.3f} (interquartile {lo:.3f}-{hi:.3f}, range {a.min():.3f}-{a.max():.3f})"
 
-    def reach(a):
-        hit = np.isfinite(a)
-        return (f"{int(hit.sum())}/{len(a)} runs, median {np.median(a[hit]):.0f} epochs"
-                if hit.any() else f"0/{len(a)} runs")
-
-    spread_rows = [
+def _spread_rows(final: dict[str, np.ndarray], floss: dict[str, np.ndarray],
+                 to90: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Per optimizer: final accuracy and loss over the paired initializations, and epochs to 0.9 accuracy."""
+    return [
         {
             "optimizer": LABELS[n],
             "final accuracy median": float(np.median(final[n])),
@@ -214,8 +197,25 @@ def run(out: Path, size: str = "demo") -> Section:
         for n in ("sgd", "adam")
     ]
 
-    verdict = "exactly (to 1e-12)" if exact else f"NOT exactly: largest difference {max_err:.3g}"
-    text = (
+
+def _quartiles_text(a: np.ndarray) -> str:
+    lo, med, hi = np.percentile(a, [25, 50, 75])
+    return f"median {med:.3f} (interquartile {lo:.3f}-{hi:.3f}, range {a.min():.3f}-{a.max():.3f})"
+
+
+def _reach_text(a: np.ndarray) -> str:
+    hit = np.isfinite(a)
+    return f"{int(hit.sum())}/{len(a)} runs, median {np.median(a[hit]):.0f} epochs" if hit.any() else f"0/{len(a)} runs"
+
+
+def _findings_text(runs: dict[str, Any], reproduced: dict[str, tuple[float, ...]], max_err: float,
+                   final: dict[str, np.ndarray], floss: dict[str, np.ndarray], to90: dict[str, np.ndarray]) -> str:
+    n_random = len(final["sgd"])
+    adam_better = int(np.sum(final["adam"] > final["sgd"]))
+    ties = int(np.sum(final["adam"] == final["sgd"]))
+    loss_lower = int(np.sum(floss["adam"] < floss["sgd"]))
+    verdict = "exactly (to 1e-12)" if max_err < 1e-12 else f"NOT exactly: largest difference {max_err:.3g}"
+    return (
         f"The moons lecture's two runs were repeated in float64 from the lecture's own initial weights; the "
         f"training accuracies after 100, 200, 300 and 400 updates match the printed ones {verdict}: "
         f"SGD {', '.join(f'{v:.3f}' for v in reproduced['sgd'][:4])} and Adam "
@@ -225,15 +225,34 @@ def run(out: Path, size: str = "demo") -> Section:
         f"{runs['adam']['metrics']['final_train_loss'][0]:.4f} for Adam.\n\n"
         f"The lecture's two networks start from different draws, so that one comparison mixes the "
         f"optimizer with the initialization. Trained from the same {n_random} further draws of the same "
-        f"generator (paired), SGD ends at a final training accuracy {q(final['sgd'])} and Adam at "
-        f"{q(final['adam'])}; Adam is more accurate in {adam_better} of {n_random} pairs"
+        f"generator (paired), SGD ends at a final training accuracy {_quartiles_text(final['sgd'])} and Adam at "
+        f"{_quartiles_text(final['adam'])}; Adam is more accurate in {adam_better} of {n_random} pairs"
         f"{f' (tied in {ties})' if ties else ''} and reaches a lower final loss in {loss_lower} of {n_random}. "
-        f"Reaching 0.9 training accuracy: SGD {reach(to90['sgd'])}, Adam {reach(to90['adam'])}."
+        f"Reaching 0.9 training accuracy: SGD {_reach_text(to90['sgd'])}, Adam {_reach_text(to90['adam'])}."
     )
+
+
+def run(out: Path, size: str = "demo") -> Section:
+    """Reproduce the moons lecture's printed accuracies, plot both loss curves, then compare over paired inits."""
+    check_size(size, SIZES)
+    out = Path(out)
+    n_random = SIZES[size]
+    inits = initializations(n_random)
+    with jax.enable_x64(True):
+        runs = {
+            name: train_from(name, [inits["lecture"][name], *inits["random"]]) for name in ("sgd", "adam")
+        }
+    rows, reproduced, max_err = _lecture_table(runs)
+    # The extension: index 0 is the lecture's own initialization, the rest the paired random ones.
+    final = {n: runs[n]["metrics"]["final_train_accuracy"][1:] for n in runs}
+    floss = {n: runs[n]["metrics"]["final_train_loss"][1:] for n in runs}
+    to90 = {n: results.steps_to_target(runs[n]["history"]["train_accuracy"][1:], 0.9) for n in runs}
+    fig1 = _lecture_figure(out / "moons_lecture_reproduction.png", runs)
+    fig2 = _paired_figure(out / "moons_random_inits.png", runs, final, reproduced, n_random)
     return Section(
         title="1. Lecture: optimizers — SGD vs Adam on moons",
-        text=text,
+        text=_findings_text(runs, reproduced, max_err, final, floss, to90),
         figures=[fig1, fig2],
         tables=[("Lecture's printed accuracies vs reproduced (float64)", rows),
-                (f"Over {n_random} paired random initializations", spread_rows)],
+                (f"Over {n_random} paired random initializations", _spread_rows(final, floss, to90))],
     )

@@ -30,11 +30,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.patches import Patch
 
 from jaxopt_lab import plots
 from jaxopt_lab.experiments import check_size
@@ -221,9 +223,6 @@ def _trajectory_figure(trajs: dict[tuple[str, float], np.ndarray], path: Path) -
 
 
 def _basin_figure(starts, values, outcomes, path, *, ylabel, title, logy=False, marks=()) -> Path:
-    from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
-
     fig, ax = plots.new_figure(figsize=(8.5, 4.6))
     cmap = ListedColormap(OUTCOME_COLORS)
     norm = BoundaryNorm(np.arange(-0.5, len(OUTCOMES) + 0.5), cmap.N)
@@ -246,77 +245,73 @@ def _basin_figure(starts, values, outcomes, path, *, ylabel, title, logy=False, 
 # ----------------------------------------------------------------------------- the experiment
 
 
-def run(out: Path, size: str = "demo") -> Section:
-    """The lecture's runs (printed vs reproduced), their trajectories, and two basin-of-attraction maps."""
-    check_size(size, SIZES)
-    out = Path(out)
-    sz = SIZES[size]
+def _lecture_runs() -> tuple[list[dict[str, Any]], dict[tuple[str, float], np.ndarray]]:
+    """Every method of `METHODS` from every start of `STARTS`: table rows (printed, Python loop, library) and
+    the library's trajectories by (method label, start). Runs in float64 (call inside `jax.enable_x64`)."""
     rows = []
     trajs: dict[tuple[str, float], np.ndarray] = {}
-    with jax.enable_x64(True):
-        for label, kind, kw, printed in METHODS:
-            run_all = jax.jit(jax.vmap(lambda x0, kind=kind, kw=kw: trajectory(
-                lambda: optimizer(kind, **kw), x0, N_ITER)))
-            paths = np.asarray(run_all(jnp.asarray(STARTS, jnp.float64)))
-            for start, path in zip(STARTS, paths, strict=True):
-                trajs[(label, start)] = path
-                ref = lecture_loop(kind, start, **kw)
-                got = float(path[-1])
-                rows.append({
-                    "method": label,
-                    "x0": start,
-                    "printed": printed.get(start),
-                    "lecture loop (Python)": ref,
-                    "jaxopt_lab (float64)": got,
-                    "|difference|": max(abs(got - ref), abs(got - printed[start]) if start in printed else 0.0),
-                    "ends in": OUTCOMES[int(_outcome(np.asarray([got]))[0])],
-                })
-        starts = np.linspace(-6.0, 6.0, sz["starts"])
-        momenta = np.linspace(0.0, 0.98, sz["momenta"])
-        rates = np.linspace(0.02, 0.9, sz["rates"])
-        mom_out = _outcome(basin_map(starts, momenta, "momentum", sz["iters"]))
-        lr_out = _outcome(basin_map(starts, rates, "learning_rate", sz["iters"]))
-        fine_mu = np.linspace(0.0, 0.98, 197)
-        escape = _outcome(basin_map(np.asarray([-5.0]), fine_mu, "momentum", sz["iters"]))[:, 0]
+    for label, kind, kw, printed in METHODS:
+        run_all = jax.jit(jax.vmap(lambda x0, kind=kind, kw=kw: trajectory(
+            lambda: optimizer(kind, **kw), x0, N_ITER)))
+        paths = np.asarray(run_all(jnp.asarray(STARTS, jnp.float64)))
+        for start, path in zip(STARTS, paths, strict=True):
+            trajs[(label, start)] = path
+            ref = lecture_loop(kind, start, **kw)
+            got = float(path[-1])
+            rows.append({
+                "method": label,
+                "x0": start,
+                "printed": printed.get(start),
+                "lecture loop (Python)": ref,
+                "jaxopt_lab (float64)": got,
+                "|difference|": max(abs(got - ref), abs(got - printed[start]) if start in printed else 0.0),
+                "ends in": OUTCOMES[int(_outcome(np.asarray([got]))[0])],
+            })
+    return rows, trajs
 
-    max_diff = max(r["|difference|"] for r in rows)
-    for r in rows:
-        # Full precision: the point of the table is the last digits.
-        for key in ("printed", "lecture loop (Python)", "jaxopt_lab (float64)"):
-            r[key] = "" if r[key] is None else repr(float(r[key]))
-    fig1 = _trajectory_figure(trajs, out / "quartic_trajectories.png")
-    hess = {"global": float(second_derivative(GLOBAL_MIN)), "local": float(second_derivative(LOCAL_MIN))}
-    lr_marks = [(2 / hess["global"], "2/f''(global min)"), (2 / hess["local"], "2/f''(local min)")]
-    fig2 = _basin_figure(
-        starts, momenta, mom_out, out / "quartic_basins_momentum.png", ylabel="momentum mu",
-        title=f"Where heavy-ball GD ends (alpha 0.1, {sz['iters']} steps)",
-    )
-    fig3 = _basin_figure(
-        starts, rates, lr_out, out / "quartic_basins_learning_rate.png", ylabel="learning rate alpha",
-        title=f"Where plain GD ends (no momentum, {sz['iters']} steps)", marks=lr_marks,
-    )
 
-    def frac(outcomes_row, k):
-        return float(np.mean(outcomes_row == k))
+class Basins(NamedTuple):
+    """Where heavy-ball GD ends (an `OUTCOMES` index) from each start, per momentum and per learning rate."""
 
-    mu_rows = [
-        {"momentum": float(momenta[i]), "global min": frac(mom_out[i], 0), "local min": frac(mom_out[i], 1),
-         "not settled": frac(mom_out[i], 2), "diverged": frac(mom_out[i], 3)}
-        for i in np.unique(np.linspace(0, len(momenta) - 1, min(len(momenta), 8)).round().astype(int))
+    starts: np.ndarray
+    momenta: np.ndarray
+    rates: np.ndarray
+    by_momentum: np.ndarray  # (momenta, starts), alpha 0.1
+    by_rate: np.ndarray  # (rates, starts), no momentum
+    fine_mu: np.ndarray  # a fine scan of the momentum ...
+    escape: np.ndarray  # ... and where GD from x0 = -5 ends with each
+
+
+def _basin_maps(sz: dict[str, int]) -> Basins:
+    """The two basin maps of size `sz` and the fine momentum scan from -5. Call inside `jax.enable_x64`."""
+    starts = np.linspace(-6.0, 6.0, sz["starts"])
+    momenta = np.linspace(0.0, 0.98, sz["momenta"])
+    rates = np.linspace(0.02, 0.9, sz["rates"])
+    mom_out = _outcome(basin_map(starts, momenta, "momentum", sz["iters"]))
+    lr_out = _outcome(basin_map(starts, rates, "learning_rate", sz["iters"]))
+    fine_mu = np.linspace(0.0, 0.98, 197)
+    escape = _outcome(basin_map(np.asarray([-5.0]), fine_mu, "momentum", sz["iters"]))[:, 0]
+    return Basins(starts, momenta, rates, mom_out, lr_out, fine_mu, escape)
+
+
+def _share(outcomes_row: np.ndarray, k: int) -> float:
+    """The share of the starts whose run ends in outcome `k`."""
+    return float(np.mean(outcomes_row == k))
+
+
+def _momentum_rows(b: Basins) -> list[dict[str, float]]:
+    """Shares of the starts ending in each place, for up to 8 momenta spread over the map's."""
+    mom_out = b.by_momentum
+    return [
+        {"momentum": float(b.momenta[i]), "global min": _share(mom_out[i], 0), "local min": _share(mom_out[i], 1),
+         "not settled": _share(mom_out[i], 2), "diverged": _share(mom_out[i], 3)}
+        for i in np.unique(np.linspace(0, len(b.momenta) - 1, min(len(b.momenta), 8)).round().astype(int))
     ]
-    # The basin boundary without momentum: the leftmost start from which GD reaches the global minimum.
-    global0 = starts[mom_out[0] == 0]
-    boundary = float(global0.min()) if global0.size else float("nan")
-    right_of_boundary_global = bool(global0.size and np.all(mom_out[0][starts >= boundary] == 0))
-    escaping = fine_mu[escape == 0]
-    first_escape = float(escaping.min()) if escaping.size else float("nan")
-    i09 = int(np.argmin(np.abs(momenta - 0.9)))
-    left, right = starts < LOCAL_MIN, starts > GLOBAL_MIN
-    left_escape = float(np.mean(mom_out[i09][left] == 0)) if left.any() else float("nan")
-    right_overshoot = float(np.mean(mom_out[i09][right] == 1)) if right.any() else float("nan")
-    lr_diverged = np.asarray([frac(lr_out[i], 3) for i in range(len(rates))])
-    first_div = float(rates[np.argmax(lr_diverged > 0)]) if (lr_diverged > 0).any() else float("nan")
-    only_local = [float(rates[i]) for i in range(len(rates)) if frac(lr_out[i], 1) > 0 and frac(lr_out[i], 0) == 0]
+
+
+def _lecture_text(rows: list[dict[str, Any]], trajs: dict[tuple[str, float], np.ndarray]) -> str:
+    """The first paragraph: the lecture's runs, reproduced."""
+    max_diff = max(r["|difference|"] for r in rows)
     by = {(r["method"], r["x0"]): r for r in rows}
 
     def x_end(method, x0):
@@ -324,7 +319,7 @@ def run(out: Path, size: str = "demo") -> Section:
 
     m09 = trajs[("momentum 0.9", -5.0)]
     control_alpha = lecture_loop("control", -5.0, c=0.99, return_alpha=True)
-    text = (
+    return (
         f"All {len(rows)} runs of the lecture (7 methods from x0 = -5 and 5, 100 steps, alpha 0.1) were repeated "
         f"with jaxopt_lab's optimizers in float64; the largest difference from the printed values and from the "
         f"lecture's own loops run in Python is {max_diff:.1e}. Plain GD ends at {x_end('GD', 5.0):.10f} from 5 "
@@ -336,13 +331,34 @@ def run(out: Path, size: str = "demo") -> Section:
         f"({by[('Nesterov 0.9', -5.0)]['ends in']}), learning-rate decay at {x_end('LR decay K=0.99', -5.0):.4f} "
         f"({by[('LR decay K=0.99', -5.0)]['ends in']}) and gradient-based control at "
         f"{x_end('gradient LR control c=0.99', -5.0):.4f} ({by[('gradient LR control c=0.99', -5.0)]['ends in']}): "
-        f"its rate only shrinks, to {control_alpha:.1e} after 100 steps.\n\n"
-        f"Basin maps ({len(starts)} start points in [-6, 6], {sz['iters']} steps, every run of a map in one "
+        f"its rate only shrinks, to {control_alpha:.1e} after 100 steps."
+    )
+
+
+def _basin_text(b: Basins, iters: int, hess: dict[str, float]) -> str:
+    """The second paragraph: what the basin maps show."""
+    starts, momenta, rates, mom_out, lr_out = b.starts, b.momenta, b.rates, b.by_momentum, b.by_rate
+    # The basin boundary without momentum: the leftmost start from which GD reaches the global minimum.
+    global0 = starts[mom_out[0] == 0]
+    boundary = float(global0.min()) if global0.size else float("nan")
+    right_of_boundary_global = bool(global0.size and np.all(mom_out[0][starts >= boundary] == 0))
+    escaping = b.fine_mu[b.escape == 0]
+    first_escape = float(escaping.min()) if escaping.size else float("nan")
+    i09 = int(np.argmin(np.abs(momenta - 0.9)))
+    left, right = starts < LOCAL_MIN, starts > GLOBAL_MIN
+    left_escape = float(np.mean(mom_out[i09][left] == 0)) if left.any() else float("nan")
+    right_overshoot = float(np.mean(mom_out[i09][right] == 1)) if right.any() else float("nan")
+    lr_diverged = np.asarray([_share(lr_out[i], 3) for i in range(len(rates))])
+    first_div = float(rates[np.argmax(lr_diverged > 0)]) if (lr_diverged > 0).any() else float("nan")
+    only_local = [float(rates[i]) for i in range(len(rates))
+                  if _share(lr_out[i], 1) > 0 and _share(lr_out[i], 0) == 0]
+    return (
+        f"Basin maps ({len(starts)} start points in [-6, 6], {iters} steps, every run of a map in one "
         f"vmapped program): without momentum GD reaches the global minimum from "
-        f"{frac(mom_out[0], 0):.0%} of the starts"
+        f"{_share(mom_out[0], 0):.0%} of the starts"
         + (f", exactly those from x0 = {boundary:.2f} on (the local maximum lies between the minima)"
            if right_of_boundary_global else "")
-        + f". From x0 = -5 the smallest momentum that escapes is {first_escape:.3f} (a {len(fine_mu)}-value "
+        + f". From x0 = -5 the smallest momentum that escapes is {first_escape:.3f} (a {len(b.fine_mu)}-value "
         f"scan of mu). At mu = {momenta[i09]:.2f}, {left_escape:.0%} of the starts left of the local minimum "
         f"escape to the global one, and {right_overshoot:.0%} of the starts right of the global minimum "
         f"overshoot into the local one. Without momentum GD diverges from some "
@@ -352,10 +368,34 @@ def run(out: Path, size: str = "demo") -> Section:
            f"{'s' if len(only_local) > 1 else ''}) GD can settle in the local minimum only."
            if only_local else "(on this grid) no rate settles in the local minimum only.")
     )
+
+
+def run(out: Path, size: str = "demo") -> Section:
+    """The lecture's runs (printed vs reproduced), their trajectories, and two basin-of-attraction maps."""
+    check_size(size, SIZES)
+    out = Path(out)
+    sz = SIZES[size]
+    with jax.enable_x64(True):
+        rows, trajs = _lecture_runs()
+        basins = _basin_maps(sz)
+    for r in rows:
+        # Full precision: the point of the table is the last digits.
+        for key in ("printed", "lecture loop (Python)", "jaxopt_lab (float64)"):
+            r[key] = "" if r[key] is None else repr(float(r[key]))
+    hess = {"global": float(second_derivative(GLOBAL_MIN)), "local": float(second_derivative(LOCAL_MIN))}
+    lr_marks = [(2 / hess["global"], "2/f''(global min)"), (2 / hess["local"], "2/f''(local min)")]
+    figures = [
+        _trajectory_figure(trajs, out / "quartic_trajectories.png"),
+        _basin_figure(basins.starts, basins.momenta, basins.by_momentum, out / "quartic_basins_momentum.png",
+                      ylabel="momentum mu", title=f"Where heavy-ball GD ends (alpha 0.1, {sz['iters']} steps)"),
+        _basin_figure(basins.starts, basins.rates, basins.by_rate, out / "quartic_basins_learning_rate.png",
+                      ylabel="learning rate alpha", title=f"Where plain GD ends (no momentum, {sz['iters']} steps)",
+                      marks=lr_marks),
+    ]
     return Section(
         title="2. Lecture: gradient descent by hand — momentum, Nesterov, decay and learning-rate control on a quartic",
-        text=text,
-        figures=[fig1, fig2, fig3],
+        text=_lecture_text(rows, trajs) + "\n\n" + _basin_text(basins, sz["iters"], hess),
+        figures=figures,
         tables=[("Printed vs reproduced (final x after 100 steps)", rows),
-                ("Share of start points ending in each place, per momentum (alpha 0.1)", mu_rows)],
+                ("Share of start points ending in each place, per momentum (alpha 0.1)", _momentum_rows(basins))],
     )

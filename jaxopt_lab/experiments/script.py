@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import time
 from pathlib import Path
+
+from jaxopt_lab.experiments import experiment_module
+from jaxopt_lab.report import write_report
 
 
 def main(name: str, title: str, *, x64: bool = False, argv: list[str] | None = None) -> Path:
@@ -20,12 +22,10 @@ def main(name: str, title: str, *, x64: bool = False, argv: list[str] | None = N
                         help="tiny: seconds; demo: what `jaxopt-lab demo` runs; full: the lecture's sizes")
     args = parser.parse_args(argv)
     if x64:
-        import jax
+        import jax  # 64-bit mode must be on before the experiment module builds any array
 
         jax.config.update("jax_enable_x64", True)
-    from jaxopt_lab.report import write_report
-
-    module = importlib.import_module(f"jaxopt_lab.experiments.{name}")
+    module = experiment_module(name)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     section = module.run(args.out, size=args.size)

@@ -43,7 +43,9 @@ import numpy as np
 from jaxopt_lab import plots
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size, reproduce_text, run_once
+from jaxopt_lab.experiments.curve_bands import median_band
 from jaxopt_lab.report import Section
+from jaxopt_lab.sweep.config_sweep import apply_overrides
 from jaxopt_lab.train import make_train
 
 SIZES = {
@@ -89,8 +91,6 @@ def config(size: str) -> Config:
 def method_config(size: str, label: str) -> Config:
     """`config(size)` with the hyperparameters of method `label` set: `jaxopt-lab train` on it
     with `--seed S` reproduces the experiment's run of seed S."""
-    from jaxopt_lab.sweep.config_sweep import apply_overrides
-
     hp = methods(SIZES[size]["patience"])[label]
     return apply_overrides(config(size), {k: int(v) if k.endswith("patience") else v for k, v in hp.items()})
 
@@ -244,18 +244,6 @@ def _text(rows, sweep_rows, s, n_train, n_val) -> str:
     return "\n".join(lines)
 
 
-def _band(ax, curves: np.ndarray, color: str, label: str, ls: str = "-") -> None:
-    import warnings
-
-    x = np.arange(1, curves.shape[1] + 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN epochs after early stopping
-        med = np.nanmedian(curves, axis=0)
-        lo, hi = np.nanpercentile(curves, 25, axis=0), np.nanpercentile(curves, 75, axis=0)
-    ax.plot(x, med, color=color, ls=ls, label=label)
-    ax.fill_between(x, lo, hi, color=color, alpha=0.2)
-
-
 def _curves_figure(path: Path, labels: list[str], groups, h, m, s) -> Path:
     cols = 4
     rows = -(-len(labels) // cols)
@@ -263,8 +251,9 @@ def _curves_figure(path: Path, labels: list[str], groups, h, m, s) -> Path:
     axes = np.atleast_1d(axes).ravel()
     for ax, label in zip(axes, labels, strict=False):
         idx = groups[label]
-        _band(ax, h["train_loss"][idx], "C0", "training")
-        _band(ax, h["val_loss"][idx], "C3", "validation", ls="--")
+        epochs = np.arange(1, h["train_loss"].shape[1] + 1)
+        median_band(ax, epochs, h["train_loss"][idx], color="C0", label="training")
+        median_band(ax, epochs, h["val_loss"][idx], color="C3", label="validation", ls="--")
         if label.startswith("early stopping"):
             best = float(np.median(m["best_epoch"][idx]))
             ax.axvline(best, color="0.4", ls=":", label=f"restored epoch ({best:.0f})")

@@ -47,6 +47,7 @@ from jaxopt_lab.config import (
     TrainConfig,
 )
 from jaxopt_lab.experiments import check_size
+from jaxopt_lab.experiments.curve_bands import median_band
 from jaxopt_lab.report import Section
 from jaxopt_lab.train import make_train
 
@@ -59,6 +60,7 @@ LR0 = 1.0
 BATCH = 32
 N_SAMPLES = 500
 VAL_FRACTION = 0.2
+N_TRAIN = N_SAMPLES - int(round(N_SAMPLES * VAL_FRACTION))  # the split's training rows
 PLATEAU = {"factor": 0.5, "patience": 5}
 ORDER = ("constant", "power", "exponential", "piecewise", "cosine", "warmup-cosine", "performance")
 
@@ -151,47 +153,29 @@ def _run_family(trainer: Any, members: dict[str, dict[str, float]], n_seeds: int
             for i, lab in enumerate(labels)}, seconds
 
 
-def run(out: Path, size: str = "demo") -> Section:
-    """Every schedule over the same seeds: learning-rate and loss curves, final metrics."""
-    check_size(size, SIZES)
-    out = Path(out)
-    sz = SIZES[size]
-    epochs, n_seeds = sz["epochs"], sz["seeds"]
-    n_train = N_SAMPLES - int(round(N_SAMPLES * VAL_FRACTION))
-    steps = epochs * -(-n_train // BATCH)
+def _train_every_schedule(epochs: int, steps: int, n_seeds: int) -> tuple[dict[str, dict[str, Any]], float, float]:
+    """Outputs (metrics, history) per schedule label, the wall seconds of all families and their compile seconds."""
     outputs: dict[str, dict[str, Any]] = {}
     compile_s = 0.0
     t_start = time.perf_counter()
     for cfg, members in families(epochs, steps):
         trainer = make_train(cfg)
-        if trainer.data.x_train.shape[0] != n_train:
-            raise RuntimeError(f"expected {n_train} training rows, the split has {trainer.data.x_train.shape[0]}")
+        if trainer.data.x_train.shape[0] != N_TRAIN:
+            raise RuntimeError(f"expected {N_TRAIN} training rows, the split has {trainer.data.x_train.shape[0]}")
         out_f, seconds = _run_family(trainer, members, n_seeds)
         compile_s += seconds
         for label in members:
             outputs[label] = out_f[label]
-    wall_s = time.perf_counter() - t_start
+    return outputs, time.perf_counter() - t_start, compile_s
 
-    names = [n for n in ORDER if n in outputs]
-    hist = {n: outputs[n]["history"] for n in names}
-    met = {n: outputs[n]["metrics"] for n in names}
 
-    # ---- figures
-    lr_curves = {n: hist[n]["learning_rate"] for n in names}
-    fig_lr = plots.curves_with_bands(
-        lr_curves, out / "schedules_learning_rate.png", ylabel="learning rate (log scale)",
-        xlabel="epoch", logy=True,
-        title=f"Rate at each epoch's last update ({steps} updates; median, band over {n_seeds} seeds)",
-    )
+def _loss_figure(path: Path, hist: dict[str, Any], names: list[str], epochs: int, n_seeds: int) -> Path:
+    """Training and validation loss per epoch, median and interquartile band over seeds, one curve per schedule."""
     fig, (ax_t, ax_v) = plots.new_figure(1, 2, figsize=(12, 4.4))
     ep = np.arange(1, epochs + 1)
     for i, n in enumerate(names):
         for ax, key in ((ax_t, "train_loss"), (ax_v, "val_loss")):
-            c = hist[n][key]
-            med = np.nanmedian(c, axis=0)
-            lo, hi = np.nanpercentile(c, [25, 75], axis=0)
-            ax.plot(ep, med, color=f"C{i}", label=n)
-            ax.fill_between(ep, lo, hi, color=f"C{i}", alpha=0.15)
+            median_band(ax, ep, hist[n][key], color=f"C{i}", label=n, alpha=0.15)
     for ax, what in ((ax_t, "training loss"), (ax_v, "validation loss")):
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
@@ -199,9 +183,11 @@ def run(out: Path, size: str = "demo") -> Section:
     ax_t.set_title(f"Training loss (epoch mean over mini-batches), {n_seeds} seeds")
     ax_v.set_title("Validation loss after each epoch")
     ax_v.legend(fontsize=8, ncol=2)
-    fig_loss = plots.save(fig, out / "schedules_loss.png")
+    return plots.save(fig, path)
 
-    # ---- table and findings
+
+def _final_rows(names: list[str], hist: dict[str, Any], met: dict[str, Any]) -> list[dict[str, Any]]:
+    """One table row per schedule: its rule, final rate and the final metrics over seeds."""
     rows = []
     for n in names:
         m = met[n]
@@ -217,6 +203,11 @@ def run(out: Path, size: str = "demo") -> Section:
             "val accuracy std": float(va.std(ddof=1)) if len(va) > 1 else float("nan"),
             "diverged": int(np.sum(m["diverged"])),
         })
+    return rows
+
+
+def _findings_text(rows: list[dict[str, Any]], hist: dict[str, Any], *, epochs: int, steps: int, n_seeds: int,
+                   wall_s: float, compile_s: float) -> str:
     by = {r["schedule"]: r for r in rows}
     rank = sorted(rows, key=lambda r: r["final val loss (median)"])
     const = by["constant"]
@@ -224,8 +215,8 @@ def run(out: Path, size: str = "demo") -> Section:
               if r["schedule"] != "constant" and r["final val loss (median)"] < const["final val loss (median)"]]
     perf_scale = hist["performance"]["learning_rate"][:, -1] / LR0
     reductions = np.round(np.log(perf_scale) / np.log(PLATEAU["factor"])).astype(int)
-    text = (
-        f"{len(names)} schedules x {n_seeds} seeds of mini-batch SGD (batch {BATCH}, {epochs} epochs = {steps} "
+    return (
+        f"{len(rows)} schedules x {n_seeds} seeds of mini-batch SGD (batch {BATCH}, {epochs} epochs = {steps} "
         f"updates, initial rate {LR0:g}) on moons, in {len(families(epochs, steps))} compiled programs "
         f"({wall_s:.1f} s, {compile_s:.1f} s of it compiling). Ranked by median final validation loss: "
         + ", ".join(f"{r['schedule']} {r['final val loss (median)']:.4f}" for r in rank)
@@ -240,9 +231,31 @@ def run(out: Path, size: str = "demo") -> Section:
         f"validation accuracies (mean over seeds): "
         + ", ".join(f"{r['schedule']} {r['final val accuracy (mean)']:.3f}" for r in rows) + "."
     )
+
+
+def run(out: Path, size: str = "demo") -> Section:
+    """Every schedule over the same seeds: learning-rate and loss curves, final metrics."""
+    check_size(size, SIZES)
+    out = Path(out)
+    sz = SIZES[size]
+    epochs, n_seeds = sz["epochs"], sz["seeds"]
+    steps = epochs * -(-N_TRAIN // BATCH)
+    outputs, wall_s, compile_s = _train_every_schedule(epochs, steps, n_seeds)
+    names = [n for n in ORDER if n in outputs]
+    hist = {n: outputs[n]["history"] for n in names}
+    met = {n: outputs[n]["metrics"] for n in names}
+
+    fig_lr = plots.curves_with_bands(
+        {n: hist[n]["learning_rate"] for n in names}, out / "schedules_learning_rate.png",
+        ylabel="learning rate (log scale)", xlabel="epoch", logy=True,
+        title=f"Rate at each epoch's last update ({steps} updates; median, band over {n_seeds} seeds)",
+    )
+    fig_loss = _loss_figure(out / "schedules_loss.png", hist, names, epochs, n_seeds)
+    rows = _final_rows(names, hist, met)
     return Section(
         title="5. Lecture: learning-rate scheduling — schedules compared over seeds",
-        text=text,
+        text=_findings_text(rows, hist, epochs=epochs, steps=steps, n_seeds=n_seeds, wall_s=wall_s,
+                            compile_s=compile_s),
         figures=[fig_lr, fig_loss],
         tables=[(f"Final metrics over {n_seeds} seeds (S = {steps} updates)", rows)],
     )
