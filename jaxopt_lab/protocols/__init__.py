@@ -24,8 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from jaxopt_lab import config as config_mod
+from jaxopt_lab import report
 from jaxopt_lab.config import Config, ConfigError
-from jaxopt_lab.protocols import algoperf, choi, common, crowded_valley, deepobs
+from jaxopt_lab.protocols import algoperf, choi, crowded_valley, deepobs
+from jaxopt_lab.protocols.options import parse_options
+from jaxopt_lab.protocols.sweeps import Prepared, SweepRunner
+from jaxopt_lab.sweep import config_sweep
+from jaxopt_lab.sweep.results import staged_folder, write_summary_json
 
 #: The presets by name: modules with NAME, TITLE, CITATION, OPTIONS, prepare() and run().
 PROTOCOLS = {m.NAME: m for m in (deepobs, crowded_valley, choi, algoperf)}
@@ -54,7 +59,8 @@ def protocol_name(cfg: Config, protocol: str | None = None) -> str | None:
     return name
 
 
-def prepare(cfg: Config, protocol: str | None = None, options: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
+def prepare(cfg: Config, protocol: str | None = None,
+            options: Mapping[str, Any] | None = None) -> tuple[Any, Prepared]:
     """Check everything about a protocol run before anything is computed: (module, prepared plan).
 
     `options` (Python callers) replace the config's `[sweep.protocol_options]`.
@@ -75,7 +81,7 @@ def prepare(cfg: Config, protocol: str | None = None, options: Mapping[str, Any]
     config_mod.validate(cfg.replace(sweep={}))
     module = PROTOCOLS[name]
     raw = options if options is not None else (cfg.sweep or {}).get("protocol_options", {})
-    opts = common.parse_options(name, raw, module.OPTIONS, cfg)
+    opts = parse_options(name, raw, module.OPTIONS, cfg)
     return module, module.prepare(cfg.replace(sweep={}), opts)
 
 
@@ -99,14 +105,11 @@ def run_protocol(
     (default: the config's `[sweep] chunk_size`, else one chunk shape for every sweep) and
     `execution` go to the engine.
     """
-    from jaxopt_lab import report
-    from jaxopt_lab.sweep import results as results_mod
-
     module, prepared = prepare(cfg, protocol, options)
     if chunk_size is None:
         chunk_size = (cfg.sweep or {}).get("chunk_size")
-    with common.staged(out) as stage:
-        runner = common.SweepRunner(
+    with staged_folder(out) as stage:
+        runner = SweepRunner(
             stage, execution=execution, progress=progress, chunk_size=chunk_size,
             shape_hint=prepared.shape_hint, label=f"protocol {module.NAME}",
         )
@@ -123,13 +126,11 @@ def run_protocol(
             "sweeps": [r.as_dict() for r in runner.records],
             **summary,
         }
-        results_mod.write_summary_json(stage / "protocol.json", record)
+        write_summary_json(stage / "protocol.json", record)
         intro = f"{module.TITLE}. Protocol of {module.CITATION}\n\n{module.DESCRIPTION}"
         report.write_report(stage, f"Protocol: {module.NAME}", sections, intro=intro)
     return Path(out)
 
 
 def _config_dict(cfg: Config) -> dict[str, Any]:
-    from jaxopt_lab.sweep import config_sweep
-
     return config_sweep.to_dict(cfg.replace(sweep={}))
