@@ -148,7 +148,7 @@ def test_float32_without_x64():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: gaussian_noise(KEY, FLAT, -1.0), r"std=-1.0 is out of range: valid range is \[0.0, inf\]"),
+        (lambda: gaussian_noise(KEY, FLAT, -1.0), r"std=-1.0 is out of range: valid range is \[0.0, inf\)"),
         (lambda: random_flip(KEY, IMAGES, 1.5), r"p=1.5 is out of range: valid range is \[0.0, 1.0\]"),
         (lambda: random_shift(KEY, IMAGES, -1), r"max_shift=-1 is out of range"),
         (lambda: random_rotation(KEY, IMAGES, 200.0), r"max_degrees=200.0 is out of range"),
@@ -160,3 +160,14 @@ def test_float32_without_x64():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_range_check_is_the_package_one():
+    """`_checks.check_range`: an unbounded side is open (inf refused), traced values are not checked."""
+    with pytest.raises(ValueError, match=r"std=inf is out of range: valid range is \[0.0, inf\)"):
+        gaussian_noise(KEY, FLAT, float("inf"))
+    with pytest.raises(ValueError, match=r"max_degrees=nan is out of range: valid range is \[0.0, 180.0\]"):
+        random_rotation(KEY, IMAGES, float("nan"))
+    x = jnp.asarray(FLAT)
+    traced = jax.jit(gaussian_noise)(KEY, x, 0.5)
+    np.testing.assert_allclose(traced, x + 0.5 * jax.random.normal(KEY, x.shape, x.dtype), rtol=1e-6, atol=1e-6)

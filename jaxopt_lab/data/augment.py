@@ -29,6 +29,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxopt_lab._checks import check_range
+
 __all__ = [
     "gaussian_noise",
     "random_shift",
@@ -43,19 +45,6 @@ __all__ = [
 
 Augmentation = Callable[[jax.Array, jax.Array], jax.Array]
 MODES = ("constant", "wrap")
-
-
-def _check_range(name: str, value: Any, low: float, high: float | None = None) -> None:
-    """Range check of concrete values; traced values pass (they only exist at run time)."""
-    if isinstance(value, jax.core.Tracer):
-        return
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return
-    if math.isnan(v) or v < low or (high is not None and v > high):
-        hi = "inf" if high is None else repr(high)
-        raise ValueError(f"{name}={value!r} is out of range: valid range is [{low!r}, {hi}]")
 
 
 def _check_mode(mode: str) -> None:
@@ -96,7 +85,7 @@ def _pixel(image: jax.Array, rows: jax.Array, cols: jax.Array, mode: str) -> jax
 
 def gaussian_noise(key: jax.Array, x: Any, std: Any) -> jax.Array:
     """`x + std * N(0, 1)`, independent noise on every entry (any shape). `std >= 0`, may be traced."""
-    _check_range("std", std, 0.0)
+    check_range("std", std, low=0.0)
     return _noise_kernel(key, _float(x), std)
 
 
@@ -112,7 +101,7 @@ def random_shift(key: jax.Array, images: Any, max_shift: Any = 1, *, mode: str =
 
     Output pixel `(r, c)` is input pixel `(r - dy, c - dx)`; `max_shift = 0` is the identity.
     """
-    _check_range("max_shift", max_shift, 0.0)
+    check_range("max_shift", max_shift, low=0.0)
     _check_mode(mode)
     imgs, shape = _as_images(images)
     return _shift_kernel(key, imgs, max_shift, mode).reshape(shape)
@@ -136,7 +125,7 @@ def random_flip(key: jax.Array, images: Any, p: Any = 0.5, *, axis: str = "horiz
 
     The same key flips the same images, so applying it twice with one key is the identity.
     """
-    _check_range("p", p, 0.0, 1.0)
+    check_range("p", p, low=0.0, high=1.0)
     if axis not in ("horizontal", "vertical"):
         raise ValueError(f"axis={axis!r} is not known: valid choices are ['horizontal', 'vertical']")
     imgs, shape = _as_images(images)
@@ -195,7 +184,7 @@ def random_rotation(
     key: jax.Array, images: Any, max_degrees: Any = 15, *, mode: str = "constant"
 ) -> jax.Array:
     """Rotate each image by an angle uniform in `[-max_degrees, max_degrees]` (see `rotate`)."""
-    _check_range("max_degrees", max_degrees, 0.0, 180.0)
+    check_range("max_degrees", max_degrees, low=0.0, high=180.0)
     _check_mode(mode)
     imgs, shape = _as_images(images)
     limit = jnp.asarray(max_degrees, imgs.dtype)
