@@ -14,6 +14,19 @@ decides which sweeps to run and writes the tables and figures its paper reports:
 - ``algoperf``: Dahl et al., "Benchmarking Neural Network Training Algorithms", 2023 (arXiv:2306.07179).
 
 `docs/protocols.md` describes each preset's options, outputs and small-scale deviations.
+
+A preset is a module with ``NAME``, ``TITLE``, ``CITATION``, ``DESCRIPTION``, ``OPTIONS`` and two
+functions: ``prepare(cfg, options) -> sweeps.Prepared`` checks everything before any run, and
+``run(prepared, runner, stage) -> (report sections, summary)`` runs its sweeps through
+`sweeps.SweepRunner`. The parts they share, one job per module:
+
+- `options`: the option schema and its checks (``[sweep.protocol_options]``);
+- `search_spaces`: search spaces and the `[sweep]` tables built from them;
+- `optimizer_configs`: the config each compared optimizer trains with;
+- `ranking`: the metric runs are ranked by, mean ± std over seeds;
+- `sweeps`: `Prepared`, `SweepRunner`, search then rerun;
+- `tables` and `figures`: the CSV tables, report cells and figures;
+- `profiles`: AlgoPerf's performance profiles and benchmark score.
 """
 
 from __future__ import annotations
