@@ -1,17 +1,20 @@
-"""Checks on hyperparameter values shared by every layer: `check_range` and `concrete_value`.
+"""Checks on hyperparameter values shared by every layer: `check_range`, `concrete_value`, `did_you_mean`.
 
-This module sits at the bottom of the package (it imports only `math`, NumPy and JAX), so
-the models (`jaxopt_lab.nn`), the losses and the schedules can check their arguments
-without importing the optimizers. `jaxopt_lab.optim.base` re-exports both names.
+This module sits at the bottom of the package (it imports only `difflib`, `math`, NumPy and JAX),
+so the models (`jaxopt_lab.nn`), the data loaders, the losses and the schedules can check their
+arguments without importing the optimizers. `jaxopt_lab.optim.base` re-exports `check_range` and
+`concrete_value`.
 """
 
+import difflib
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import jax
 import numpy as np
 
-__all__ = ["concrete_value", "check_range"]
+__all__ = ["concrete_value", "check_range", "did_you_mean"]
 
 
 def concrete_value(value: Any) -> float | None:
@@ -65,3 +68,13 @@ def check_range(
         lb = "[" if (low_inclusive and low is not None) else "("
         hb = "]" if (high_inclusive and high is not None) else ")"
         raise ValueError(f"{name}={value!r} is out of range: valid range is {lb}{lo}, {hi}{hb}")
+
+
+def did_you_mean(name: Any, choices: Iterable[Any]) -> str:
+    """``" (did you mean 'x'?)"`` for the choice closest to `name` (`difflib`), else ``""``.
+
+    The hint of every "is not known" message below the config layer; `jaxopt_lab.config.closest`
+    writes the same text.
+    """
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

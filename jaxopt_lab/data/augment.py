@@ -19,7 +19,6 @@ shifts and small rotations are the safe choices for the digits.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxopt_lab._checks import check_range
+from jaxopt_lab._checks import check_range, did_you_mean
 
 __all__ = [
     "gaussian_noise",
@@ -49,9 +48,7 @@ MODES = ("constant", "wrap")
 
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
-        close = difflib.get_close_matches(str(mode), MODES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"mode={mode!r} is not known{hint}: valid choices are {list(MODES)}")
+        raise ValueError(f"mode={mode!r} is not known{did_you_mean(mode, MODES)}: valid choices are {list(MODES)}")
 
 
 def _float(x: Any) -> jax.Array:
@@ -230,10 +227,9 @@ def _check_options(name: str, fn: Callable[..., Any], options: dict[str, Any]) -
     accepted = [p for p in inspect.signature(fn).parameters if p not in ("key", "x", "images")]
     for option in options:
         if option not in accepted:
-            close = difflib.get_close_matches(option, accepted, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"option {option!r} of augmentation {name!r} is not known{hint}: valid choices are {accepted}"
+                f"option {option!r} of augmentation {name!r} is not known{did_you_mean(option, accepted)}: "
+                f"valid choices are {accepted}"
             )
 
 
@@ -249,10 +245,9 @@ def augment(names: Sequence[str | tuple[str, dict[str, Any]]]) -> Augmentation:
     for entry in names:
         name, options = (entry, {}) if isinstance(entry, str) else entry
         if name not in AUGMENTATIONS:
-            close = difflib.get_close_matches(str(name), list(AUGMENTATIONS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"augmentation {name!r} is not known{hint}: valid choices are {list(AUGMENTATIONS)}"
+                f"augmentation {name!r} is not known{did_you_mean(name, AUGMENTATIONS)}: "
+                f"valid choices are {list(AUGMENTATIONS)}"
             )
         fn = AUGMENTATIONS[name]
         _check_options(name, fn, options)

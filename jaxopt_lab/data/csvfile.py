@@ -15,13 +15,14 @@ order otherwise); `read_csv` also returns the original labels (`classes`), so
 from __future__ import annotations
 
 import csv
-import difflib
 import math
 import os
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+
+from jaxopt_lab._checks import did_you_mean
 
 __all__ = ["CSVData", "CSVFormatError", "CSVFileNotFoundError", "read_csv", "load_csv", "TASKS"]
 
@@ -54,11 +55,6 @@ class CSVData(NamedTuple):
     feature_names: list[str]
     classes: list[int] | list[str]
     label_column: str
-
-
-def _closest(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _parse_number(cell: str) -> float | None:
@@ -94,7 +90,7 @@ def read_csv(
         rows, or a single class.
     """
     if task not in TASKS:
-        hint = _closest(str(task), TASKS)
+        hint = did_you_mean(str(task), TASKS)
         raise ValueError(f"task={task!r} is not known{hint}: valid choices are {list(TASKS)}")
     if isinstance(feature_columns, str):
         feature_columns = [feature_columns]
@@ -104,7 +100,7 @@ def read_csv(
     if label_column not in position:
         raise CSVFormatError(
             f"{where}:{header_line}: no column named {label_column!r} for label_column"
-            f"{_closest(label_column, header)}: columns are {header}"
+            f"{did_you_mean(label_column, header)}: columns are {header}"
         )
     feature_names = _feature_names(where, header, header_line, position, label_column, feature_columns)
     if not rows:
@@ -190,7 +186,7 @@ def _feature_names(
             if name not in position:
                 raise CSVFormatError(
                     f"{where}:{header_line}: no column named {name!r} in feature_columns"
-                    f"{_closest(name, header)}: columns are {header}"
+                    f"{did_you_mean(name, header)}: columns are {header}"
                 )
             if name == label_column:
                 raise CSVFormatError(
