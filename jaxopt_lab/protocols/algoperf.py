@@ -150,7 +150,7 @@ def run(p: Prepared, runner: SweepRunner, stage: Path) -> tuple[list[Section], d
             study_scores = []
             for k in range(opts["studies"]):
                 table = {"seeds": [k], opts["search"]: random_table(p.spaces[opt], opts["trials"],
-                                                                     opts["space_seed"] + k),
+                                                                    opts["space_seed"] + k),
                          "target_metric": prob.target_metric, "target_value": prob.target_value}
                 res = runner.run(prob.configs[opt], table, f"studies/{prob.name}/{opt}/study{k}", kind="study",
                                  optimizer=opt, problem=prob.name, study=k)
@@ -160,8 +160,7 @@ def run(p: Prepared, runner: SweepRunner, stage: Path) -> tuple[list[Section], d
                 study_rows.append({"problem": prob.name, "optimizer": opt, "study": k,
                                    "score_epochs": float(times[best_i]), "best_trial": res.rows[best_i]["run"],
                                    "reached": int(np.isfinite(times).sum()), "trials": len(times),
-                                   "best": point_text(swept_point(res.rows[best_i],
-                                                                                res.plan.swept_keys))})
+                                   "best": point_text(swept_point(res.rows[best_i], res.plan.swept_keys))})
             scores[opt][prob.name] = float(np.median(study_scores))
             detail[f"{prob.name}/{opt}"] = study_scores
     ratios = profiles.performance_ratios(scores)

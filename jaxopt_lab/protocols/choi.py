@@ -134,9 +134,8 @@ def run(p: Prepared, runner: SweepRunner, stage: Path) -> tuple[list[Section], d
     opts = p.options
     tuned = {
         name: search_and_rerun(runner, c, name, p.spaces[name], trials=opts["trials"],
-                                      space_seed=opts["space_seed"], tuning_seed=opts["tuning_seed"],
-                                      rerun_seeds=opts["rerun_seeds"], metric=opts["metric"],
-                                      search=opts["search"])
+                               space_seed=opts["space_seed"], tuning_seed=opts["tuning_seed"],
+                               rerun_seeds=opts["rerun_seeds"], metric=opts["metric"], search=opts["search"])
         for name, c in p.configs.items()
     }
     first = next(iter(tuned.values()))

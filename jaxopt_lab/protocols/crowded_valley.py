@@ -68,8 +68,7 @@ def prepare(cfg: Config, opts: dict[str, Any]) -> Prepared:
     check_per_optimizer(f"{PREFIX}.defaults", opts["defaults"], names)
     configs, spaces = {}, {}
     for name in names:
-        spaces[name] = check_space(f"{PREFIX}.space.{name}", name,
-                                          opts["space"].get(name, DEFAULT_SPACE))
+        spaces[name] = check_space(f"{PREFIX}.space.{name}", name, opts["space"].get(name, DEFAULT_SPACE))
         user = opts["defaults"].get(name, {})
         if not isinstance(user, dict) or not all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in user.values()):
