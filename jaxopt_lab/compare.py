@@ -282,7 +282,7 @@ def format_table(comp: Comparison) -> str:
 def write(out: str | os.PathLike, comp: Comparison) -> list[Path]:
     """Write ``compare.csv`` (one row per configuration) and ``compare.png`` into `out` atomically."""
     from jaxopt_lab import plots
-    from jaxopt_lab.protocols.common import write_csv
+    from jaxopt_lab.protocols.tables import write_csv
     from jaxopt_lab.sweep.results import staged_folder
 
     a, b = comp.labels

@@ -130,9 +130,10 @@ def test_compose_and_augment():
     manual = gaussian_noise(k3, random_rotation(k2, random_shift(k1, FLAT, 1), 10), 0.1)
     np.testing.assert_allclose(out, manual, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(compose()(KEY, FLAT), FLAT)
-    with pytest.raises(ValueError, match=r"augmentation 'rotate' is not known \(did you mean 'rotation'\?\)"):
+    with pytest.raises(ValueError, match=r"augmentation='rotate' is not a valid choice \(did you mean 'rotation'\?\)"):
         augment(["rotate"])
-    with pytest.raises(ValueError, match=r"option 'max_degree' of augmentation 'rotation' is not known"):
+    with pytest.raises(ValueError, match=r"augmentation 'rotation': option='max_degree' is not a valid choice "
+                       r"\(did you mean 'max_degrees'\?\)"):
         augment([("rotation", {"max_degree": 3})])
 
 
@@ -148,15 +149,28 @@ def test_float32_without_x64():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: gaussian_noise(KEY, FLAT, -1.0), r"std=-1.0 is out of range: valid range is \[0.0, inf\]"),
+        (lambda: gaussian_noise(KEY, FLAT, -1.0), r"std=-1.0 is out of range: valid range is \[0.0, inf\)"),
         (lambda: random_flip(KEY, IMAGES, 1.5), r"p=1.5 is out of range: valid range is \[0.0, 1.0\]"),
         (lambda: random_shift(KEY, IMAGES, -1), r"max_shift=-1 is out of range"),
         (lambda: random_rotation(KEY, IMAGES, 200.0), r"max_degrees=200.0 is out of range"),
         (lambda: random_shift(KEY, np.zeros((2, 10))), r"images must have shape"),
-        (lambda: rotate(IMAGES, 10.0, mode="wrapp"), r"mode='wrapp' is not known \(did you mean 'wrap'\?\)"),
-        (lambda: random_flip(KEY, IMAGES, axis="diagonal"), r"axis='diagonal' is not known"),
+        (lambda: rotate(IMAGES, 10.0, mode="wrapp"), r"mode='wrapp' is not a valid choice \(did you mean 'wrap'\?\); "
+         r"valid choices: constant, wrap"),
+        (lambda: random_flip(KEY, IMAGES, axis="diagonal"), r"axis='diagonal' is not a valid choice; "
+         r"valid choices: horizontal, vertical"),
     ],
 )
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_range_check_is_the_package_one():
+    """`_checks.check_range`: an unbounded side is open (inf refused), traced values are not checked."""
+    with pytest.raises(ValueError, match=r"std=inf is out of range: valid range is \[0.0, inf\)"):
+        gaussian_noise(KEY, FLAT, float("inf"))
+    with pytest.raises(ValueError, match=r"max_degrees=nan is out of range: valid range is \[0.0, 180.0\]"):
+        random_rotation(KEY, IMAGES, float("nan"))
+    x = jnp.asarray(FLAT)
+    traced = jax.jit(gaussian_noise)(KEY, x, 0.5)
+    np.testing.assert_allclose(traced, x + 0.5 * jax.random.normal(KEY, x.shape, x.dtype), rtol=1e-6, atol=1e-6)

@@ -82,7 +82,7 @@ def test_bad_feature_columns_and_task(tmp_path):
         load_csv(path, "y", feature_columns=["alpah"])
     with pytest.raises(CSVFormatError, match="feature_columns includes the label column 'y'"):
         load_csv(path, "y", feature_columns=["alpha", "y"])
-    with pytest.raises(ValueError, match=r"task='regresion' is not known \(did you mean 'regression'"):
+    with pytest.raises(ValueError, match=r"task='regresion' is not a valid choice \(did you mean 'regression'"):
         load_csv(path, "y", task="regresion")
     with pytest.raises(CSVFormatError, match=r"\['alpha'\] more than once"):
         load_csv(path, "y", feature_columns=["alpha", "alpha"])

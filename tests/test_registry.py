@@ -64,7 +64,8 @@ def test_csv_through_the_registry(tmp_path):
         ("moon", {}, r"dataset='moon' is not a valid choice \(did you mean 'moons'\?\); valid choices: blobs, .*moons"),
         ("imagenet", {}, r"dataset='imagenet' is not a valid choice; valid choices:"),
         ("moons", {"nosie": 0.1}, r"dataset 'moons': option='nosie' is not a valid choice \(did you mean 'noise'"),
-        ("digits", {"n_samples": 10}, r"dataset 'digits': option='n_samples' is not a valid choice; valid choices: n_class$"),
+        ("digits", {"n_samples": 10}, r"dataset 'digits': option='n_samples' is not a valid choice; "
+         r"valid choices: n_class$"),
         ("csv", {"path": "x.csv"}, r"dataset 'csv' needs the option\(s\) \['label_column'\]"),
         ("moons", {"n_samples": 1}, r"n_samples=1 is out of range"),
         ("circles", {"noise": -1.0}, r"noise=-1.0 is out of range"),

@@ -392,6 +392,7 @@ def test_bad_values_name_argument_value_and_range(make, fragment):
 
 def test_bad_interpolate_type_suggests_the_closest():
     with pytest.raises(
-        ValueError, match=r"interpolate_type='cosin' is not a valid choice \(did you mean 'cosine'\?\); valid choices: cosine, linear"
+        ValueError, match=r"interpolate_type='cosin' is not a valid choice \(did you mean 'cosine'\?\); "
+        r"valid choices: cosine, linear"
     ):
         S.piecewise_interpolate_schedule("cosin", 1.0, {})

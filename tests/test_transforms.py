@@ -467,7 +467,8 @@ def test_out_of_range_values_raise(factory, kwargs, arg):
 
 def test_check_choice_suggests_the_closest_name():
     tr.check_choice("mode", "hard", ("hard", "smooth"))
-    with pytest.raises(ValueError, match=r"^mode='hrad' is not a valid choice \(did you mean 'hard'\?\); valid choices: hard, smooth"):
+    with pytest.raises(ValueError, match=r"^mode='hrad' is not a valid choice \(did you mean 'hard'\?\); "
+                       r"valid choices: hard, smooth"):
         tr.check_choice("mode", "hrad", ("hard", "smooth"))
 
 

@@ -19,7 +19,6 @@ shifts and small rotations are the safe choices for the digits.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -28,6 +27,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from jaxopt_lab._checks import check_choice, check_range, unknown_choice
 
 __all__ = [
     "gaussian_noise",
@@ -45,24 +46,8 @@ Augmentation = Callable[[jax.Array, jax.Array], jax.Array]
 MODES = ("constant", "wrap")
 
 
-def _check_range(name: str, value: Any, low: float, high: float | None = None) -> None:
-    """Range check of concrete values; traced values pass (they only exist at run time)."""
-    if isinstance(value, jax.core.Tracer):
-        return
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return
-    if math.isnan(v) or v < low or (high is not None and v > high):
-        hi = "inf" if high is None else repr(high)
-        raise ValueError(f"{name}={value!r} is out of range: valid range is [{low!r}, {hi}]")
-
-
 def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        close = difflib.get_close_matches(str(mode), MODES, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"mode={mode!r} is not known{hint}: valid choices are {list(MODES)}")
+    check_choice("mode", mode, MODES)
 
 
 def _float(x: Any) -> jax.Array:
@@ -96,7 +81,7 @@ def _pixel(image: jax.Array, rows: jax.Array, cols: jax.Array, mode: str) -> jax
 
 def gaussian_noise(key: jax.Array, x: Any, std: Any) -> jax.Array:
     """`x + std * N(0, 1)`, independent noise on every entry (any shape). `std >= 0`, may be traced."""
-    _check_range("std", std, 0.0)
+    check_range("std", std, low=0.0)
     return _noise_kernel(key, _float(x), std)
 
 
@@ -112,7 +97,7 @@ def random_shift(key: jax.Array, images: Any, max_shift: Any = 1, *, mode: str =
 
     Output pixel `(r, c)` is input pixel `(r - dy, c - dx)`; `max_shift = 0` is the identity.
     """
-    _check_range("max_shift", max_shift, 0.0)
+    check_range("max_shift", max_shift, low=0.0)
     _check_mode(mode)
     imgs, shape = _as_images(images)
     return _shift_kernel(key, imgs, max_shift, mode).reshape(shape)
@@ -136,9 +121,8 @@ def random_flip(key: jax.Array, images: Any, p: Any = 0.5, *, axis: str = "horiz
 
     The same key flips the same images, so applying it twice with one key is the identity.
     """
-    _check_range("p", p, 0.0, 1.0)
-    if axis not in ("horizontal", "vertical"):
-        raise ValueError(f"axis={axis!r} is not known: valid choices are ['horizontal', 'vertical']")
+    check_range("p", p, low=0.0, high=1.0)
+    check_choice("axis", axis, ("horizontal", "vertical"))
     imgs, shape = _as_images(images)
     return _flip_kernel(key, imgs, p, axis).reshape(shape)
 
@@ -195,7 +179,7 @@ def random_rotation(
     key: jax.Array, images: Any, max_degrees: Any = 15, *, mode: str = "constant"
 ) -> jax.Array:
     """Rotate each image by an angle uniform in `[-max_degrees, max_degrees]` (see `rotate`)."""
-    _check_range("max_degrees", max_degrees, 0.0, 180.0)
+    check_range("max_degrees", max_degrees, low=0.0, high=180.0)
     _check_mode(mode)
     imgs, shape = _as_images(images)
     limit = jnp.asarray(max_degrees, imgs.dtype)
@@ -241,11 +225,7 @@ def _check_options(name: str, fn: Callable[..., Any], options: dict[str, Any]) -
     accepted = [p for p in inspect.signature(fn).parameters if p not in ("key", "x", "images")]
     for option in options:
         if option not in accepted:
-            close = difflib.get_close_matches(option, accepted, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"option {option!r} of augmentation {name!r} is not known{hint}: valid choices are {accepted}"
-            )
+            raise unknown_choice(f"augmentation {name!r}: option", option, accepted)
 
 
 def augment(names: Sequence[str | tuple[str, dict[str, Any]]]) -> Augmentation:
@@ -260,11 +240,7 @@ def augment(names: Sequence[str | tuple[str, dict[str, Any]]]) -> Augmentation:
     for entry in names:
         name, options = (entry, {}) if isinstance(entry, str) else entry
         if name not in AUGMENTATIONS:
-            close = difflib.get_close_matches(str(name), list(AUGMENTATIONS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ValueError(
-                f"augmentation {name!r} is not known{hint}: valid choices are {list(AUGMENTATIONS)}"
-            )
+            raise unknown_choice("augmentation", name, AUGMENTATIONS)
         fn = AUGMENTATIONS[name]
         _check_options(name, fn, options)
         steps.append(lambda key, x, fn=fn, options=dict(options): fn(key, x, **options))

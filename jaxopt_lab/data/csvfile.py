@@ -15,13 +15,14 @@ order otherwise); `read_csv` also returns the original labels (`classes`), so
 from __future__ import annotations
 
 import csv
-import difflib
 import math
 import os
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+
+from jaxopt_lab._checks import check_choice, closest
 
 __all__ = ["CSVData", "CSVFormatError", "CSVFileNotFoundError", "read_csv", "load_csv", "TASKS"]
 
@@ -56,11 +57,6 @@ class CSVData(NamedTuple):
     label_column: str
 
 
-def _closest(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def _parse_number(cell: str) -> float | None:
     try:
         return float(cell)
@@ -93,17 +89,46 @@ def read_csv(
         column, a ragged row, an empty, non-numeric, NaN or inf value, no data
         rows, or a single class.
     """
-    if task not in TASKS:
-        hint = _closest(str(task), TASKS)
-        raise ValueError(f"task={task!r} is not known{hint}: valid choices are {list(TASKS)}")
+    check_choice("task", task, TASKS)
     if isinstance(feature_columns, str):
         feature_columns = [feature_columns]
     where = os.fspath(path)
+    header, header_line, rows = _read_rows(where, delimiter)
+    position = _column_positions(where, header, header_line)
+    if label_column not in position:
+        raise CSVFormatError(
+            f"{where}:{header_line}: no column named {label_column!r} for label_column"
+            f"{closest(label_column, header)}: columns are {header}"
+        )
+    feature_names = _feature_names(where, header, header_line, position, label_column, feature_columns)
+    if not rows:
+        raise CSVFormatError(f"{where}: no data rows after the header on line {header_line}")
+    label_at = position[label_column]
+    x, raw_labels = _features_and_labels(where, header, rows, [position[n] for n in feature_names],
+                                         label_at, label_column)
+    if task == "regression":
+        y = np.array(
+            [
+                _cell_number(where, line, label_at, label_column, raw)
+                for (line, _), raw in zip(rows, raw_labels, strict=True)
+            ],
+            dtype=np.float64,
+        )
+        return CSVData(x, y, feature_names, [], label_column)
+
+    y, classes = _encode_labels(where, rows, label_at, label_column, raw_labels)
+    return CSVData(x, y, feature_names, classes, label_column)
+
+
+def _read_rows(where: str, delimiter: str) -> tuple[list[str], int, list[tuple[int, list[str]]]]:
+    """(header, its line number, [(line number, cells)] of the data rows); blank lines skipped.
+
+    The header is the first non-blank line, its names stripped; a file without one is an error.
+    """
     if not os.path.exists(where):
         raise CSVFileNotFoundError(f"{where}: no such file")
     if os.path.isdir(where):
         raise CSVFormatError(f"{where}: is a directory, not a CSV file")
-
     # utf-8-sig: files saved by spreadsheet programs often start with a byte-order mark.
     with open(where, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
@@ -125,22 +150,32 @@ def read_csv(
             raise CSVFormatError(
                 f"{where}: after line {reader.line_num}: not UTF-8 text (byte {e.start} of a block: {e.reason})"
             ) from None
-
     if header is None:
         raise CSVFormatError(f"{where}: the file is empty: expected a header row of column names")
-    position: dict[str, int] = {}  # name -> column index; one pass, so wide files stay linear
+    return header, header_line, rows
+
+
+def _column_positions(where: str, header: list[str], header_line: int) -> dict[str, int]:
+    """Column name -> index, after checking every name is non-empty and unique."""
+    position: dict[str, int] = {}  # one pass, so wide files stay linear
     for j, name in enumerate(header):
         if not name:
             raise CSVFormatError(f"{where}:{header_line}: column {j + 1} has an empty name in the header")
         if name in position:
             raise CSVFormatError(f"{where}:{header_line}: column {j + 1}: the name {name!r} appears twice")
         position[name] = j
-    if label_column not in position:
-        raise CSVFormatError(
-            f"{where}:{header_line}: no column named {label_column!r} for label_column"
-            f"{_closest(label_column, header)}: columns are {header}"
-        )
+    return position
 
+
+def _feature_names(
+    where: str,
+    header: list[str],
+    header_line: int,
+    position: dict[str, int],
+    label_column: str,
+    feature_columns: Sequence[str] | None,
+) -> list[str]:
+    """The feature columns: those asked for (each existing, not the label, listed once), else all but the label."""
     if feature_columns is None:
         feature_names = [name for name in header if name != label_column]
     else:
@@ -149,7 +184,7 @@ def read_csv(
             if name not in position:
                 raise CSVFormatError(
                     f"{where}:{header_line}: no column named {name!r} in feature_columns"
-                    f"{_closest(name, header)}: columns are {header}"
+                    f"{closest(name, header)}: columns are {header}"
                 )
             if name == label_column:
                 raise CSVFormatError(
@@ -162,12 +197,19 @@ def read_csv(
             raise CSVFormatError(f"{where}: feature_columns lists {duplicated} more than once")
     if not feature_names:
         raise CSVFormatError(f"{where}: no feature columns: the only column is the label {label_column!r}")
-    if not rows:
-        raise CSVFormatError(f"{where}: no data rows after the header on line {header_line}")
+    return feature_names
 
-    feature_at = [position[name] for name in feature_names]
-    label_at = position[label_column]
-    x = np.empty((len(rows), len(feature_names)), dtype=np.float64)
+
+def _features_and_labels(
+    where: str,
+    header: list[str],
+    rows: list[tuple[int, list[str]]],
+    feature_at: list[int],
+    label_at: int,
+    label_column: str,
+) -> tuple[np.ndarray, list[str]]:
+    """The `float64` features `(n, d)` and the label cells as written (stripped, non-empty)."""
+    x = np.empty((len(rows), len(feature_at)), dtype=np.float64)
     raw_labels: list[str] = []
     for i, (line, row) in enumerate(rows):
         if len(row) != len(header):
@@ -181,19 +223,7 @@ def read_csv(
             place = f"{where}:{line}: column {label_at + 1} ({label_column!r})"
             raise CSVFormatError(f"{place}: the label is empty")
         raw_labels.append(label)
-
-    if task == "regression":
-        y = np.array(
-            [
-                _cell_number(where, line, label_at, label_column, raw)
-                for (line, _), raw in zip(rows, raw_labels, strict=True)
-            ],
-            dtype=np.float64,
-        )
-        return CSVData(x, y, feature_names, [], label_column)
-
-    y, classes = _encode_labels(where, rows, label_at, label_column, raw_labels)
-    return CSVData(x, y, feature_names, classes, label_column)
+    return x, raw_labels
 
 
 def _cell_number(where: str, line: int, j: int, name: str, cell: str) -> float:

@@ -204,6 +204,113 @@ def _standardize(z: jax.Array, mean: jax.Array, var: jax.Array, eps: Any) -> jax
     return (z - mean) * jax.lax.rsqrt(var + eps)
 
 
+def _check_forward(
+    params: Params,
+    x: jax.Array,
+    state: State | None,
+    *,
+    norm: str,
+    dropout: Any,
+    train: bool,
+    key: jax.Array | None,
+    bn_momentum: Any,
+    norm_eps: Any,
+    where: jax.Array | None,
+) -> tuple[list[int], bool, State | None]:
+    """Every check of `_forward`'s arguments: (layer sizes, whether dropout runs, the state to use).
+
+    In training with batch norm and no `state`, the state starts fresh (`init_state`).
+    """
+    _check_norm(norm)
+    check_range("dropout", dropout, low=0.0, high=1.0, high_inclusive=False)
+    check_range("bn_momentum", bn_momentum, low=0.0, high=1.0)
+    check_range("norm_eps", norm_eps, low=0.0, low_inclusive=False)
+    sizes = _check_structure(params, norm)
+    x_shape = tuple(jnp.shape(x))
+    if len(x_shape) == 0 or x_shape[-1] != sizes[0]:
+        raise ValueError(
+            f"x has shape {x_shape} but params['dense_0']['w'] has shape {(sizes[0], sizes[1])}: "
+            f"x's last axis must have {sizes[0]} features"
+        )
+    # A Python zero is a structural "no dropout"; anything else (a traced rate too) builds the masks.
+    use_dropout = bool(train) and not (isinstance(dropout, (int, float)) and dropout == 0)
+    if use_dropout and key is None:
+        raise ValueError("dropout in training needs a PRNG key: pass key=...")
+    if norm == "batch":
+        if train and len(x_shape) < 2:
+            raise ValueError(f"batch norm in training needs a batch: x of shape (n, {sizes[0]}), got {x_shape}")
+        if state is None and train:
+            state = init_state(params, norm)
+        if state is None or any(f"norm_{i}" not in state for i in range(len(sizes) - 2)):
+            raise ValueError("batch norm needs the running statistics: pass state=init_state(params, 'batch')")
+    if where is not None and tuple(jnp.shape(where)) != x_shape[:-1]:
+        raise ValueError(f"where has shape {tuple(jnp.shape(where))}, needs x's batch shape {x_shape[:-1]}")
+    return sizes, use_dropout, state
+
+
+def _batch_statistics(
+    z: jax.Array, batch_axes: tuple[int, ...], where: jax.Array | None, dtype: Any
+) -> tuple[jax.Array, jax.Array]:
+    """Mean and biased variance of `z` over the batch axes, leaving out rows where `where` is False."""
+    if where is None:
+        mean = jnp.mean(z, axis=batch_axes)
+        var = jnp.mean(jnp.square(z - mean), axis=batch_axes)
+        return mean, var
+    # Padding rows (where=False) must not move the statistics.
+    w = jnp.asarray(where, dtype)[..., None]
+    count = jnp.maximum(jnp.sum(w, axis=batch_axes), 1.0)
+    mean = jnp.sum(w * z, axis=batch_axes) / count
+    var = jnp.sum(w * jnp.square(z - mean), axis=batch_axes) / count
+    return mean, var
+
+
+def _batch_norm(
+    z: jax.Array,
+    running: Mapping[str, jax.Array],
+    *,
+    train: bool,
+    batch_axes: tuple[int, ...],
+    where: jax.Array | None,
+    bn_momentum: Any,
+    norm_eps: Any,
+    dtype: Any,
+) -> tuple[jax.Array, Mapping[str, jax.Array]]:
+    """Batch-normalized `z` (before scale and bias) and the layer's new running statistics.
+
+    Training uses the batch's statistics and moves the running averages towards them;
+    inference uses the running averages and leaves them as they are. `dtype` (the
+    parameters') is the dtype of the mask and momentum.
+    """
+    if not train:
+        return _standardize(z, running["mean"], running["var"], norm_eps), running
+    mean, var = _batch_statistics(z, batch_axes, where, dtype)
+    m = jnp.asarray(bn_momentum, dtype)
+    new_running = {
+        "mean": m * running["mean"] + (1 - m) * mean,
+        "var": m * running["var"] + (1 - m) * var,
+    }
+    return _standardize(z, mean, var, norm_eps), new_running
+
+
+def _layer_norm(z: jax.Array, norm_eps: Any) -> jax.Array:
+    """`z` standardized over its units, per example (before scale and bias)."""
+    mean = jnp.mean(z, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(z - mean), axis=-1, keepdims=True)
+    return _standardize(z, mean, var, norm_eps)
+
+
+def _inverted_dropout(h: jax.Array, dropout: Any, key: jax.Array, layer: int, dtype: Any) -> jax.Array:
+    """Zero each activation with probability `dropout`, survivors divided by the keep probability.
+
+    The mask of hidden layer `layer` comes from ``fold_in(key, layer)``; `dtype` (the parameters')
+    is the dtype of the keep probability.
+    """
+    keep = 1.0 - jnp.asarray(dropout, dtype)
+    mask = jax.random.bernoulli(jax.random.fold_in(key, layer), keep, h.shape)
+    # max(): a traced rate of exactly 1 would otherwise give 0 * inf = nan.
+    return jnp.where(mask, h, 0.0) / jnp.maximum(keep, jnp.finfo(dtype).tiny)
+
+
 def _forward(
     params: Params,
     x: jax.Array,
@@ -220,32 +327,11 @@ def _forward(
     capture: bool,
 ) -> tuple[jax.Array, State, dict[str, dict[str, jax.Array]]]:
     act = get_activation(activation)
-    _check_norm(norm)
-    check_range("dropout", dropout, low=0.0, high=1.0, high_inclusive=False)
-    check_range("bn_momentum", bn_momentum, low=0.0, high=1.0)
-    check_range("norm_eps", norm_eps, low=0.0, low_inclusive=False)
-    sizes = _check_structure(params, norm)
-    x_shape = tuple(jnp.shape(x))
-    if len(x_shape) == 0 or x_shape[-1] != sizes[0]:
-        raise ValueError(
-            f"x has shape {x_shape} but params['dense_0']['w'] has shape {(sizes[0], sizes[1])}: "
-            f"x's last axis must have {sizes[0]} features"
-        )
-    # A Python zero is a structural "no dropout"; anything else (a traced rate too) builds the masks.
-    use_dropout = bool(train) and not (isinstance(dropout, (int, float)) and dropout == 0)
-    if use_dropout and key is None:
-        raise ValueError("dropout in training needs a PRNG key: pass key=...")
-    batch_axes = tuple(range(len(x_shape) - 1))
-    if norm == "batch":
-        if train and not batch_axes:
-            raise ValueError(f"batch norm in training needs a batch: x of shape (n, {sizes[0]}), got {x_shape}")
-        if state is None and train:
-            state = init_state(params, norm)
-        if state is None or any(f"norm_{i}" not in state for i in range(len(sizes) - 2)):
-            raise ValueError("batch norm needs the running statistics: pass state=init_state(params, 'batch')")
-    if where is not None and tuple(jnp.shape(where)) != x_shape[:-1]:
-        raise ValueError(f"where has shape {tuple(jnp.shape(where))}, needs x's batch shape {x_shape[:-1]}")
-
+    sizes, use_dropout, state = _check_forward(
+        params, x, state, norm=norm, dropout=dropout, train=train, key=key, bn_momentum=bn_momentum,
+        norm_eps=norm_eps, where=where,
+    )
+    batch_axes = tuple(range(len(jnp.shape(x)) - 1))
     dtype = params["dense_0"]["w"].dtype
     h = jnp.asarray(x, dtype)
     new_state: State = dict(state) if state else {}
@@ -255,39 +341,19 @@ def _forward(
         layer = params[f"dense_{i}"]
         z = h @ layer["w"] + layer["b"]
         if norm == "layer":
-            mean = jnp.mean(z, axis=-1, keepdims=True)
-            var = jnp.mean(jnp.square(z - mean), axis=-1, keepdims=True)
-            z = _standardize(z, mean, var, norm_eps)
+            z = _layer_norm(z, norm_eps)
         elif norm == "batch":
-            running = state[f"norm_{i}"]
-            if train:
-                if where is None:
-                    mean = jnp.mean(z, axis=batch_axes)
-                    var = jnp.mean(jnp.square(z - mean), axis=batch_axes)
-                else:
-                    # Padding rows (where=False) must not move the statistics.
-                    w = jnp.asarray(where, dtype)[..., None]
-                    count = jnp.maximum(jnp.sum(w, axis=batch_axes), 1.0)
-                    mean = jnp.sum(w * z, axis=batch_axes) / count
-                    var = jnp.sum(w * jnp.square(z - mean), axis=batch_axes) / count
-                m = jnp.asarray(bn_momentum, dtype)
-                new_state[f"norm_{i}"] = {
-                    "mean": m * running["mean"] + (1 - m) * mean,
-                    "var": m * running["var"] + (1 - m) * var,
-                }
-            else:
-                mean, var = running["mean"], running["var"]
-            z = _standardize(z, mean, var, norm_eps)
+            z, new_state[f"norm_{i}"] = _batch_norm(
+                z, state[f"norm_{i}"], train=train, batch_axes=batch_axes, where=where,
+                bn_momentum=bn_momentum, norm_eps=norm_eps, dtype=dtype,
+            )
         if norm != "none":
             z = z * params[f"norm_{i}"]["scale"] + params[f"norm_{i}"]["bias"]
         h = act(z)
         if capture:
             hidden[f"dense_{i}"] = {"pre": z, "post": h}
         if use_dropout:
-            keep = 1.0 - jnp.asarray(dropout, dtype)
-            mask = jax.random.bernoulli(jax.random.fold_in(key, i), keep, h.shape)
-            # max(): a traced rate of exactly 1 would otherwise give 0 * inf = nan.
-            h = jnp.where(mask, h, 0.0) / jnp.maximum(keep, jnp.finfo(dtype).tiny)
+            h = _inverted_dropout(h, dropout, key, i, dtype)
     last = params[f"dense_{n_hidden}"]
     return h @ last["w"] + last["b"], new_state, hidden
 

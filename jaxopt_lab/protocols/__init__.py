@@ -14,6 +14,19 @@ decides which sweeps to run and writes the tables and figures its paper reports:
 - ``algoperf``: Dahl et al., "Benchmarking Neural Network Training Algorithms", 2023 (arXiv:2306.07179).
 
 `docs/protocols.md` describes each preset's options, outputs and small-scale deviations.
+
+A preset is a module with ``NAME``, ``TITLE``, ``CITATION``, ``DESCRIPTION``, ``OPTIONS`` and two
+functions: ``prepare(cfg, options) -> sweeps.Prepared`` checks everything before any run, and
+``run(prepared, runner, stage) -> (report sections, summary)`` runs its sweeps through
+`sweeps.SweepRunner`. The parts they share, one job per module:
+
+- `options`: the option schema and its checks (``[sweep.protocol_options]``);
+- `search_spaces`: search spaces and the `[sweep]` tables built from them;
+- `optimizer_configs`: the config each compared optimizer trains with;
+- `ranking`: the metric runs are ranked by, mean ± std over seeds;
+- `sweeps`: `Prepared`, `SweepRunner`, search then rerun;
+- `tables` and `figures`: the CSV tables, report cells and figures;
+- `profiles`: AlgoPerf's performance profiles and benchmark score.
 """
 
 from __future__ import annotations
@@ -24,8 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from jaxopt_lab import config as config_mod
+from jaxopt_lab import report
 from jaxopt_lab.config import Config, ConfigError
-from jaxopt_lab.protocols import algoperf, choi, common, crowded_valley, deepobs
+from jaxopt_lab.protocols import algoperf, choi, crowded_valley, deepobs
+from jaxopt_lab.protocols.options import parse_options
+from jaxopt_lab.protocols.sweeps import Prepared, SweepRunner
+from jaxopt_lab.sweep import config_sweep
+from jaxopt_lab.sweep.results import staged_folder, write_summary_json
 
 #: The presets by name: modules with NAME, TITLE, CITATION, OPTIONS, prepare() and run().
 PROTOCOLS = {m.NAME: m for m in (deepobs, crowded_valley, choi, algoperf)}
@@ -54,7 +72,8 @@ def protocol_name(cfg: Config, protocol: str | None = None) -> str | None:
     return name
 
 
-def prepare(cfg: Config, protocol: str | None = None, options: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
+def prepare(cfg: Config, protocol: str | None = None,
+            options: Mapping[str, Any] | None = None) -> tuple[Any, Prepared]:
     """Check everything about a protocol run before anything is computed: (module, prepared plan).
 
     `options` (Python callers) replace the config's `[sweep.protocol_options]`.
@@ -75,7 +94,7 @@ def prepare(cfg: Config, protocol: str | None = None, options: Mapping[str, Any]
     config_mod.validate(cfg.replace(sweep={}))
     module = PROTOCOLS[name]
     raw = options if options is not None else (cfg.sweep or {}).get("protocol_options", {})
-    opts = common.parse_options(name, raw, module.OPTIONS, cfg)
+    opts = parse_options(name, raw, module.OPTIONS, cfg)
     return module, module.prepare(cfg.replace(sweep={}), opts)
 
 
@@ -99,14 +118,11 @@ def run_protocol(
     (default: the config's `[sweep] chunk_size`, else one chunk shape for every sweep) and
     `execution` go to the engine.
     """
-    from jaxopt_lab import report
-    from jaxopt_lab.sweep import results as results_mod
-
     module, prepared = prepare(cfg, protocol, options)
     if chunk_size is None:
         chunk_size = (cfg.sweep or {}).get("chunk_size")
-    with common.staged(out) as stage:
-        runner = common.SweepRunner(
+    with staged_folder(out) as stage:
+        runner = SweepRunner(
             stage, execution=execution, progress=progress, chunk_size=chunk_size,
             shape_hint=prepared.shape_hint, label=f"protocol {module.NAME}",
         )
@@ -123,13 +139,11 @@ def run_protocol(
             "sweeps": [r.as_dict() for r in runner.records],
             **summary,
         }
-        results_mod.write_summary_json(stage / "protocol.json", record)
+        write_summary_json(stage / "protocol.json", record)
         intro = f"{module.TITLE}. Protocol of {module.CITATION}\n\n{module.DESCRIPTION}"
         report.write_report(stage, f"Protocol: {module.NAME}", sections, intro=intro)
     return Path(out)
 
 
 def _config_dict(cfg: Config) -> dict[str, Any]:
-    from jaxopt_lab.sweep import config_sweep
-
     return config_sweep.to_dict(cfg.replace(sweep={}))

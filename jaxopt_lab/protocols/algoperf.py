@@ -25,8 +25,12 @@ import numpy as np
 
 from jaxopt_lab import config as config_mod
 from jaxopt_lab.config import Config, ConfigError
-from jaxopt_lab.protocols import common, profiles
-from jaxopt_lab.protocols.common import Option
+from jaxopt_lab.protocols import profiles
+from jaxopt_lab.protocols.optimizer_configs import search_config
+from jaxopt_lab.protocols.options import PREFIX, Option, check_optimizers, check_per_optimizer, config_optimizer
+from jaxopt_lab.protocols.search_spaces import check_space, random_table, space_rows, swept_point
+from jaxopt_lab.protocols.sweeps import Prepared, SweepRunner
+from jaxopt_lab.protocols.tables import point_text, write_csv
 from jaxopt_lab.report import Section
 from jaxopt_lab.sweep import config_sweep
 
@@ -62,7 +66,7 @@ PROBLEM_KEYS = ("name", "data", "model", "train", "target_metric", "target_value
 DEFAULT_SPACE = {"learning_rate": {"loguniform": [1e-4, 1.0]}}
 
 OPTIONS = {
-    "optimizers": Option("names", common.config_optimizer, "optimizers to compare (default: the config's)"),
+    "optimizers": Option("names", config_optimizer, "optimizers to compare (default: the config's)"),
     "problems": Option("list", DEFAULT_PROBLEMS, "problems: tables with name, data/model/train overrides of the "
                        "base config, target_metric and target_value (default: moons, circles, digits)"),
     "studies": Option("int", 5, "independent studies per optimizer and problem (AlgoPerf: 5)", low=1, high=1000),
@@ -88,17 +92,9 @@ class Problem:
     overrides: dict[str, Any]
 
 
-@dataclasses.dataclass
-class Prepared:
-    options: dict[str, Any]
-    problems: list[Problem]
-    spaces: dict[str, dict[str, Any]]
-    shape_hint: int
-
-
 def _problem(cfg: Config, i: int, raw: dict[str, Any], names: list[str], spaces: dict[str, Any],
              seen: set[str]) -> Problem:
-    where = f"{common.PREFIX}.problems[{i}]"
+    where = f"{PREFIX}.problems[{i}]"
     for key in raw:
         if key not in PROBLEM_KEYS:
             raise ConfigError(f"unknown key {where}.{key}{config_mod.closest(key, PROBLEM_KEYS)}; valid keys: "
@@ -130,24 +126,21 @@ def _problem(cfg: Config, i: int, raw: dict[str, Any], names: list[str], spaces:
         raise ConfigError(f"{where}.target_metric = {metric!r} needs a validation split (data.val_fraction > 0)")
     configs = {}
     for opt in names:
-        base = common.optimizer_config(pcfg, opt, inherit=False)
-        extra = {k: v for k, v in common.factory_defaults(opt, list(spaces[opt])).items()
-                 if k not in base.optimizer.kwargs}
-        configs[opt] = common.optimizer_config(pcfg, opt, extra, inherit=False)
+        configs[opt] = search_config(pcfg, opt, spaces[opt])
     return Problem(name, configs, metric, float(value), overrides)
 
 
 def prepare(cfg: Config, opts: dict[str, Any]) -> Prepared:
-    names = common.check_optimizers(opts["optimizers"])
-    common.check_per_optimizer(f"{common.PREFIX}.space", opts["space"], names)
-    spaces = {n: common.check_space(f"{common.PREFIX}.space.{n}", n, opts["space"].get(n, DEFAULT_SPACE))
+    names = check_optimizers(opts["optimizers"])
+    check_per_optimizer(f"{PREFIX}.space", opts["space"], names)
+    spaces = {n: check_space(f"{PREFIX}.space.{n}", n, opts["space"].get(n, DEFAULT_SPACE))
               for n in names}
     seen: set[str] = set()
     problems = [_problem(cfg, i, raw, names, spaces, seen) for i, raw in enumerate(opts["problems"])]
     return Prepared(options=opts, problems=problems, spaces=spaces, shape_hint=opts["trials"])
 
 
-def run(p: Prepared, runner: common.SweepRunner, stage: Path) -> tuple[list[Section], dict[str, Any]]:
+def run(p: Prepared, runner: SweepRunner, stage: Path) -> tuple[list[Section], dict[str, Any]]:
     opts = p.options
     names = list(p.spaces)
     scores: dict[str, dict[str, float]] = {n: {} for n in names}
@@ -156,8 +149,8 @@ def run(p: Prepared, runner: common.SweepRunner, stage: Path) -> tuple[list[Sect
         for opt in names:
             study_scores = []
             for k in range(opts["studies"]):
-                table = {"seeds": [k], opts["search"]: common.random_table(p.spaces[opt], opts["trials"],
-                                                                     opts["space_seed"] + k),
+                table = {"seeds": [k], opts["search"]: random_table(p.spaces[opt], opts["trials"],
+                                                                    opts["space_seed"] + k),
                          "target_metric": prob.target_metric, "target_value": prob.target_value}
                 res = runner.run(prob.configs[opt], table, f"studies/{prob.name}/{opt}/study{k}", kind="study",
                                  optimizer=opt, problem=prob.name, study=k)
@@ -167,23 +160,22 @@ def run(p: Prepared, runner: common.SweepRunner, stage: Path) -> tuple[list[Sect
                 study_rows.append({"problem": prob.name, "optimizer": opt, "study": k,
                                    "score_epochs": float(times[best_i]), "best_trial": res.rows[best_i]["run"],
                                    "reached": int(np.isfinite(times).sum()), "trials": len(times),
-                                   "best": common.point_text(common.swept_point(res.rows[best_i],
-                                                                                res.plan.swept_keys))})
+                                   "best": point_text(swept_point(res.rows[best_i], res.plan.swept_keys))})
             scores[opt][prob.name] = float(np.median(study_scores))
             detail[f"{prob.name}/{opt}"] = study_scores
     ratios = profiles.performance_ratios(scores)
     bscore = profiles.benchmark_score(scores, opts["tau_max"])
-    common.write_csv(stage / "studies.csv", study_rows)
+    write_csv(stage / "studies.csv", study_rows)
     score_rows = []
     for prob in p.problems:
         op = ">=" if config_sweep.TARGET_METRICS[prob.target_metric] == "max" else "<="
         score_rows.append({"problem": prob.name, "target": f"{prob.target_metric} {op} {prob.target_value:g}",
                            **{f"{n} (epochs)": scores[n][prob.name] for n in names},
                            **{f"{n} ratio": ratios[n][prob.name] for n in names}})
-    common.write_csv(stage / "scores.csv", score_rows)
+    write_csv(stage / "scores.csv", score_rows)
     bench_rows = [{"optimizer": n, "benchmark_score": bscore[n],
                    "problems_reached": sum(math.isfinite(scores[n][q.name]) for q in p.problems)} for n in names]
-    common.write_csv(stage / "benchmark_scores.csv", bench_rows)
+    write_csv(stage / "benchmark_scores.csv", bench_rows)
     fig = profiles.profile_figure(scores, stage / "performance_profiles.png", tau_max=opts["tau_max"],
                                   title=f"Performance profiles ({len(p.problems)} problems, median of "
                                         f"{opts['studies']} studies)")
@@ -200,7 +192,7 @@ def run(p: Prepared, runner: common.SweepRunner, stage: Path) -> tuple[list[Sect
                 [("Median over studies of the best trial's epochs to target", score_rows),
                  ("Benchmark scores", bench_rows)]),
         Section("Studies", "Each study's best trial.", [], [("Studies", study_rows)]),
-        Section("Search spaces", "", [], [("Spaces", common.space_rows(p.spaces))]),
+        Section("Search spaces", "", [], [("Spaces", space_rows(p.spaces))]),
     ]
     summary = {
         "scores": scores, "ratios": ratios, "benchmark_scores": bscore, "study_scores": detail,

@@ -12,14 +12,26 @@ hierarchy within noise.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 from jaxopt_lab.config import Config, ConfigError
-from jaxopt_lab.protocols import common
-from jaxopt_lab.protocols.common import Option
+from jaxopt_lab.protocols.figures import errorbar_figure
+from jaxopt_lab.protocols.optimizer_configs import search_config
+from jaxopt_lab.protocols.options import (
+    METRIC,
+    PREFIX,
+    SPACE_SEED,
+    TUNING_SEED,
+    Option,
+    check_optimizers,
+    check_per_optimizer,
+)
+from jaxopt_lab.protocols.ranking import stats
+from jaxopt_lab.protocols.search_spaces import check_space, space_rows
+from jaxopt_lab.protocols.sweeps import Prepared, SweepRunner, search_and_rerun
+from jaxopt_lab.protocols.tables import pm, point_text, write_csv
 from jaxopt_lab.report import Section
 
 NAME = "choi"
@@ -67,30 +79,22 @@ OPTIONS = {
     "search": Option("str", "quasirandom", "how the trials are drawn: quasirandom (a scrambled Halton sequence, "
                      "as in the paper) or random", choices=("quasirandom", "random")),
     "rerun_seeds": Option("int", 10, "seeds 0..n-1 the best configuration is rerun with", low=2, high=100_000),
-    "tuning_seed": common.TUNING_SEED,
-    "space_seed": common.SPACE_SEED,
+    "tuning_seed": TUNING_SEED,
+    "space_seed": SPACE_SEED,
     "space": Option("table", {}, "per-optimizer spaces merged over the defaults key by key, e.g. "
                     "{ adam = { eps = { loguniform = [1e-8, 1e-2] } } }; needed for optimizers without a default"),
     "tolerance": Option("float", 2.0, "the hierarchy holds when the more general optimizer is worse by less than "
                         "this many standard errors of the difference", low=0.0),
-    "metric": common.METRIC,
+    "metric": METRIC,
 }
 
 
-@dataclasses.dataclass
-class Prepared:
-    options: dict[str, Any]
-    configs: dict[str, Config]
-    spaces: dict[str, dict[str, Any]]
-    shape_hint: int
-
-
 def prepare(cfg: Config, opts: dict[str, Any]) -> Prepared:
-    names = common.check_optimizers(opts["optimizers"])
-    common.check_per_optimizer(f"{common.PREFIX}.space", opts["space"], names)
+    names = check_optimizers(opts["optimizers"])
+    check_per_optimizer(f"{PREFIX}.space", opts["space"], names)
     configs, spaces = {}, {}
     for name in names:
-        where = f"{common.PREFIX}.space.{name}"
+        where = f"{PREFIX}.space.{name}"
         user = opts["space"].get(name, {})
         if not isinstance(user, dict):
             raise ConfigError(f"{where} = {user!r} must be a table of keyword = {{ distribution = [args] }}")
@@ -100,11 +104,8 @@ def prepare(cfg: Config, opts: dict[str, Any]) -> Prepared:
                 f"{where} is required: {name} has no default search space (defaults exist for "
                 f"{', '.join(SPACES)})"
             )
-        spaces[name] = common.check_space(where, name, merged)
-        base = common.optimizer_config(cfg, name, inherit=False)
-        extra = {k: v for k, v in common.factory_defaults(name, list(spaces[name])).items()
-                 if k not in base.optimizer.kwargs}
-        configs[name] = common.optimizer_config(cfg, name, extra, inherit=False)
+        spaces[name] = check_space(where, name, merged)
+        configs[name] = search_config(cfg, name, spaces[name])
     return Prepared(options=opts, configs=configs, spaces=spaces, shape_hint=opts["rerun_seeds"])
 
 
@@ -129,34 +130,33 @@ def hierarchy(results: dict[str, dict[str, Any]], mode: str, tolerance: float) -
     return rows
 
 
-def run(p: Prepared, runner: common.SweepRunner, stage: Path) -> tuple[list[Section], dict[str, Any]]:
+def run(p: Prepared, runner: SweepRunner, stage: Path) -> tuple[list[Section], dict[str, Any]]:
     opts = p.options
     tuned = {
-        name: common.search_and_rerun(runner, c, name, p.spaces[name], trials=opts["trials"],
-                                      space_seed=opts["space_seed"], tuning_seed=opts["tuning_seed"],
-                                      rerun_seeds=opts["rerun_seeds"], metric=opts["metric"],
-                                      search=opts["search"])
+        name: search_and_rerun(runner, c, name, p.spaces[name], trials=opts["trials"],
+                               space_seed=opts["space_seed"], tuning_seed=opts["tuning_seed"],
+                               rerun_seeds=opts["rerun_seeds"], metric=opts["metric"], search=opts["search"])
         for name, c in p.configs.items()
     }
     first = next(iter(tuned.values()))
     column, mode = first.column, first.mode
     results, table_rows, report_rows = {}, [], []
     for name, t in tuned.items():
-        s = common.stats(t.rerun.rows, column) if t.rerun else {}
+        s = stats(t.rerun.rows, column) if t.rerun else {}
         results[name] = s
         table_rows.append({"optimizer": name, f"{column}_mean": s.get("mean"), f"{column}_std": s.get("std"),
                            "seeds": s.get("n"), "n_diverged": s.get("n_diverged"),
                            f"tuning_{column}": t.best_row[column] if t.best_row else None,
-                           "best": common.point_text(t.point)})
-        report_rows.append({"optimizer": name, column: common.pm(s),
-                            "best hyperparameters": common.point_text(t.point)})
-    common.write_csv(stage / "results.csv", table_rows)
-    spaces = common.space_rows(p.spaces)
-    common.write_csv(stage / "search_spaces.csv", spaces)
+                           "best": point_text(t.point)})
+        report_rows.append({"optimizer": name, column: pm(s),
+                            "best hyperparameters": point_text(t.point)})
+    write_csv(stage / "results.csv", table_rows)
+    spaces = space_rows(p.spaces)
+    write_csv(stage / "search_spaces.csv", spaces)
     checks = hierarchy(results, mode, opts["tolerance"])
-    common.write_csv(stage / "hierarchy.csv", checks or [{"note": "no inclusion pair among the optimizers"}])
+    write_csv(stage / "hierarchy.csv", checks or [{"note": "no inclusion pair among the optimizers"}])
     names = list(tuned)
-    fig = common.errorbar_figure(
+    fig = errorbar_figure(
         names, {f"tuned ({opts['trials']} trials)": ([results[n].get("mean", math.nan) for n in names],
                                                      [results[n].get("std", math.nan) for n in names])},
         stage / "tuned_comparison.png", ylabel=column,

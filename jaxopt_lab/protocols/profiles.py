@@ -98,7 +98,7 @@ def benchmark_score(scores: Scores, tau_max: float = 4.0) -> dict[str, float]:
 def profile_figure(scores: Scores, path: str | os.PathLike, *, tau_max: float = 4.0,
                    title: str = "Performance profiles") -> Path:
     """Step plot of every solver's profile on ``[1, tau_max]``, its score in the legend."""
-    from jaxopt_lab import plots
+    from jaxopt_lab import plots  # matplotlib: only when a figure is drawn (protocols.figures)
 
     ratios = performance_ratios(scores)
     bscore = benchmark_score(scores, tau_max)

@@ -1,0 +1,61 @@
+"""The protocols' tables: CSV files of row dicts, and the text of their report cells.
+
+`write_csv` is not `sweep.results.write_runs_csv`: a protocol's table has its own columns
+(runs.csv has a fixed header: run, swept keys, seed, the result columns), a NaN there means "no
+value" and is written as an empty cell (runs.csv writes ``nan`` so that it reads back), and its
+text cells (hyperparameter lists, targets) need not read back as typed values. Both write
+atomically through `jaxopt_lab._io`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jaxopt_lab import _io
+
+__all__ = ["write_csv", "pm", "point_text"]
+
+
+def _csv_cell(value: Any) -> str:
+    """A table cell: floats in full precision (``inf`` as ``inf``), None and NaN empty, booleans true/false."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """A CSV of row dicts, written atomically: one column per key, in order of first appearance."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(cols)
+    for r in rows:
+        w.writerow([_csv_cell(r.get(c)) for c in cols])
+    _io.atomic_write_text(path, buf.getvalue())
+    return path
+
+
+def pm(s: Mapping[str, Any]) -> str:
+    """``mean ± std`` for a table cell."""
+    if not s or s.get("n", 0) == 0 or math.isnan(s["mean"]):
+        return "-"
+    if math.isnan(s["std"]):
+        return f"{s['mean']:.4g}"
+    return f"{s['mean']:.4g} ± {s['std']:.2g}"
+
+
+def point_text(point: Mapping[str, Any] | None) -> str:
+    """A configuration as ``key=value`` text, optimizer keywords without their ``optimizer.`` prefix."""
+    if not point:
+        return "-"
+    return ", ".join(f"{k.split('.', 1)[1] if k.startswith('optimizer.') else k}={v:.3g}"
+                     if isinstance(v, float) else f"{k}={v}" for k, v in point.items())
