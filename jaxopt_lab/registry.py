@@ -25,7 +25,7 @@ import optax.contrib
 
 from jaxopt_lab import losses
 from jaxopt_lab import schedules as schedules_mod
-from jaxopt_lab.data import registry as data_registry
+from jaxopt_lab.data import datasets
 from jaxopt_lab.nn import activations, init
 from jaxopt_lab.optim import aliases, hypergradient
 
@@ -434,7 +434,7 @@ def build_schedule(name: str, learning_rate: Any, kwargs: Mapping[str, Any]) -> 
 
 
 def dataset_names() -> list[str]:
-    return sorted(data_registry.DATASETS)
+    return sorted(datasets.DATASETS)
 
 
 def activation_names() -> list[str]:

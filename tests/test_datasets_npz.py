@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from jaxopt_lab.config import ConfigError, DataConfig
+from jaxopt_lab.data.datasets import DATASETS, dataset_options, load_dataset
 from jaxopt_lab.data.npz import NpzFileNotFoundError, read_npz
-from jaxopt_lab.data.registry import DATASETS, dataset_options, load_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -178,5 +178,5 @@ def test_type_errors():
 
 
 def test_package_does_not_import_sklearn():
-    code = "import sys, jaxopt_lab.data, jaxopt_lab.data.registry; assert 'sklearn' not in sys.modules"
+    code = "import sys, jaxopt_lab.data, jaxopt_lab.data.datasets; assert 'sklearn' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

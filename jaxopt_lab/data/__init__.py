@@ -17,6 +17,7 @@ from jaxopt_lab.data.augment import (
 )
 from jaxopt_lab.data.batching import epoch_batches, num_batches
 from jaxopt_lab.data.csvfile import CSVData, CSVFileNotFoundError, CSVFormatError, load_csv, read_csv
+from jaxopt_lab.data.datasets import DATASETS, Dataset, DatasetInfo, dataset_names, load_dataset
 from jaxopt_lab.data.digits import load_digits
 from jaxopt_lab.data.generators import (
     make_blobs,
@@ -28,7 +29,6 @@ from jaxopt_lab.data.generators import (
     make_xor,
 )
 from jaxopt_lab.data.preprocessing import Standardizer, one_hot
-from jaxopt_lab.data.registry import DATASETS, Dataset, DatasetInfo, dataset_names, load_dataset
 from jaxopt_lab.data.splits import (
     kfold,
     leave_one_out,

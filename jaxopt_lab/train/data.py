@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxopt_lab.config import Config
 from jaxopt_lab.data import preprocessing, splits
-from jaxopt_lab.data.registry import DATASETS, load_dataset
+from jaxopt_lab.data.datasets import DATASETS, load_dataset
 
 #: The names of the arrays a run reads, in `Trainer.data_arrays`.
 SPLIT_NAMES = ("train", "val", "test")

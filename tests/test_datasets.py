@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import sklearn.datasets as skd
 
-from jaxopt_lab.data.registry import DATASETS, REQUIRED, Dataset, load_dataset
+from jaxopt_lab.data.datasets import DATASETS, REQUIRED, Dataset, load_dataset
 
 REQUIRED_NAMES = {"moons", "circles", "blobs", "spirals", "xor", "digits", "csv", "sine"}
 
