@@ -77,6 +77,10 @@ ProgramCache = _cache.BoundedCache
 
 @dataclass
 class ExecutionStats:
+    """How a sweep executed: runs, devices, the execution (and refill lanes), seconds in all and
+    compiling, chunks run and loaded from checkpoints, and programs compiled (0 when every one came
+    from the program cache)."""
+
     runs: int = 0
     devices: int = 1
     execution: str = "map"
@@ -95,6 +99,9 @@ class ExecutionStats:
 
 class SweepInterrupted(Exception):
     """Raised after Ctrl-C once the finished chunks are saved."""
+
+
+# ----------------------------------------------------------------------------- compile
 
 
 # Compiled chunk programs, reused by later sweeps in this process: a second sweep of the same
@@ -142,59 +149,29 @@ def _program(fn: RunFn, keys: Sequence[str], mesh: Mesh, execution: str, map_bat
     return jax.jit(sharded)
 
 
-def _replicated(data: Any, mesh: Mesh, multi: bool) -> Any:
-    """The group's data as one replicated copy on the mesh's devices (placed once per group)."""
-    if multi:
-        return jax.tree.map(lambda a: _global(np.asarray(a), mesh, replicated=True), data)
-    return jax.device_put(data, jax.sharding.NamedSharding(mesh, PartitionSpec()))
+def _refill_program(stepper: Any, keys: Sequence[str], mesh: Mesh, size: int, n_lanes: int,
+                    rungs: Sequence[int], eta: float, with_data: bool = False):
+    """jit(shard_map(refill lanes)): the queue replicated, the lanes split over devices."""
+    n_dev = mesh.devices.size
+
+    def shard(seeds, hp, n_valid, *data):
+        lanes = adaptive.refill_shard(
+            adaptive.bind_data(stepper, *data), lanes_per_device=n_lanes // n_dev, n_devices=n_dev,
+            queue_size=size, rungs=rungs, eta=eta,
+        )
+        return lanes(seeds, hp, n_valid)
+
+    rep = PartitionSpec()
+    sharded = jax.shard_map(
+        shard, mesh=mesh, in_specs=(rep, {k: rep for k in keys}, rep) + ((rep,) if with_data else ()),
+        out_specs=PartitionSpec("runs"), check_vma=False,
+    )
+    return jax.jit(sharded)
 
 
-class Progress:
-    """Runs done, runs/s and ETA: a bar on a terminal, plain lines otherwise (stderr)."""
-
-    def __init__(self, total: int, enabled: bool | None = None, stream=None):
-        self.total = total
-        self.stream = stream or sys.stderr
-        self.enabled = True if enabled is None else enabled
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.done = 0
-        self.t0 = time.perf_counter()
-        self.run_time = 0.0
-        self.ran = 0
-
-    def update(self, n: int, ran: bool, seconds: float, label: str = "") -> None:
-        self.done += n
-        if ran:
-            self.ran += n
-            self.run_time += seconds
-        if not self.enabled:
-            return
-        rate = self.ran / self.run_time if self.run_time > 0 else float("nan")
-        left = self.total - self.done
-        eta = left / rate if rate and rate == rate and rate > 0 else float("nan")
-        eta_s = f"{eta:5.0f}s" if eta == eta else "    ?"
-        if self.tty:
-            width = 30
-            filled = int(width * self.done / max(self.total, 1))
-            bar = "#" * filled + "." * (width - filled)
-            self.stream.write(f"\r[{bar}] {self.done}/{self.total} runs  {rate:7.1f} runs/s  ETA {eta_s} {label}")
-            if self.done >= self.total:
-                self.stream.write("\n")
-        else:
-            self.stream.write(
-                f"sweep: {self.done}/{self.total} runs done, {rate:.1f} runs/s, ETA {eta_s.strip()} {label}\n"
-            )
-        self.stream.flush()
-
-
-def _replicated(data: Any, mesh: Mesh, multi: bool) -> Any:
-    """The group's data as one replicated copy on the mesh's devices (placed once per group)."""
-    if multi:
-        return jax.tree.map(lambda a: _global(np.asarray(a), mesh, replicated=True), data)
-    return jax.device_put(data, jax.sharding.NamedSharding(mesh, PartitionSpec()))
-
-
-# ----------------------------------------------------------------------------- compile
+def _shapes(tree: Any) -> Any:
+    return tuple((tuple(np.shape(a)), str(np.asarray(a).dtype) if not hasattr(a, "dtype") else str(a.dtype))
+                 for a in jax.tree.leaves(tree))
 
 
 def program_key(group: Group, plan: GroupPlan, devices: Sequence[Any]) -> tuple:
@@ -235,6 +212,27 @@ def compiled_program(group: Group, plan: GroupPlan, mesh: Mesh, args: tuple, cac
 # ----------------------------------------------------------------------------- run one chunk
 
 
+def _global(a: np.ndarray, mesh: Mesh, replicated: bool = False) -> jax.Array:
+    """A host array (the same on every process) as a global array sharded over the runs axis
+    (or replicated on every device)."""
+    sharding = jax.sharding.NamedSharding(mesh, PartitionSpec() if replicated else PartitionSpec("runs"))
+    return jax.make_array_from_callback(np.shape(a), sharding, lambda idx: np.asarray(a)[idx])
+
+
+def _replicated(data: Any, mesh: Mesh, multi: bool) -> Any:
+    """The group's data as one replicated copy on the mesh's devices (placed once per group)."""
+    if multi:
+        return jax.tree.map(lambda a: _global(np.asarray(a), mesh, replicated=True), data)
+    return jax.device_put(data, jax.sharding.NamedSharding(mesh, PartitionSpec()))
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    """Pad the run axis to `size` by repeating the last run (its results are dropped)."""
+    if len(a) == size:
+        return a
+    return np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)])
+
+
 def _chunk_args(group: Group, plan: GroupPlan, lo: int, hi: int, mesh: Mesh, multi: bool) -> tuple:
     """Runs `lo:hi` of the group as the program's (seeds, hparams[, n_valid]), padded to the chunk
     shape and, on several processes, as global arrays over the mesh."""
@@ -263,6 +261,44 @@ def _run_chunk(program: Any, args: tuple, plan: GroupPlan, n_valid: int, n_devic
 
 
 # ----------------------------------------------------------------------------- the whole sweep
+
+
+class Progress:
+    """Runs done, runs/s and ETA: a bar on a terminal, plain lines otherwise (stderr)."""
+
+    def __init__(self, total: int, enabled: bool | None = None, stream=None):
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.enabled = True if enabled is None else enabled
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.done = 0
+        self.t0 = time.perf_counter()
+        self.run_time = 0.0
+        self.ran = 0
+
+    def update(self, n: int, ran: bool, seconds: float, label: str = "") -> None:
+        self.done += n
+        if ran:
+            self.ran += n
+            self.run_time += seconds
+        if not self.enabled:
+            return
+        rate = self.ran / self.run_time if self.run_time > 0 else float("nan")
+        left = self.total - self.done
+        eta = left / rate if rate and rate == rate and rate > 0 else float("nan")
+        eta_s = f"{eta:5.0f}s" if eta == eta else "    ?"
+        if self.tty:
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r[{bar}] {self.done}/{self.total} runs  {rate:7.1f} runs/s  ETA {eta_s} {label}")
+            if self.done >= self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(
+                f"sweep: {self.done}/{self.total} runs done, {rate:.1f} runs/s, ETA {eta_s.strip()} {label}\n"
+            )
+        self.stream.flush()
 
 
 @dataclass
@@ -397,55 +433,14 @@ def _finish_chunk(sweep: _Sweep, group: Group, idx: np.ndarray, chunk_out: Any, 
     sweep.progress.update(len(idx), ran, time.perf_counter() - t0, _label(group.label))
 
 
-def _global(a: np.ndarray, mesh: Mesh, replicated: bool = False) -> jax.Array:
-    """A host array (the same on every process) as a global array sharded over the runs axis
-    (or replicated on every device)."""
-    sharding = jax.sharding.NamedSharding(mesh, PartitionSpec() if replicated else PartitionSpec("runs"))
-    return jax.make_array_from_callback(np.shape(a), sharding, lambda idx: np.asarray(a)[idx])
-
-
-def _refill_program(stepper: Any, keys: Sequence[str], mesh: Mesh, size: int, n_lanes: int,
-                    rungs: Sequence[int], eta: float, with_data: bool = False):
-    """jit(shard_map(refill lanes)): the queue replicated, the lanes split over devices."""
-    n_dev = mesh.devices.size
-
-    def shard(seeds, hp, n_valid, *data):
-        lanes = adaptive.refill_shard(
-            adaptive.bind_data(stepper, *data), lanes_per_device=n_lanes // n_dev, n_devices=n_dev,
-            queue_size=size, rungs=rungs, eta=eta,
-        )
-        return lanes(seeds, hp, n_valid)
-
-    rep = PartitionSpec()
-    sharded = jax.shard_map(
-        shard, mesh=mesh, in_specs=(rep, {k: rep for k in keys}, rep) + ((rep,) if with_data else ()),
-        out_specs=PartitionSpec("runs"), check_vma=False,
-    )
-    return jax.jit(sharded)
-
-
-def _shapes(tree: Any) -> Any:
-    return tuple((tuple(np.shape(a)), str(np.asarray(a).dtype) if not hasattr(a, "dtype") else str(a.dtype))
-                 for a in jax.tree.leaves(tree))
-
-
-def _shapes(tree: Any) -> Any:
-    return tuple((tuple(np.shape(a)), str(np.asarray(a).dtype) if not hasattr(a, "dtype") else str(a.dtype))
-                 for a in jax.tree.leaves(tree))
-
-
-def _pad(a: np.ndarray, size: int) -> np.ndarray:
-    """Pad the run axis to `size` by repeating the last run (its results are dropped)."""
-    if len(a) == size:
-        return a
-    return np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)])
-
-
 def _scatter(outputs: list[Any], idx: np.ndarray, chunk_out: Any) -> None:
     """Each run's outputs of a chunk (leading axis over `idx`) into `outputs` at its index."""
     leaves, treedef = jax.tree.flatten(chunk_out)
     for j, i in enumerate(idx):
         outputs[int(i)] = jax.tree.unflatten(treedef, [leaf[j] for leaf in leaves])
+
+
+# ----------------------------------------------------------------------------- results; sweeping a train function
 
 
 def stack_outputs(outputs: Sequence[Any]) -> Any:
