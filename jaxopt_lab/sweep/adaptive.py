@@ -84,6 +84,12 @@ class Stepper(NamedTuple):
     takes_data: bool = False
 
 
+def float_dtype():
+    """The float dtype of the values a sweep traces (hyperparameters, the losses halving ranks):
+    float64 when JAX runs in 64-bit mode, else float32."""
+    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+
 def bind_data(stepper: Stepper, *data: Any) -> Stepper:
     """`stepper` with its data fixed to `data` (the program's data argument, traced), as the
     two-argument Stepper the lanes run; a stepper that takes no data is returned as it is."""
@@ -275,12 +281,12 @@ class _Queue(NamedTuple):
     """This device's view of the chunk's queue (traced): the whole queue's seeds and values, how many
     positions of it are this device's, its lanes' global numbers, and position -> configuration."""
 
-    seeds: Array
-    hparams: Mapping[str, Array]
-    n_queue: Array
-    mine: Array
-    offset: Any
-    stride: int
+    seeds: Array  # (queue_size,): the whole queue's, replicated
+    hparams: Mapping[str, Array]  # each (queue_size,)
+    n_queue: Array  # queue positions this device's lanes work through
+    mine: Array  # this device's lanes, numbered among the lanes sharing the queue
+    offset: Any  # the configuration of position 0 (this device's index when each device has a share)
+    stride: int  # configurations between positions (the device count when each device has a share)
 
     def config_of(self, pos: Array) -> Array:
         """Queue position -> configuration index."""
@@ -380,7 +386,7 @@ def _start_lanes(layout: _LaneLayout, queue: _Queue) -> _Lanes:
     )
     buf = jax.tree.map(lambda s: jnp.zeros((n_q, *s.shape), s.dtype), out_shape)
     if layout.n_rungs:
-        rung_loss = jnp.full((layout.n_rungs, n_q), jnp.inf, _loss_dtype())
+        rung_loss = jnp.full((layout.n_rungs, n_q), jnp.inf, float_dtype())
         rung_rec = jnp.zeros((layout.n_rungs, n_q), bool)
     else:
         rung_loss = rung_rec = jnp.zeros((0,), bool)
@@ -388,10 +394,6 @@ def _start_lanes(layout: _LaneLayout, queue: _Queue) -> _Lanes:
     return _Lanes(state=state, cfg=cfg, active=active, halted=jnp.zeros((lp,), bool),
                   passed=jnp.zeros((lp,), jnp.int32), next_pos=next_pos, n_active=next_pos, buf=buf,
                   written=jnp.zeros((n_q,), bool), rung_loss=rung_loss, rung_rec=rung_rec)
-
-
-def _loss_dtype():
-    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
 
 
 def _epoch(layout: _LaneLayout, queue: _Queue, c: _Lanes) -> _Lanes:
@@ -416,7 +418,7 @@ def _apply_rungs(layout: _LaneLayout, queue: _Queue, c: _Lanes, fin: Array) -> t
     each only if it ranks in the best 1/eta recorded there. Returns the lanes, `fin` with the halted
     runs, and the same over the queue's lanes of all devices."""
     stepper, n_rungs, n_q = layout.stepper, layout.n_rungs, layout.queue_size
-    ldt = _loss_dtype()
+    ldt = float_dtype()
     epoch = jax.vmap(stepper.epoch)(c.state)
     rung_epochs = jnp.asarray(layout.rungs, jnp.int32)
     at_rung = c.active & ~fin & (epoch[None, :] == rung_epochs[:, None])  # (R, lp)

@@ -114,11 +114,6 @@ def chunk_plan(n_runs: int, n_devices: int, chunk_size: int | None, bytes_per_ru
     return per_chunk, n_chunks
 
 
-def float_dtype():
-    """The dtype numeric hyperparameters enter the programs as (float64 with x64 enabled)."""
-    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-
-
 def label_text(label: Mapping[str, Any]) -> str:
     """A group's categorical values as ``key=value`` words, for progress lines and messages."""
     return " ".join(f"{k}={v}" for k, v in label.items())
@@ -224,7 +219,7 @@ def _run_output_shape(group: Group, keys: tuple[str, ...], execution: str) -> An
     """One run's outputs as shape structs; under refill paired with its `adaptive.LaneInfo`."""
     out_shape = jax.eval_shape(
         group.fn, jax.ShapeDtypeStruct((), jnp.int32),
-        {k: jax.ShapeDtypeStruct((), float_dtype()) for k in keys}, *group.data_args(),
+        {k: jax.ShapeDtypeStruct((), adaptive.float_dtype()) for k in keys}, *group.data_args(),
     )
     if execution == "refill":
         out_shape = (out_shape, adaptive.LaneInfo(jax.ShapeDtypeStruct((), jnp.bool_),

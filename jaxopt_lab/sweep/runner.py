@@ -68,8 +68,9 @@ from jaxopt_lab.sweep.plan import (  # noqa: F401 - re-exported: the runner's pu
     plan_group,
     resolve_execution,
 )
-from jaxopt_lab.sweep.plan import float_dtype as _float_dtype
 from jaxopt_lab.sweep.plan import label_text as _label
+
+_float_dtype = adaptive.float_dtype  # the name other modules of the package read
 
 #: What `execute` keeps compiled chunk programs in (`program_cache`): bounded and clearable.
 ProgramCache = _cache.BoundedCache
@@ -498,6 +499,7 @@ class SweepResult:
 
     def to_pandas(self) -> Any:
         """`table` as a pandas DataFrame, typed like `jaxopt_lab.results.load`'s ``runs``."""
+        # Here, not at the top: `jaxopt_lab.results` reads finished sweeps' folders, a layer above the runner.
         from jaxopt_lab.results import frame
 
         return frame(self.table())
