@@ -8,7 +8,7 @@ compilations).
 """
 
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 _CACHES: list["BoundedCache"] = []
@@ -42,6 +42,10 @@ class BoundedCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __iter__(self) -> Iterator[Hashable]:
+        """The keys, least recently used first."""
+        return iter(list(self._entries))
 
     def clear(self) -> None:
         self._entries.clear()

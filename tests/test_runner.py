@@ -54,10 +54,10 @@ def test_chunking_and_execution_modes_agree(execution):
 def test_second_sweep_with_new_values_does_not_recompile():
     space_a = sweep.grid({"lr": [0.01, 0.02], "momentum": [0.5, 0.6]})
     space_b = sweep.grid({"lr": [0.03, 0.04], "momentum": [0.7, 0.8]})
+    sweep.clear_caches()  # earlier tests may have compiled this program already
     first = sweep.run(quadratic_train, space_a, progress=False)
     second = sweep.run(quadratic_train, space_b, progress=False)
-    assert second.stats.compilations == 0
-    assert first.stats.compilations <= 1
+    assert (first.stats.compilations, second.stats.compilations) == (1, 0)
     assert not np.array_equal(first.outputs["curve"], second.outputs["curve"])
 
 

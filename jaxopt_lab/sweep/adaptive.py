@@ -41,11 +41,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxopt_lab import checkpoint
 
 Array = jax.Array
 PyTree = Any
@@ -81,6 +84,12 @@ class Stepper(NamedTuple):
     takes_data: bool = False
 
 
+def float_dtype():
+    """The float dtype of the values a sweep traces (hyperparameters, the losses halving ranks):
+    float64 when JAX runs in 64-bit mode, else float32."""
+    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+
+
 def bind_data(stepper: Stepper, *data: Any) -> Stepper:
     """`stepper` with its data fixed to `data` (the program's data argument, traced), as the
     two-argument Stepper the lanes run; a stepper that takes no data is returned as it is."""
@@ -101,6 +110,7 @@ def stepper_from_trainer(trainer: Any, summarize: Callable[[Any], PyTree] | None
 
     `summarize(TrainResult) -> pytree` picks the outputs (default: the result itself).
     """
+    # Here, not at the top: importing the training engine (models, optimizers) is left to sweeps of trainers.
     from jaxopt_lab.train import HISTORY_KEYS
 
     epochs = int(trainer.config.train.epochs)
@@ -248,6 +258,61 @@ def _where(pred: Array, a: PyTree, b: PyTree) -> PyTree:
     return jax.tree.map(sel, a, b)
 
 
+class _LaneLayout(NamedTuple):
+    """The static shape of a refilling chunk, fixed when its program is built."""
+
+    stepper: Stepper
+    lanes_per_device: int
+    n_devices: int
+    queue_size: int
+    write_batch: int  # finished lanes finalized and re-initialized at a time
+    rungs: tuple[int, ...]
+    eta: float
+    axis: str
+    coordinated: bool  # rungs over several devices: one global queue, lanes shared by all devices
+    n_lanes: int  # lanes that share one queue
+
+    @property
+    def n_rungs(self) -> int:
+        return len(self.rungs)
+
+
+class _Queue(NamedTuple):
+    """This device's view of the chunk's queue (traced): the whole queue's seeds and values, how many
+    positions of it are this device's, its lanes' global numbers, and position -> configuration."""
+
+    seeds: Array  # (queue_size,): the whole queue's, replicated
+    hparams: Mapping[str, Array]  # each (queue_size,)
+    n_queue: Array  # queue positions this device's lanes work through
+    mine: Array  # this device's lanes, numbered among the lanes sharing the queue
+    offset: Any  # the configuration of position 0 (this device's index when each device has a share)
+    stride: int  # configurations between positions (the device count when each device has a share)
+
+    def config_of(self, pos: Array) -> Array:
+        """Queue position -> configuration index."""
+        return (self.offset + pos * self.stride).astype(jnp.int32)
+
+
+class _Lanes(NamedTuple):
+    """The loop state of a refilling chunk, carried from epoch to epoch."""
+
+    state: PyTree  # the runs' states, one per lane of this device
+    cfg: Array  # the configuration each lane runs
+    active: Array  # the lane runs a configuration
+    halted: Array  # the lane's run was stopped by a rung
+    passed: Array  # rungs the lane's run passed
+    next_pos: Array  # the next queue position to hand out
+    n_active: Array  # lanes still running over all devices of the queue
+    buf: PyTree  # outputs per configuration
+    written: Array  # the configuration's outputs are in `buf`
+    rung_loss: Array  # (rungs, configurations): losses recorded at each rung
+    rung_rec: Array  # (rungs, configurations): the configuration reached the rung
+
+
+def _at(hp: Mapping[str, Array], idx: Array) -> dict[str, Array]:
+    return {k: v[idx] for k, v in hp.items()}
+
+
 def refill_shard(
     stepper: Stepper,
     *,
@@ -276,151 +341,171 @@ def refill_shard(
     shares which lanes finished and what reached a rung, and every device keeps the
     same queue position, lane assignment and rung records.
     """
-    lp, n_dev, n_q = int(lanes_per_device), int(n_devices), int(queue_size)
-    batch = max(1, math.ceil(lp / 8)) if write_batch is None else max(1, min(lp, int(write_batch)))
+    lp, n_dev = int(lanes_per_device), int(n_devices)
     rungs = tuple(int(r) for r in rungs)
-    n_rungs = len(rungs)
-    rung_epochs = jnp.asarray(rungs, jnp.int32) if n_rungs else None
-    coordinated = n_rungs > 0 and n_dev > 1
-    n_lanes = lp * n_dev if coordinated else lp  # lanes that share one queue
-
-    def at(hp, idx):
-        return {k: v[idx] for k, v in hp.items()}
+    coordinated = len(rungs) > 0 and n_dev > 1
+    layout = _LaneLayout(
+        stepper=stepper, lanes_per_device=lp, n_devices=n_dev, queue_size=int(queue_size),
+        write_batch=max(1, math.ceil(lp / 8)) if write_batch is None else max(1, min(lp, int(write_batch))),
+        rungs=rungs, eta=eta, axis=axis, coordinated=coordinated, n_lanes=lp * n_dev if coordinated else lp,
+    )
 
     def shard(seeds, hp, n_valid):
-        dev = jax.lax.axis_index(axis) if n_dev > 1 else 0
-        n_valid = jnp.asarray(n_valid, jnp.int32)
-        if coordinated or n_dev == 1:
-            stride, offset = 1, 0
-            n_queue = n_valid
-            mine = dev * lp + jnp.arange(lp, dtype=jnp.int32) if coordinated else jnp.arange(lp, dtype=jnp.int32)
-        else:
-            stride, offset = n_dev, dev
-            n_queue = jnp.maximum(n_valid - dev + n_dev - 1, 0) // n_dev
-            mine = jnp.arange(lp, dtype=jnp.int32)
-
-        def cfg_of(pos):  # queue position -> configuration index
-            return (offset + pos * stride).astype(jnp.int32)
-
-        def gather(x):  # a per-lane array of this device -> the queue's lanes (all devices when coordinated)
-            return jax.lax.all_gather(x, axis, axis=x.ndim - 1, tiled=True) if coordinated else x
-
-        pos = mine
-        active = pos < n_queue
-        cfg = jnp.where(active, cfg_of(pos), 0)
-        state = jax.vmap(stepper.init)(seeds[cfg], at(hp, cfg))
-
-        out_shape = jax.eval_shape(
-            lambda s, h: (stepper.finalize(s, h), LaneInfo(jnp.bool_(False), jnp.int32(0))),
-            jax.tree.map(lambda x: x[0], state), at(hp, 0),
-        )
-        buf = jax.tree.map(lambda s: jnp.zeros((n_q, *s.shape), s.dtype), out_shape)
-        written = jnp.zeros((n_q,), bool)
-        halted = jnp.zeros((lp,), bool)
-        passed = jnp.zeros((lp,), jnp.int32)
-        ldt = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-        if n_rungs:
-            rung_loss = jnp.full((n_rungs, n_q), jnp.inf, ldt)
-            rung_rec = jnp.zeros((n_rungs, n_q), bool)
-        else:
-            rung_loss = rung_rec = jnp.zeros((0,), bool)
-        next_pos = jnp.minimum(jnp.asarray(n_lanes, jnp.int32), n_queue)
-        n_active = next_pos
-
-        def body(carry):
-            state, cfg, active, halted, passed, next_pos, _, buf, written, rung_loss, rung_rec = carry
-            hp_l = at(hp, cfg)
-            state = _where(active, jax.vmap(stepper.step)(state, hp_l), state)
-            fin = active & jax.vmap(stepper.finished)(state, hp_l)
-
-            if n_rungs:
-                # Record the losses of the runs that just reached a rung (every device alike),
-                # then continue each only if it ranks in the best 1/eta recorded there.
-                epoch = jax.vmap(stepper.epoch)(state)
-                at_rung = active & ~fin & (epoch[None, :] == rung_epochs[:, None])  # (R, lp)
-                loss = jax.vmap(stepper.monitor)(state)
-                loss = jnp.where(jnp.isnan(loss), jnp.inf, loss).astype(ldt)
-                # One collective: finished flags, rung arrivals, losses and configurations.
-                packed = gather(jnp.concatenate([fin[None].astype(ldt), at_rung.astype(ldt), loss[None],
-                                                 cfg[None].astype(ldt)]))
-                fin_g, at_g = packed[0] > 0, packed[1:1 + n_rungs] > 0
-                loss_g, cfg_g = packed[1 + n_rungs], packed[2 + n_rungs].astype(jnp.int32)
-
-                def record(tables):
-                    rung_loss, rung_rec = tables
-                    rows = jnp.broadcast_to(jnp.arange(n_rungs)[:, None], at_g.shape)
-                    cols = jnp.where(at_g, cfg_g[None, :], n_q)
-                    rung_loss = rung_loss.at[rows, cols].set(jnp.broadcast_to(loss_g, at_g.shape), mode="drop")
-                    rung_rec = rung_rec.at[rows, cols].set(True, mode="drop")
-                    return rung_loss, rung_rec, _stopped_at_rung(rung_loss, rung_rec, at_g, loss_g, cfg_g, eta, n_q)
-
-                def skip(tables):
-                    return (*tables, jnp.zeros(at_g.shape[1:], bool))
-
-                rung_loss, rung_rec, stop_g = jax.lax.cond(jnp.any(at_g), record, skip, (rung_loss, rung_rec))
-                stop = stop_g[mine] if coordinated else stop_g
-                passed = passed + (jnp.any(at_rung, axis=0) & ~stop).astype(jnp.int32)
-                halted = halted | stop
-                fin = fin | stop
-                fin_g = fin_g | stop_g
-            else:
-                fin_g = fin
-
-            # Outputs of finished lanes, `batch` lanes at a time: finalizing (and re-initializing)
-            # every lane whenever one finishes would cost a pass over the data per finished run.
-            def write(args):
-                def body(c):
-                    buf, written, pending = c
-                    idx = jnp.argsort(~pending, stable=True)[:batch]
-                    sel = pending[idx]
-                    sub = jax.tree.map(lambda x: x[idx], state)
-                    out = jax.vmap(stepper.finalize)(sub, {k: v[idx] for k, v in hp_l.items()})
-                    slot = jnp.where(sel, cfg[idx], n_q)
-                    new = (out, LaneInfo(halted[idx], passed[idx]))
-                    buf = jax.tree.map(lambda b, o: b.at[slot].set(o, mode="drop"), buf, new)
-                    return buf, written.at[slot].set(True, mode="drop"), pending.at[idx].set(False)
-
-                return jax.lax.while_loop(lambda c: jnp.any(c[2]), body, (*args, fin))[:2]
-
-            buf, written = jax.lax.cond(jnp.any(fin), write, lambda a: a, (buf, written))
-
-            # Refill: finished lanes take the next queue positions in lane order.
-            order_g = jnp.cumsum(fin_g, dtype=jnp.int32) - 1
-            new_pos_g = next_pos + order_g
-            take_g = fin_g & (new_pos_g < n_queue)
-            new_pos = new_pos_g[mine] if coordinated else new_pos_g
-            take = take_g[mine] if coordinated else take_g
-            new_cfg = cfg_of(new_pos)
-
-            def refill(state):
-                def body(c):
-                    state, pending = c
-                    idx = jnp.argsort(~pending, stable=True)[:batch]
-                    sel = pending[idx]
-                    q = jnp.where(sel, new_cfg[idx], 0)
-                    fresh = jax.vmap(stepper.init)(seeds[q], at(hp, q))
-                    state = jax.tree.map(lambda s, f: s.at[idx].set(_where(sel, f, s[idx])), state, fresh)
-                    return state, pending.at[idx].set(False)
-
-                return jax.lax.while_loop(lambda c: jnp.any(c[1]), body, (state, take))[0]
-
-            state = jax.lax.cond(jnp.any(take), refill, lambda s: s, state)
-            cfg = jnp.where(take, new_cfg, cfg)
-            active = jnp.where(fin, take, active)
-            halted = jnp.where(take, False, halted)
-            passed = jnp.where(take, 0, passed)
-            n_fin = jnp.sum(fin_g, dtype=jnp.int32)
-            # Lanes still running, counted the same way on every device (no collective needed):
-            # those that were running and did not finish, plus those that took a new run.
-            n_active_next = carry[6] - n_fin + jnp.sum(take_g, dtype=jnp.int32)
-            next_pos = jnp.minimum(next_pos + n_fin, n_queue).astype(jnp.int32)
-            return state, cfg, active, halted, passed, next_pos, n_active_next, buf, written, rung_loss, rung_rec
-
-        carry = (state, cfg, active, halted, passed, next_pos, n_active, buf, written, rung_loss, rung_rec)
-        carry = jax.lax.while_loop(lambda c: c[6] > 0, body, carry)
-        return carry[7], carry[8]
+        queue = _device_queue(layout, seeds, hp, n_valid)
+        lanes = jax.lax.while_loop(lambda c: c.n_active > 0, lambda c: _epoch(layout, queue, c),
+                                   _start_lanes(layout, queue))
+        return lanes.buf, lanes.written
 
     return shard
+
+
+def _device_queue(layout: _LaneLayout, seeds: Array, hp: Mapping[str, Array], n_valid: Array) -> _Queue:
+    """Which part of the queue this device works through: all of it when it is alone or the lanes
+    are coordinated, else every `n_devices`-th configuration from its own index."""
+    lp, n_dev = layout.lanes_per_device, layout.n_devices
+    dev = jax.lax.axis_index(layout.axis) if n_dev > 1 else 0
+    n_valid = jnp.asarray(n_valid, jnp.int32)
+    lanes = jnp.arange(lp, dtype=jnp.int32)
+    if layout.coordinated or n_dev == 1:
+        return _Queue(seeds, hp, n_queue=n_valid, mine=dev * lp + lanes if layout.coordinated else lanes,
+                      offset=0, stride=1)
+    n_queue = jnp.maximum(n_valid - dev + n_dev - 1, 0) // n_dev
+    return _Queue(seeds, hp, n_queue=n_queue, mine=lanes, offset=dev, stride=n_dev)
+
+
+def _start_lanes(layout: _LaneLayout, queue: _Queue) -> _Lanes:
+    """Every lane started on its first queue position; empty outputs and rung records."""
+    stepper, lp, n_q = layout.stepper, layout.lanes_per_device, layout.queue_size
+    pos = queue.mine
+    active = pos < queue.n_queue
+    cfg = jnp.where(active, queue.config_of(pos), 0)
+    state = jax.vmap(stepper.init)(queue.seeds[cfg], _at(queue.hparams, cfg))
+    out_shape = jax.eval_shape(
+        lambda s, h: (stepper.finalize(s, h), LaneInfo(jnp.bool_(False), jnp.int32(0))),
+        jax.tree.map(lambda x: x[0], state), _at(queue.hparams, 0),
+    )
+    buf = jax.tree.map(lambda s: jnp.zeros((n_q, *s.shape), s.dtype), out_shape)
+    if layout.n_rungs:
+        rung_loss = jnp.full((layout.n_rungs, n_q), jnp.inf, float_dtype())
+        rung_rec = jnp.zeros((layout.n_rungs, n_q), bool)
+    else:
+        rung_loss = rung_rec = jnp.zeros((0,), bool)
+    next_pos = jnp.minimum(jnp.asarray(layout.n_lanes, jnp.int32), queue.n_queue)
+    return _Lanes(state=state, cfg=cfg, active=active, halted=jnp.zeros((lp,), bool),
+                  passed=jnp.zeros((lp,), jnp.int32), next_pos=next_pos, n_active=next_pos, buf=buf,
+                  written=jnp.zeros((n_q,), bool), rung_loss=rung_loss, rung_rec=rung_rec)
+
+
+def _epoch(layout: _LaneLayout, queue: _Queue, c: _Lanes) -> _Lanes:
+    """One epoch of every active lane, then its rung decisions, the finished lanes' outputs written,
+    and those lanes refilled from the queue."""
+    stepper = layout.stepper
+    hp_l = _at(queue.hparams, c.cfg)
+    state = _where(c.active, jax.vmap(stepper.step)(c.state, hp_l), c.state)
+    fin = c.active & jax.vmap(stepper.finished)(state, hp_l)
+    c = c._replace(state=state)
+    if layout.n_rungs:
+        c, fin, fin_g = _apply_rungs(layout, queue, c, fin)
+    else:
+        fin_g = fin
+    buf, written = jax.lax.cond(jnp.any(fin), lambda a: _write_finished(layout, c, hp_l, fin, *a),
+                                lambda a: a, (c.buf, c.written))
+    return _refill(layout, queue, c._replace(buf=buf, written=written), fin, fin_g)
+
+
+def _apply_rungs(layout: _LaneLayout, queue: _Queue, c: _Lanes, fin: Array) -> tuple[_Lanes, Array, Array]:
+    """Record the losses of the runs that just reached a rung (every device alike), then continue
+    each only if it ranks in the best 1/eta recorded there. Returns the lanes, `fin` with the halted
+    runs, and the same over the queue's lanes of all devices."""
+    stepper, n_rungs, n_q = layout.stepper, layout.n_rungs, layout.queue_size
+    ldt = float_dtype()
+    epoch = jax.vmap(stepper.epoch)(c.state)
+    rung_epochs = jnp.asarray(layout.rungs, jnp.int32)
+    at_rung = c.active & ~fin & (epoch[None, :] == rung_epochs[:, None])  # (R, lp)
+    loss = jax.vmap(stepper.monitor)(c.state)
+    loss = jnp.where(jnp.isnan(loss), jnp.inf, loss).astype(ldt)
+    # One collective: finished flags, rung arrivals, losses and configurations.
+    packed = _gather(layout, jnp.concatenate([fin[None].astype(ldt), at_rung.astype(ldt), loss[None],
+                                              c.cfg[None].astype(ldt)]))
+    fin_g, at_g = packed[0] > 0, packed[1:1 + n_rungs] > 0
+    loss_g, cfg_g = packed[1 + n_rungs], packed[2 + n_rungs].astype(jnp.int32)
+
+    def record(tables):
+        rung_loss, rung_rec = tables
+        rows = jnp.broadcast_to(jnp.arange(n_rungs)[:, None], at_g.shape)
+        cols = jnp.where(at_g, cfg_g[None, :], n_q)
+        rung_loss = rung_loss.at[rows, cols].set(jnp.broadcast_to(loss_g, at_g.shape), mode="drop")
+        rung_rec = rung_rec.at[rows, cols].set(True, mode="drop")
+        return rung_loss, rung_rec, _stopped_at_rung(rung_loss, rung_rec, at_g, loss_g, cfg_g, layout.eta, n_q)
+
+    def skip(tables):
+        return (*tables, jnp.zeros(at_g.shape[1:], bool))
+
+    rung_loss, rung_rec, stop_g = jax.lax.cond(jnp.any(at_g), record, skip, (c.rung_loss, c.rung_rec))
+    stop = stop_g[queue.mine] if layout.coordinated else stop_g
+    c = c._replace(passed=c.passed + (jnp.any(at_rung, axis=0) & ~stop).astype(jnp.int32),
+                   halted=c.halted | stop, rung_loss=rung_loss, rung_rec=rung_rec)
+    return c, fin | stop, fin_g | stop_g
+
+
+def _gather(layout: _LaneLayout, x: Array) -> Array:
+    """A per-lane array of this device -> the queue's lanes (all devices' when coordinated)."""
+    return jax.lax.all_gather(x, layout.axis, axis=x.ndim - 1, tiled=True) if layout.coordinated else x
+
+
+def _write_finished(layout: _LaneLayout, c: _Lanes, hp_l: Mapping[str, Array], fin: Array, buf: PyTree,
+                    written: Array) -> tuple[PyTree, Array]:
+    """The outputs of the finished lanes into `buf`, `write_batch` lanes at a time: finalizing (and
+    re-initializing) every lane whenever one finishes would cost a pass over the data per finished run."""
+    batch, n_q = layout.write_batch, layout.queue_size
+
+    def body(carry):
+        buf, written, pending = carry
+        idx = jnp.argsort(~pending, stable=True)[:batch]
+        sel = pending[idx]
+        sub = jax.tree.map(lambda x: x[idx], c.state)
+        out = jax.vmap(layout.stepper.finalize)(sub, {k: v[idx] for k, v in hp_l.items()})
+        slot = jnp.where(sel, c.cfg[idx], n_q)
+        new = (out, LaneInfo(c.halted[idx], c.passed[idx]))
+        buf = jax.tree.map(lambda b, o: b.at[slot].set(o, mode="drop"), buf, new)
+        return buf, written.at[slot].set(True, mode="drop"), pending.at[idx].set(False)
+
+    return jax.lax.while_loop(lambda carry: jnp.any(carry[2]), body, (buf, written, fin))[:2]
+
+
+def _refill(layout: _LaneLayout, queue: _Queue, c: _Lanes, fin: Array, fin_g: Array) -> _Lanes:
+    """Finished lanes take the next queue positions in lane order (re-initialized `write_batch` at a
+    time); lanes left without a position stop."""
+    batch = layout.write_batch
+    order_g = jnp.cumsum(fin_g, dtype=jnp.int32) - 1
+    new_pos_g = c.next_pos + order_g
+    take_g = fin_g & (new_pos_g < queue.n_queue)
+    new_pos = new_pos_g[queue.mine] if layout.coordinated else new_pos_g
+    take = take_g[queue.mine] if layout.coordinated else take_g
+    new_cfg = queue.config_of(new_pos)
+
+    def refill(state):
+        def body(carry):
+            state, pending = carry
+            idx = jnp.argsort(~pending, stable=True)[:batch]
+            sel = pending[idx]
+            q = jnp.where(sel, new_cfg[idx], 0)
+            fresh = jax.vmap(layout.stepper.init)(queue.seeds[q], _at(queue.hparams, q))
+            state = jax.tree.map(lambda s, f: s.at[idx].set(_where(sel, f, s[idx])), state, fresh)
+            return state, pending.at[idx].set(False)
+
+        return jax.lax.while_loop(lambda carry: jnp.any(carry[1]), body, (state, take))[0]
+
+    state = jax.lax.cond(jnp.any(take), refill, lambda s: s, c.state)
+    n_fin = jnp.sum(fin_g, dtype=jnp.int32)
+    # Lanes still running, counted the same way on every device (no collective needed):
+    # those that were running and did not finish, plus those that took a new run.
+    n_active_next = c.n_active - n_fin + jnp.sum(take_g, dtype=jnp.int32)
+    return c._replace(
+        state=state, cfg=jnp.where(take, new_cfg, c.cfg), active=jnp.where(fin, take, c.active),
+        halted=jnp.where(take, False, c.halted), passed=jnp.where(take, 0, c.passed),
+        next_pos=jnp.minimum(c.next_pos + n_fin, queue.n_queue).astype(jnp.int32), n_active=n_active_next,
+    )
 
 
 def _stopped_at_rung(rung_loss: Array, rung_rec: Array, at_g: Array, loss_g: Array, cfg_g: Array, eta: float,
@@ -531,78 +616,106 @@ def run_hyperband(groups: Sequence[Any], n_runs: int, halving: Halving, config_o
     stages found there (they must carry the same `fingerprint`) instead of running them, and ends
     with the same results as an uninterrupted run, since every decision follows from the outputs.
     """
-    from pathlib import Path
-
-    from jaxopt_lab.sweep import runner
+    from jaxopt_lab.sweep import runner  # here, not at the top: the runner imports this module
 
     stats = runner.ExecutionStats(runs=n_runs)
-    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        if not resume and any(folder.glob("hyperband_*.ckpt")):
-            raise ValueError(f"{folder} holds the stages of an earlier Hyperband sweep: resume it, or remove it")
+    folder = _stage_folder(checkpoint_dir, resume)
     outputs: list[Any] = [None] * n_runs
     for gi, g in enumerate(groups):
         if g.stepper is None:
             raise ValueError("Hyperband needs runs split into epochs (a Stepper)")
         max_epochs = g.stepper.max_epochs
-        idx = [int(i) for i in g.indices]
-        pos = {run: j for j, run in enumerate(idx)}
-        configs: list[list[int]] = []
-        for run in idx:
-            if configs and config_of[configs[-1][-1]] == config_of[run]:
-                configs[-1].append(run)
-            else:
-                configs.append([run])
-        sizes = halving.bracket_sizes(len(configs), max_epochs)
-        rungs_of = halving.bracket_rungs(max_epochs)
-        fn = stage_fn(g.stepper)
-        n_dev = len(devices) if devices is not None else len(jax.local_devices())
-        size = int(chunk_size) if chunk_size is not None else min(len(idx), 256)
-        size = max(n_dev, math.ceil(size / n_dev) * n_dev)
-
-        def stage(runs: list[int], until: int, g=g, gi=gi, fn=fn, pos=pos, size=size) -> dict[int, Any]:
-            path = folder / f"hyperband_g{gi:03d}_until{until:05d}_first{runs[0]:07d}.ckpt" if folder else None
-            meta = {"fingerprint": fingerprint, "runs": [int(r) for r in runs], "until": int(until)}
-            return _cached_stage(path, meta, resume, lambda: _run_stage(
-                g, fn, pos, size, runs, until, stats, execution=execution, devices=devices, progress=progress))
-
+        configs = _configurations(g.indices, config_of)
+        stage = _group_stages(g, gi, folder, resume, fingerprint, stats, chunk_size=chunk_size,
+                              execution=execution, devices=devices, progress=progress)
         start = 0
-        for rungs, n_cfg in zip(rungs_of, sizes, strict=True):
-            bracket_runs = [r for c in configs[start:start + n_cfg] for r in c]
+        for rungs, n_cfg in zip(halving.bracket_rungs(max_epochs), halving.bracket_sizes(len(configs), max_epochs),
+                                strict=True):
+            _run_bracket(stage, [r for c in configs[start:start + n_cfg] for r in c], rungs, max_epochs,
+                         halving.eta, outputs)
             start += n_cfg
-            alive, passed = list(bracket_runs), dict.fromkeys(bracket_runs, 0)
-            computed = dict.fromkeys(bracket_runs, 0)
-            for k, r_epochs in enumerate(rungs):
-                res = stage(alive, r_epochs)
-                reached = []
-                for run in alive:
-                    o = res[run]
-                    computed[run] += int(o["epoch"])
-                    if bool(o["finished"]) or int(o["epoch"]) < r_epochs:
-                        outputs[run] = (o["out"], BracketInfo(False, k, len(rungs), computed[run]))
-                    else:
-                        reached.append(run)
-                keep = rung_survivors(reached, [float(res[run]["monitor"]) for run in reached], halving.eta)
-                for run in reached:
-                    if run not in keep:
-                        outputs[run] = (res[run]["out"], BracketInfo(True, k, len(rungs), computed[run]))
-                alive = [run for run in reached if run in keep]
-                for run in alive:
-                    passed[run] = k + 1
-            if alive:
-                res = stage(alive, max_epochs)
-                for run in alive:
-                    computed[run] += int(res[run]["epoch"])
-                    outputs[run] = (res[run]["out"], BracketInfo(False, passed[run], len(rungs), computed[run]))
     return outputs, stats
+
+
+def _stage_folder(checkpoint_dir: Any, resume: bool) -> Path | None:
+    """The folder Hyperband's stages are saved in (created), or None; an earlier sweep's stages
+    there are refused without `resume`."""
+    if checkpoint_dir is None:
+        return None
+    folder = Path(checkpoint_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not resume and any(folder.glob("hyperband_*.ckpt")):
+        raise ValueError(f"{folder} holds the stages of an earlier Hyperband sweep: resume it, or remove it")
+    return folder
+
+
+def _configurations(indices: Sequence[int], config_of: Sequence[int]) -> list[list[int]]:
+    """The group's runs as configurations in order: consecutive runs of one configuration together."""
+    configs: list[list[int]] = []
+    for run in (int(i) for i in indices):
+        if configs and config_of[configs[-1][-1]] == config_of[run]:
+            configs[-1].append(run)
+        else:
+            configs.append([run])
+    return configs
+
+
+def _group_stages(g: Any, gi: int, folder: Path | None, resume: bool, fingerprint: str, stats: Any, *,
+                  chunk_size: int | None, execution: str, devices: Sequence[Any] | None,
+                  progress: bool | None) -> Callable[[list[int], int], dict[int, Any]]:
+    """`stage(runs, until) -> {run: outputs of stage_fn}` for group `gi`: runs trained to `until`
+    epochs in chunks of one shape, loaded from `folder` when resuming and saved there."""
+    idx = [int(i) for i in g.indices]
+    pos = {run: j for j, run in enumerate(idx)}
+    fn = stage_fn(g.stepper)
+    n_dev = len(devices) if devices is not None else len(jax.local_devices())
+    size = int(chunk_size) if chunk_size is not None else min(len(idx), 256)
+    size = max(n_dev, math.ceil(size / n_dev) * n_dev)
+
+    def stage(runs: list[int], until: int) -> dict[int, Any]:
+        path = folder / f"hyperband_g{gi:03d}_until{until:05d}_first{runs[0]:07d}.ckpt" if folder else None
+        meta = {"fingerprint": fingerprint, "runs": [int(r) for r in runs], "until": int(until)}
+        return _cached_stage(path, meta, resume, lambda: _run_stage(
+            g, fn, pos, size, runs, until, stats, execution=execution, devices=devices, progress=progress))
+
+    return stage
+
+
+def _run_bracket(stage: Callable[[list[int], int], dict[int, Any]], runs: list[int], rungs: Sequence[int],
+                 max_epochs: int, eta: float, outputs: list[Any]) -> None:
+    """One bracket: synchronous successive halving of `runs` at `rungs`, every run's
+    ``(outputs, BracketInfo)`` set in `outputs` where it ends (stopped early, halted, or the budget)."""
+    alive, passed = list(runs), dict.fromkeys(runs, 0)
+    computed = dict.fromkeys(runs, 0)
+    for k, r_epochs in enumerate(rungs):
+        res = stage(alive, r_epochs)
+        reached = []
+        for run in alive:
+            o = res[run]
+            computed[run] += int(o["epoch"])
+            if bool(o["finished"]) or int(o["epoch"]) < r_epochs:
+                outputs[run] = (o["out"], BracketInfo(False, k, len(rungs), computed[run]))
+            else:
+                reached.append(run)
+        keep = rung_survivors(reached, [float(res[run]["monitor"]) for run in reached], eta)
+        for run in reached:
+            if run not in keep:
+                outputs[run] = (res[run]["out"], BracketInfo(True, k, len(rungs), computed[run]))
+        alive = [run for run in reached if run in keep]
+        for run in alive:
+            passed[run] = k + 1
+    if alive:
+        res = stage(alive, max_epochs)
+        for run in alive:
+            computed[run] += int(res[run]["epoch"])
+            outputs[run] = (res[run]["out"], BracketInfo(False, passed[run], len(rungs), computed[run]))
 
 
 def _run_stage(g: Any, fn: Callable, pos: Mapping[int, int], size: int, runs: list[int], until: int, stats: Any, *,
                execution: str, devices: Sequence[Any] | None, progress: bool | None) -> dict[int, Any]:
     """One stage of a bracket: `runs` trained to `until` epochs, padded to whole chunks of `size` with
     runs that train 0 epochs (one program shape for every stage); adds to `stats`."""
-    from jaxopt_lab.sweep import runner
+    from jaxopt_lab.sweep import runner  # here, not at the top: the runner imports this module
 
     n = math.ceil(len(runs) / size) * size
     padded = runs + [runs[0]] * (n - len(runs))
@@ -624,8 +737,6 @@ def _cached_stage(path: Any, meta: Mapping[str, Any], resume: bool, run: Callabl
                   ) -> dict[int, Any]:
     """A stage's per-run outputs: loaded from `path` when resuming and it holds this stage (same
     fingerprint and runs), else computed by `run()` and saved to `path` (atomically)."""
-    from jaxopt_lab import checkpoint
-
     runs = list(meta["runs"])
     if path is not None and resume and path.exists():
         saved = checkpoint.load_metadata(path)
@@ -635,7 +746,7 @@ def _cached_stage(path: Any, meta: Mapping[str, Any], resume: bool, run: Callabl
         return {r: jax.tree.map(lambda a, j=j: np.asarray(a)[j], tree) for j, r in enumerate(runs)}
     out = run()
     if path is not None:
-        from jaxopt_lab.sweep import runner
+        from jaxopt_lab.sweep import runner  # here, not at the top: the runner imports this module
 
         checkpoint.save(path, runner.stack_outputs([out[r] for r in runs]), dict(meta))
     return out

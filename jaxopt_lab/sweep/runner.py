@@ -27,74 +27,61 @@ width for mini-batch groups.
 After each chunk its outputs come to the host and, when a checkpoint folder is
 given, are saved atomically; a resumed sweep loads finished chunks instead of
 running them, so it ends with the same outputs as an uninterrupted one.
+
+`execute` goes through four steps, each in one place: *plan* (`jaxopt_lab.sweep.plan`: which
+execution, chunk shape and lanes per group), *compile* (`compiled_program`, through a bounded,
+clearable program cache a caller may pass in), *run one chunk* (`_chunk_args`, `_run_chunk`:
+the chunk's arguments placed on the mesh, its outputs gathered to the host) and *resume*
+(`jaxopt_lab.sweep.chunks`: the checkpoint folder, saving and loading chunks).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxopt_lab import _cache, _io
-from jaxopt_lab.config import ConfigError
+from jaxopt_lab import _cache
+from jaxopt_lab.sweep import adaptive, chunks
+from jaxopt_lab.sweep.chunks import prepare_checkpoints  # noqa: F401 - re-exported: a public name of the runner
+from jaxopt_lab.sweep.plan import (  # noqa: F401 - re-exported: the runner's public names
+    AUTO_LANE_BYTES,
+    AUTO_LANE_WIDTH,
+    DEFAULT_CHUNK_BUDGET,
+    EXECUTIONS,
+    Group,
+    GroupPlan,
+    RunFn,
+    auto_execution,
+    chunk_plan,
+    default_execution,
+    plan_group,
+    resolve_execution,
+)
+from jaxopt_lab.sweep.plan import label_text as _label
 
-RunFn = Callable[[jax.Array, Mapping[str, jax.Array]], Any]
+_float_dtype = adaptive.float_dtype  # the name other modules of the package read
 
-#: Default memory budget for one chunk's live data, in bytes (inputs, outputs and
-#: the per-run working set of the runs that execute at once).
-DEFAULT_CHUNK_BUDGET = 1 << 30
-
-
-@dataclass
-class Group:
-    """Runs sharing one compiled function.
-
-    Attributes:
-      fn: `fn(seed, hparams) -> pytree`: one run, pure and traceable; `seed` is an int32 scalar.
-        With `data`, `fn(seed, hparams, data) -> pytree`.
-      indices: the runs' positions in the whole sweep.
-      seeds: int seeds, one per run.
-      hparams: numeric hyperparameters, one array per key, one value per run.
-      label: the group's categorical values, for progress lines and reports.
-      cache_key: identifies the compiled program across sweeps (same key, same program).
-      stepper: the run split into epochs (`adaptive.Stepper`), for ``execution="refill"``.
-      data: arrays every run of the group reads (a trainer's `data_arrays`), or None. They
-        enter the compiled program as one replicated argument, not as constants.
-      lanes_pay: the runs batch well in vmapped lanes on CPU (mini-batch training of a small dense
-        model, `Trainer.lanes_pay`): ``execution="auto"`` then uses lanes (`auto_execution`).
-      batch_bytes: bytes of one update's input batch, when known (bounds the lanes' width).
-    """
-
-    fn: RunFn
-    indices: np.ndarray
-    seeds: np.ndarray
-    hparams: dict[str, np.ndarray]
-    label: dict[str, Any] = field(default_factory=dict)
-    cache_key: Any = None
-    stepper: Any = None
-    data: Any = None
-    lanes_pay: bool = False
-    batch_bytes: int | None = None
-
-    def data_args(self) -> tuple:
-        """`(data,)` when the group's runs take data, else `()`: the runs' trailing arguments."""
-        return () if self.data is None else (self.data,)
+#: What `execute` keeps compiled chunk programs in (`program_cache`): bounded and clearable.
+ProgramCache = _cache.BoundedCache
 
 
 @dataclass
 class ExecutionStats:
+    """How a sweep executed: runs, devices, the execution (and refill lanes), seconds in all and
+    compiling, chunks run and loaded from checkpoints, and programs compiled (0 when every one came
+    from the program cache)."""
+
     runs: int = 0
     devices: int = 1
     execution: str = "map"
@@ -115,8 +102,12 @@ class SweepInterrupted(Exception):
     """Raised after Ctrl-C once the finished chunks are saved."""
 
 
-# Compiled chunk programs, reused by later sweeps in this process: a second sweep of
-# the same shapes with new values does not recompile.
+# ----------------------------------------------------------------------------- compile
+
+
+# Compiled chunk programs, reused by later sweeps in this process: a second sweep of the same
+# shapes with new values does not recompile. The default of `execute`'s `program_cache`;
+# `jaxopt_lab.sweep.clear_caches` empties it.
 _COMPILED = _cache.BoundedCache("sweep programs", 64)
 
 
@@ -140,59 +131,6 @@ def compile_lowered(lowered: Any) -> Any:
     return lowered.compile()
 
 
-EXECUTIONS = ("map", "vmap", "refill")
-
-
-def default_execution() -> str:
-    return "map" if jax.default_backend() == "cpu" else "vmap"
-
-
-#: Runs batched per step of `lax.map` in the mini-batch groups `execution="auto"` vectorizes on
-#: CPU. Fixed (not derived from the device count), so that a run's arithmetic, and so runs.csv,
-#: does not depend on how many devices share the sweep.
-AUTO_LANE_WIDTH = 32
-
-#: At most this many bytes of mini-batch inputs gathered at once by the lanes of one `lax.map` step:
-#: each vmapped run gathers its own shuffled batch, so wide lanes over large batches would hold
-#: lanes x batch bytes (a 6,000 x 784 float32 batch is 19 MB).
-AUTO_LANE_BYTES = 64 << 20
-
-
-def auto_execution(group: Group) -> tuple[str, int]:
-    """(execution, map batch size) of a group under ``execution="auto"``.
-
-    On accelerators every group is batched (`vmap`). On CPU a group of mini-batch runs of a small
-    dense model (`Group.lanes_pay`) runs as `lax.map` over lanes of `AUTO_LANE_WIDTH` vmapped runs:
-    its many tiny updates are dominated by per-op overhead, which batching amortizes (2.02x
-    hand-written `jit(vmap)` against 1.26x for one run at a time, BENCHMARKS.md section 8.1).
-    Everything else runs one at a time: full-batch groups (1.7-2x faster there than any batching)
-    and convolutional or foreign models (the digits CNN batched in lanes ran 25x slower).
-    """
-    if jax.default_backend() != "cpu":
-        return "vmap", 1
-    if group.lanes_pay:
-        per_run = max(int(group.batch_bytes or 0), 1)
-        return "map", max(1, min(AUTO_LANE_WIDTH, AUTO_LANE_BYTES // per_run))
-    return "map", 1
-
-
-def chunk_plan(n_runs: int, n_devices: int, chunk_size: int | None, bytes_per_run: int | None = None,
-               budget: int = DEFAULT_CHUNK_BUDGET) -> tuple[int, int]:
-    """(chunk shape, number of chunks) for a group of `n_runs`.
-
-    The chunk holds a multiple of the device count; chunks are balanced so the
-    padding of the last one is below one device row per chunk.
-    """
-    if chunk_size is None:
-        per_run = max(bytes_per_run or 0, 1)
-        chunk_size = max(n_devices, min(4096, budget // per_run))
-    chunk_size = max(1, int(chunk_size))
-    n_chunks = max(1, math.ceil(n_runs / chunk_size))
-    per_chunk = math.ceil(n_runs / n_chunks)
-    per_chunk = math.ceil(per_chunk / n_devices) * n_devices
-    return per_chunk, n_chunks
-
-
 def _program(fn: RunFn, keys: Sequence[str], mesh: Mesh, execution: str, map_batch_size: int,
              with_data: bool = False):
     """jit(shard_map(map-or-vmap(fn))) over (seeds, hparams) arrays, and the group's data
@@ -212,6 +150,76 @@ def _program(fn: RunFn, keys: Sequence[str], mesh: Mesh, execution: str, map_bat
     return jax.jit(sharded)
 
 
+def _refill_program(stepper: Any, keys: Sequence[str], mesh: Mesh, size: int, n_lanes: int,
+                    rungs: Sequence[int], eta: float, with_data: bool = False):
+    """jit(shard_map(refill lanes)): the queue replicated, the lanes split over devices."""
+    n_dev = mesh.devices.size
+
+    def shard(seeds, hp, n_valid, *data):
+        lanes = adaptive.refill_shard(
+            adaptive.bind_data(stepper, *data), lanes_per_device=n_lanes // n_dev, n_devices=n_dev,
+            queue_size=size, rungs=rungs, eta=eta,
+        )
+        return lanes(seeds, hp, n_valid)
+
+    rep = PartitionSpec()
+    sharded = jax.shard_map(
+        shard, mesh=mesh, in_specs=(rep, {k: rep for k in keys}, rep) + ((rep,) if with_data else ()),
+        out_specs=PartitionSpec("runs"), check_vma=False,
+    )
+    return jax.jit(sharded)
+
+
+def _shapes(tree: Any) -> Any:
+    return tuple((tuple(np.shape(a)), str(np.asarray(a).dtype) if not hasattr(a, "dtype") else str(a.dtype))
+                 for a in jax.tree.leaves(tree))
+
+
+def program_key(group: Group, plan: GroupPlan, devices: Sequence[Any]) -> tuple:
+    """What identifies a group's compiled chunk program across sweeps: the run function (its
+    `cache_key`), the hyperparameters' names, the chunk shape, the execution variant, the devices,
+    the float dtype and the shapes of the group's data."""
+    return (
+        group.cache_key if group.cache_key is not None else id(group.fn),
+        plan.keys, plan.size, plan.variant, tuple(str(d) for d in devices), str(_float_dtype()),
+        _shapes(group.data),
+    )
+
+
+def compiled_program(group: Group, plan: GroupPlan, mesh: Mesh, args: tuple, cache: ProgramCache,
+                     stats: ExecutionStats) -> Any:
+    """The group's chunk program for arguments like `args`: from `cache` when it holds it, else
+    compiled (counted in `stats`) and stored there."""
+    key = program_key(group, plan, list(mesh.devices.flat))
+    hit = cache.get(key)
+    if hit is not None:
+        return hit[0]
+    t0 = time.perf_counter()
+    if plan.execution == "refill":
+        jitted = _refill_program(group.stepper, plan.keys, mesh, plan.size, plan.n_lanes, plan.rungs,
+                                 plan.eta if plan.eta is not None else 3.0, with_data=group.data is not None)
+    else:
+        jitted = _program(group.fn, plan.keys, mesh, plan.execution, plan.map_batch_size,
+                          with_data=group.data is not None)
+    program = compile_lowered(jitted.lower(*args))
+    stats.compile_seconds += time.perf_counter() - t0
+    stats.compilations += 1
+    # The run function stays alive with its program: a key holding `id(group.fn)` must not match
+    # another function that later reuses a freed one's id.
+    cache[key] = (program, group.fn)
+    return program
+
+
+# ----------------------------------------------------------------------------- run one chunk
+
+
+def _global(a: np.ndarray, mesh: Mesh, replicated: bool = False) -> jax.Array:
+    """A host array (the same on every process) as a global array sharded over the runs axis
+    (or replicated on every device)."""
+    sharding = jax.sharding.NamedSharding(mesh, PartitionSpec() if replicated else PartitionSpec("runs"))
+    return jax.make_array_from_callback(np.shape(a), sharding, lambda idx: np.asarray(a)[idx])
+
+
 def _replicated(data: Any, mesh: Mesh, multi: bool) -> Any:
     """The group's data as one replicated copy on the mesh's devices (placed once per group)."""
     if multi:
@@ -219,17 +227,41 @@ def _replicated(data: Any, mesh: Mesh, multi: bool) -> Any:
     return jax.device_put(data, jax.sharding.NamedSharding(mesh, PartitionSpec()))
 
 
-def _fingerprint(groups: Sequence[Group], extra: Any) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps(extra, sort_keys=True, default=str).encode())
-    for g in groups:
-        h.update(np.asarray(g.indices, np.int64).tobytes())
-        h.update(np.asarray(g.seeds, np.int64).tobytes())
-        for k in sorted(g.hparams):
-            h.update(k.encode())
-            h.update(np.asarray(g.hparams[k], np.float64).tobytes())
-        h.update(json.dumps(g.label, sort_keys=True, default=str).encode())
-    return h.hexdigest()
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    """Pad the run axis to `size` by repeating the last run (its results are dropped)."""
+    if len(a) == size:
+        return a
+    return np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)])
+
+
+def _chunk_args(group: Group, plan: GroupPlan, lo: int, hi: int, mesh: Mesh, multi: bool) -> tuple:
+    """Runs `lo:hi` of the group as the program's (seeds, hparams[, n_valid]), padded to the chunk
+    shape and, on several processes, as global arrays over the mesh."""
+    seeds = _pad(np.asarray(group.seeds[lo:hi], np.int32), plan.size)
+    hp = {k: _pad(np.asarray(group.hparams[k][lo:hi], _float_dtype()), plan.size) for k in plan.keys}
+    if plan.execution == "refill":
+        args = (seeds, hp, np.asarray(hi - lo, np.int32))
+        # The refill queue is replicated: every device draws its runs from all of it.
+        return jax.tree.map(lambda a: _global(a, mesh, replicated=True), args) if multi else args
+    if multi:
+        return (_global(seeds, mesh), {k: _global(v, mesh) for k, v in hp.items()})
+    return (seeds, hp)
+
+
+def _run_chunk(program: Any, args: tuple, plan: GroupPlan, n_valid: int, n_devices: int, multi: bool) -> Any:
+    """One chunk run; the outputs of its first `n_valid` runs (the rest is padding) as host numpy,
+    with a leading axis over those runs. On several processes each computed the shards of its own
+    devices: the outputs are gathered to all."""
+    result = program(*args)
+    if multi:
+        result = multihost_utils.process_allgather(result, tiled=True)
+    if plan.execution == "refill":
+        buf, written = jax.device_get(result)
+        return adaptive.combine(buf, written, n_devices, n_valid)
+    return jax.tree.map(lambda a: np.asarray(a)[:n_valid], jax.device_get(result))
+
+
+# ----------------------------------------------------------------------------- the whole sweep
 
 
 class Progress:
@@ -270,6 +302,36 @@ class Progress:
         self.stream.flush()
 
 
+@dataclass
+class _Sweep:
+    """What every chunk of one `execute` call shares."""
+
+    mesh: Mesh
+    multi: bool  # several processes (jax.distributed) share the mesh
+    writer: bool  # this process saves checkpoints and calls `on_chunk`
+    ckpt: Path | None
+    resume: bool
+    fingerprint: str
+    cache: ProgramCache
+    stats: ExecutionStats
+    outputs: list[Any]
+    progress: Progress
+    on_chunk: Callable[[np.ndarray, Any], None] | None
+
+    @property
+    def n_devices(self) -> int:
+        return self.mesh.devices.size
+
+
+def _mesh(devices: Sequence[Any] | None) -> tuple[Mesh, bool]:
+    """The `runs` mesh over `devices` (default: all devices, of every process when several share
+    the sweep), and whether several processes do."""
+    multi = jax.process_count() > 1
+    if devices is None:
+        devices = jax.devices() if multi else jax.local_devices()
+    return Mesh(np.array(list(devices)), ("runs",)), multi
+
+
 def execute(
     groups: Sequence[Group],
     n_runs: int,
@@ -286,6 +348,7 @@ def execute(
     lanes: int | None = None,
     halving: Any = None,
     on_chunk: Callable[[np.ndarray, Any], None] | None = None,
+    program_cache: ProgramCache | None = None,
 ) -> tuple[list[Any], ExecutionStats]:
     """Run every group in chunks; returns (per-run outputs as host numpy pytrees, stats).
 
@@ -296,265 +359,89 @@ def execute(
     `on_chunk(indices, chunk_outputs)` is called on the writing process after each chunk
     (computed or resumed) with the run indices and their host outputs (leading axis over
     those runs): loggers write from there, outside any compiled program.
+
+    `program_cache` (a `jaxopt_lab._cache.BoundedCache`) keeps the compiled chunk programs; by
+    default the process-wide one, so a later sweep of the same shapes does not recompile.
     """
-    auto = execution == "auto" and halving is None
-    if execution == "auto":
-        execution = "refill" if halving is not None else default_execution()
-    if execution not in EXECUTIONS:
-        raise ValueError(f"execution={execution!r} is not a valid choice; valid choices: auto, {', '.join(EXECUTIONS)}")
-    if halving is not None and execution != "refill":
-        raise ValueError(f"halving needs execution='refill' (lanes that take new runs), not {execution!r}")
-    if lanes is not None and (isinstance(lanes, bool) or not isinstance(lanes, (int, np.integer)) or lanes < 1):
-        raise ValueError(f"lanes={lanes!r} is out of range: valid range is [1, inf)")
-    if execution == "refill":
-        missing = [_label(g.label) or "(the only group)" for g in groups if g.stepper is None]
-        if missing:
-            raise ValueError(
-                "execution='refill' needs runs split into epochs (a Stepper: config sweeps and make_train "
-                f"trainers have one); these groups have none: {'; '.join(missing)}"
-            )
-    if map_batch_size < 1:
-        raise ValueError(f"map_batch_size={map_batch_size!r} is out of range: valid range is [1, inf)")
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size!r} is out of range: valid range is [1, inf)")
-    multi = jax.process_count() > 1
-    if devices is None:
-        devices = jax.devices() if multi else jax.local_devices()
-    devices = list(devices)
-    mesh = Mesh(np.array(devices), ("runs",))
+    execution, auto = resolve_execution(groups, execution, halving, lanes, map_batch_size, chunk_size)
+    mesh, multi = _mesh(devices)
     # Several processes (jax.distributed): every process runs this same loop over the same
     # chunks; each computes the shards of its own devices, and the outputs are gathered to all.
     writer = jax.process_index() == 0
-    n_dev = len(devices)
-    stats = ExecutionStats(runs=n_runs, devices=n_dev, execution=execution)
-    outputs: list[Any] = [None] * n_runs
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if execution == "refill":
         # Halving decisions depend on the lanes and rungs: checkpoints of another setting do not fit.
         fingerprint_extra = [fingerprint_extra, execution, lanes, halving and [halving.min_epochs, halving.eta]]
-    fp = _fingerprint(groups, fingerprint_extra)
+    fp = chunks.fingerprint(groups, fingerprint_extra)
     if ckpt is not None and writer:
         prepare_checkpoints(ckpt, fp, resume)
-    prog = Progress(n_runs, progress if writer else False)
+    sweep = _Sweep(
+        mesh=mesh, multi=multi, writer=writer, ckpt=ckpt, resume=resume, fingerprint=fp,
+        cache=_COMPILED if program_cache is None else program_cache,
+        stats=ExecutionStats(runs=n_runs, devices=mesh.devices.size, execution=execution),
+        outputs=[None] * n_runs, progress=Progress(n_runs, progress if writer else False), on_chunk=on_chunk,
+    )
     t_start = time.perf_counter()
     try:
         for gi, g in enumerate(groups):
-            keys = sorted(g.hparams)
-            # One decision per group: how its runs execute inside a device's shard.
-            execution, map_batch_size = auto_execution(g) if auto else (execution, map_batch_size)
-            n = len(g.indices)
-            out_shape = jax.eval_shape(
-                g.fn, jax.ShapeDtypeStruct((), jnp.int32),
-                {k: jax.ShapeDtypeStruct((), _float_dtype()) for k in keys}, *g.data_args(),
-            )
-            data_args = None  # placed on the devices when the first chunk runs
-            if execution == "refill":
-                from jaxopt_lab.sweep import adaptive
-
-                out_shape = (out_shape, adaptive.LaneInfo(jax.ShapeDtypeStruct((), jnp.bool_),
-                                                          jax.ShapeDtypeStruct((), jnp.int32)))
-            per_run = sum(int(np.prod(x.shape)) * x.dtype.itemsize for x in jax.tree.leaves(out_shape))
-            # In vmap mode every run of the chunk is live at once; in map mode only map_batch_size
-            # per device, so the budget then only bounds the chunk's outputs.
-            per_run_live = per_run * (8 if execution == "vmap" else 2)
-            if execution == "refill":
-                # The queue is replicated and every device keeps a results buffer for all of it.
-                size, n_chunks = chunk_plan(n, 1, chunk_size, per_run * 2 * n_dev, chunk_budget)
-                n_lanes = _refill_lanes(lanes, size, n_dev)
-                rungs = halving.rungs(g.stepper.max_epochs) if halving is not None else ()
-                stats.lanes = n_lanes
-            else:
-                size, n_chunks = chunk_plan(n, n_dev, chunk_size, per_run_live, chunk_budget)
-            if execution == "map":
-                # Every device's shard is whole lanes: a partial last lane would be vmapped at another
-                # width, and XLA's batched arithmetic rounds differently at different widths.
-                size = math.ceil(size / (n_dev * map_batch_size)) * n_dev * map_batch_size
-            program = None
-            for ci in range(n_chunks):
-                lo, hi = ci * size, min((ci + 1) * size, n)
-                if lo >= n:
-                    break
-                idx = g.indices[lo:hi]
-                path = ckpt / f"group{gi:03d}_chunk{ci:05d}.ckpt" if ckpt is not None else None
-                t0 = time.perf_counter()
-                if path is not None and resume and path.exists():
-                    from jaxopt_lab import checkpoint
-
-                    # `like` restores the outputs' structure (NamedTuples come back as dicts without it).
-                    like = _stacked_like(out_shape, len(idx))
-                    meta = checkpoint.load_metadata(path)
-                    # Another device count may round differently (batched executions do): refused, not mixed.
-                    if (meta.get("fingerprint") != fp or list(meta.get("indices", [])) != [int(i) for i in idx]
-                            or meta.get("devices", n_dev) != n_dev):
-                        raise ConfigError(
-                            f"--resume: checkpoint {path} holds other runs (another config, --chunk-size, "
-                            "--devices or --execution): resume with the arguments of the interrupted sweep, "
-                            "or remove it and drop --resume")
-                    tree, meta = checkpoint.load(path, like=like)
-                    chunk_out = jax.tree.map(np.asarray, tree)
-                    _scatter(outputs, idx, chunk_out, out_shape)
-                    if on_chunk is not None and writer:
-                        on_chunk(idx, chunk_out)
-                    stats.chunks_resumed += 1
-                    prog.update(len(idx), False, time.perf_counter() - t0, _label(g.label))
-                    continue
-                seeds = _pad(np.asarray(g.seeds[lo:hi], np.int32), size)
-                hp = {k: _pad(np.asarray(g.hparams[k][lo:hi], _float_dtype()), size) for k in keys}
-                args: tuple = (seeds, hp)
-                if execution == "refill":
-                    n_valid = np.asarray(hi - lo, np.int32)
-                    args = (seeds, hp, n_valid)
-                    if multi:
-                        args = jax.tree.map(lambda a: _global(a, mesh, replicated=True), args)
-                elif multi:
-                    args = (_global(seeds, mesh), {k: _global(v, mesh) for k, v in hp.items()})
-                if data_args is None:
-                    data_args = tuple(_replicated(d, mesh, multi) for d in g.data_args())
-                args = (*args, *data_args)
-                if program is None:
-                    variant = (execution, map_batch_size) if execution != "refill" else (execution, n_lanes, rungs,
-                                                                                         halving and halving.eta)
-                    cache_key = (
-                        g.cache_key if g.cache_key is not None else id(g.fn),
-                        tuple(keys), size, variant, tuple(str(d) for d in devices), str(_float_dtype()),
-                        _shapes(g.data),
-                    )
-                    program = _COMPILED.get(cache_key)
-                    if program is None:
-                        tc = time.perf_counter()
-                        if execution == "refill":
-                            jitted = _refill_program(g.stepper, keys, mesh, size, n_lanes, rungs,
-                                                     halving.eta if halving is not None else 3.0,
-                                                     with_data=g.data is not None)
-                        else:
-                            jitted = _program(g.fn, keys, mesh, execution, map_batch_size,
-                                              with_data=g.data is not None)
-                        program = compile_lowered(jitted.lower(*args))
-                        stats.compile_seconds += time.perf_counter() - tc
-                        stats.compilations += 1
-                        _COMPILED[cache_key] = (program, g.fn)
-                    else:
-                        program = program[0]
-                    t0 = time.perf_counter()
-                result = program(*args)
-                if multi:
-                    from jax.experimental import multihost_utils
-
-                    result = multihost_utils.process_allgather(result, tiled=True)
-                if execution == "refill":
-                    from jaxopt_lab.sweep import adaptive
-
-                    buf, written = jax.device_get(result)
-                    chunk_out = adaptive.combine(buf, written, n_dev, hi - lo)
-                else:
-                    chunk_out = jax.tree.map(lambda a, m=hi - lo: np.asarray(a)[:m], jax.device_get(result))
-                if path is not None and writer:
-                    from jaxopt_lab import checkpoint
-
-                    checkpoint.save(path, chunk_out, {"fingerprint": fp, "indices": [int(i) for i in idx],
-                                                     "devices": n_dev})
-                _scatter(outputs, idx, chunk_out, out_shape)
-                if on_chunk is not None and writer:
-                    on_chunk(idx, chunk_out)
-                stats.chunks += 1
-                prog.update(len(idx), True, time.perf_counter() - t0, _label(g.label))
+            plan = plan_group(g, execution=execution, auto=auto, map_batch_size=map_batch_size,
+                              chunk_size=chunk_size, chunk_budget=chunk_budget, n_devices=sweep.n_devices,
+                              lanes=lanes, halving=halving)
+            if plan.n_lanes is not None:
+                sweep.stats.lanes = plan.n_lanes
+            _execute_group(sweep, gi, g, plan)
     except KeyboardInterrupt:
         raise SweepInterrupted(
             "sweep interrupted: finished chunks are saved" + (f" in {ckpt}; rerun with --resume" if ckpt else "")
         ) from None
-    stats.wall_seconds = time.perf_counter() - t_start
-    return outputs, stats
+    sweep.stats.wall_seconds = time.perf_counter() - t_start
+    return sweep.outputs, sweep.stats
 
 
-def _global(a: np.ndarray, mesh: Mesh, replicated: bool = False) -> jax.Array:
-    """A host array (the same on every process) as a global array sharded over the runs axis
-    (or replicated on every device)."""
-    sharding = jax.sharding.NamedSharding(mesh, PartitionSpec() if replicated else PartitionSpec("runs"))
-    return jax.make_array_from_callback(np.shape(a), sharding, lambda idx: np.asarray(a)[idx])
+def _execute_group(sweep: _Sweep, gi: int, group: Group, plan: GroupPlan) -> None:
+    """Every chunk of group `gi`: loaded from its checkpoint when resuming, else run and saved."""
+    program = data_args = None  # compiled, and the data placed, when the first chunk runs
+    for ci, lo, hi in plan.chunk_bounds(len(group.indices)):
+        idx = group.indices[lo:hi]
+        path = chunks.checkpoint_path(sweep.ckpt, gi, ci)
+        t0 = time.perf_counter()
+        if path is not None and sweep.resume and path.exists():
+            chunk_out = chunks.load(path, plan.out_shape, sweep.fingerprint, idx, sweep.n_devices)
+            _finish_chunk(sweep, group, idx, chunk_out, ran=False, t0=t0)
+            continue
+        if data_args is None:
+            data_args = tuple(_replicated(d, sweep.mesh, sweep.multi) for d in group.data_args())
+        args = (*_chunk_args(group, plan, lo, hi, sweep.mesh, sweep.multi), *data_args)
+        if program is None:
+            program = compiled_program(group, plan, sweep.mesh, args, sweep.cache, sweep.stats)
+            t0 = time.perf_counter()  # the run rate the progress line shows leaves compiling out
+        chunk_out = _run_chunk(program, args, plan, hi - lo, sweep.n_devices, sweep.multi)
+        if path is not None and sweep.writer:
+            chunks.save(path, chunk_out, sweep.fingerprint, idx, sweep.n_devices)
+        _finish_chunk(sweep, group, idx, chunk_out, ran=True, t0=t0)
 
 
-def _refill_lanes(lanes: int | None, size: int, n_dev: int) -> int:
-    from jaxopt_lab.sweep import adaptive
-
-    if lanes is None:
-        return adaptive.default_lanes(size, n_dev)
-    return max(n_dev, math.ceil(min(lanes, max(size, 1)) / n_dev) * n_dev)
-
-
-def _refill_program(stepper: Any, keys: Sequence[str], mesh: Mesh, size: int, n_lanes: int,
-                    rungs: Sequence[int], eta: float, with_data: bool = False):
-    """jit(shard_map(refill lanes)): the queue replicated, the lanes split over devices."""
-    from jaxopt_lab.sweep import adaptive
-
-    n_dev = mesh.devices.size
-
-    def shard(seeds, hp, n_valid, *data):
-        lanes = adaptive.refill_shard(
-            adaptive.bind_data(stepper, *data), lanes_per_device=n_lanes // n_dev, n_devices=n_dev,
-            queue_size=size, rungs=rungs, eta=eta,
-        )
-        return lanes(seeds, hp, n_valid)
-
-    rep = PartitionSpec()
-    sharded = jax.shard_map(
-        shard, mesh=mesh, in_specs=(rep, {k: rep for k in keys}, rep) + ((rep,) if with_data else ()),
-        out_specs=PartitionSpec("runs"), check_vma=False,
-    )
-    return jax.jit(sharded)
+def _finish_chunk(sweep: _Sweep, group: Group, idx: np.ndarray, chunk_out: Any, *, ran: bool, t0: float) -> None:
+    """A finished chunk (run, or loaded when resuming) into the sweep's outputs, `on_chunk`, the
+    stats and the progress line."""
+    _scatter(sweep.outputs, idx, chunk_out)
+    if sweep.on_chunk is not None and sweep.writer:
+        sweep.on_chunk(idx, chunk_out)
+    if ran:
+        sweep.stats.chunks += 1
+    else:
+        sweep.stats.chunks_resumed += 1
+    sweep.progress.update(len(idx), ran, time.perf_counter() - t0, _label(group.label))
 
 
-def _shapes(tree: Any) -> Any:
-    return tuple((tuple(np.shape(a)), str(np.asarray(a).dtype) if not hasattr(a, "dtype") else str(a.dtype))
-                 for a in jax.tree.leaves(tree))
-
-
-def _stacked_like(out_shape: Any, n: int) -> Any:
-    """Zeros shaped like `n` runs' outputs stacked: the structure a chunk's checkpoint must have."""
-    return jax.tree.map(lambda a: np.zeros((n, *a.shape), a.dtype), out_shape)
-
-
-def _float_dtype():
-    return jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-
-
-def _label(label: Mapping[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in label.items())
-
-
-def _pad(a: np.ndarray, size: int) -> np.ndarray:
-    """Pad the run axis to `size` by repeating the last run (its results are dropped)."""
-    if len(a) == size:
-        return a
-    return np.concatenate([a, np.repeat(a[-1:], size - len(a), axis=0)])
-
-
-def _scatter(outputs: list[Any], idx: np.ndarray, chunk_out: Any, out_shape: Any) -> None:
+def _scatter(outputs: list[Any], idx: np.ndarray, chunk_out: Any) -> None:
+    """Each run's outputs of a chunk (leading axis over `idx`) into `outputs` at its index."""
     leaves, treedef = jax.tree.flatten(chunk_out)
     for j, i in enumerate(idx):
         outputs[int(i)] = jax.tree.unflatten(treedef, [leaf[j] for leaf in leaves])
 
 
-def prepare_checkpoints(ckpt: Path, fp: str, resume: bool) -> None:
-    """Claim the checkpoint folder `ckpt` for the sweep of fingerprint `fp` (its manifest, written
-    atomically); an earlier sweep's folder is refused without `resume`, another sweep's always."""
-    manifest = ckpt / "sweep.json"
-    if ckpt.exists() and any(ckpt.iterdir()):
-        if not resume:
-            raise ValueError(
-                f"{ckpt} holds checkpoints of an earlier sweep: pass --resume to continue it, or remove it"
-            )
-        if manifest.exists():
-            try:
-                old = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
-            except (ValueError, AttributeError):
-                raise ConfigError(f"--resume: {manifest} is corrupt (not the JSON jaxopt_lab wrote): remove "
-                                  f"{ckpt} and drop --resume") from None
-            if old != fp:
-                raise ConfigError(
-                    f"--resume: the checkpoints in {ckpt} belong to a different sweep (config or space changed)"
-                )
-    ckpt.mkdir(parents=True, exist_ok=True)
-    _io.atomic_write_text(manifest, json.dumps({"fingerprint": fp}))
+# ----------------------------------------------------------------------------- results; sweeping a train function
 
 
 def stack_outputs(outputs: Sequence[Any]) -> Any:
@@ -612,6 +499,7 @@ class SweepResult:
 
     def to_pandas(self) -> Any:
         """`table` as a pandas DataFrame, typed like `jaxopt_lab.results.load`'s ``runs``."""
+        # Here, not at the top: `jaxopt_lab.results` reads finished sweeps' folders, a layer above the runner.
         from jaxopt_lab.results import frame
 
         return frame(self.table())
@@ -691,55 +579,15 @@ def run(
     points = _points(space)
     if not points:
         raise ValueError("space is empty: it has no points to run")
-    stepper = None
-    if execution == "refill" or halving is not None:
-        from jaxopt_lab.sweep import adaptive
-
-        if isinstance(train_fn, adaptive.Stepper):
-            stepper = train_fn
-        elif hasattr(train_fn, "init_state") and hasattr(train_fn, "finalize"):
-            stepper = adaptive.stepper_from_trainer(train_fn)
-        else:
-            raise ValueError(
-                "execution='refill' needs train_fn split into epochs: pass a trainer from make_train or an "
-                f"adaptive.Stepper, not {type(train_fn).__name__}"
-            )
-    groups = []
-    for label, idx in group_points(points, set(categorical)):
-        num_keys = [k for k in points[idx[0]] if k != "seed" and k not in label]
-        hp = {k: np.asarray([points[i][k] for i in idx], np.float64) for k in num_keys}
-
-        def fn(seed, h, *data, label=label):
-            if train_fn is stepper:  # a Stepper given directly: its whole run
-                from jaxopt_lab.sweep import adaptive
-
-                return adaptive.run_alone(adaptive.bind_data(stepper, *data), seed, h)
-            return train_fn(jax.random.PRNGKey(seed), {**h, **label}, *data)
-
-        if stepper is not None and label:
-            raise ValueError(
-                f"execution='refill' runs one compiled program per sweep: categorical keys {sorted(label)} "
-                "cannot vary; run one sweep per value"
-            )
-        groups.append(Group(
-            fn=fn, indices=np.asarray(idx), seeds=np.asarray([int(points[i]["seed"]) for i in idx]), hparams=hp,
-            label=label, cache_key=(id(train_fn), json.dumps(label, sort_keys=True, default=str)),
-            stepper=stepper, data=_data_of(train_fn), lanes_pay=_lanes_pay(train_fn),
-            batch_bytes=_batch_bytes_of(train_fn),
-        ))
+    stepper = _stepper_of(train_fn) if execution == "refill" or halving is not None else None
+    groups = _groups_of(train_fn, points, set(categorical), stepper)
+    keys = tuple(points[0])
     if halving is not None and getattr(halving, "brackets", None) is not None:
-        from jaxopt_lab.sweep import adaptive
-
-        # Hyperband: synchronous stages ranked across chunks (a configuration = runs sharing every value but seed).
-        ids: dict[str, int] = {}
-        config_of = [ids.setdefault(json.dumps({k: v for k, v in p.items() if k != "seed"}, sort_keys=True,
-                                               default=str), len(ids)) for p in points]
-        outputs, stats = adaptive.run_hyperband(groups, len(points), halving, config_of, chunk_size=chunk_size,
-                                                execution="auto" if execution == "refill" else execution,
-                                                devices=devices, progress=progress)
-        info = stack_outputs([o[1] for o in outputs])
+        outputs, stats = adaptive.run_hyperband(
+            groups, len(points), halving, _configurations(points), chunk_size=chunk_size,
+            execution="auto" if execution == "refill" else execution, devices=devices, progress=progress)
         return SweepResult(points=points, outputs=stack_outputs([o[0] for o in outputs]), stats=stats,
-                           keys=tuple(points[0]), lane_info=info)
+                           keys=keys, lane_info=stack_outputs([o[1] for o in outputs]))
     ckpt = Path(out) / "checkpoints" if out is not None else None
     outputs, stats = execute(
         groups, len(points), chunk_size=chunk_size, execution=execution, map_batch_size=map_batch_size,
@@ -747,7 +595,6 @@ def run(
         fingerprint_extra={"fn": getattr(train_fn, "__qualname__", type(train_fn).__name__)},
         lanes=lanes, halving=halving,
     )
-    keys = tuple(points[0])
     info = None
     if stats.execution == "refill":
         info = stack_outputs([o[1] for o in outputs])
@@ -755,7 +602,57 @@ def run(
     return SweepResult(points=points, outputs=stack_outputs(outputs), stats=stats, keys=keys, lane_info=info)
 
 
+def _stepper_of(train_fn: Any) -> adaptive.Stepper:
+    """`train_fn` split into epochs, for refill and halving: a `Stepper` itself or a trainer's."""
+    if isinstance(train_fn, adaptive.Stepper):
+        return train_fn
+    if hasattr(train_fn, "init_state") and hasattr(train_fn, "finalize"):
+        return adaptive.stepper_from_trainer(train_fn)
+    raise ValueError(
+        "execution='refill' needs train_fn split into epochs: pass a trainer from make_train or an "
+        f"adaptive.Stepper, not {type(train_fn).__name__}"
+    )
 
+
+def _groups_of(train_fn: Any, points: list[dict[str, Any]], categorical: set[str],
+               stepper: adaptive.Stepper | None) -> list[Group]:
+    """The sweep's runs as `Group`s, one per combination of categorical values."""
+    groups = []
+    for label, idx in group_points(points, categorical):
+        if stepper is not None and label:
+            raise ValueError(
+                f"execution='refill' runs one compiled program per sweep: categorical keys {sorted(label)} "
+                "cannot vary; run one sweep per value"
+            )
+        num_keys = [k for k in points[idx[0]] if k != "seed" and k not in label]
+        groups.append(Group(
+            fn=_run_fn(train_fn, label, stepper), indices=np.asarray(idx),
+            seeds=np.asarray([int(points[i]["seed"]) for i in idx]),
+            hparams={k: np.asarray([points[i][k] for i in idx], np.float64) for k in num_keys},
+            label=label, cache_key=(id(train_fn), json.dumps(label, sort_keys=True, default=str)),
+            stepper=stepper, data=_data_of(train_fn), lanes_pay=_lanes_pay(train_fn),
+            batch_bytes=_batch_bytes_of(train_fn),
+        ))
+    return groups
+
+
+def _run_fn(train_fn: Any, label: Mapping[str, Any], stepper: adaptive.Stepper | None) -> RunFn:
+    """One run of a group as `fn(seed, hparams, *data)`: `train_fn` with the group's categorical values."""
+
+    def fn(seed, h, *data):
+        if train_fn is stepper:  # a Stepper given directly: its whole run
+            return adaptive.run_alone(adaptive.bind_data(stepper, *data), seed, h)
+        return train_fn(jax.random.PRNGKey(seed), {**h, **label}, *data)
+
+    return fn
+
+
+def _configurations(points: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Per run, its configuration's number: runs sharing every value but the seed share one
+    (Hyperband ranks configurations, so a configuration's seeds stay together)."""
+    ids: dict[str, int] = {}
+    return [ids.setdefault(json.dumps({k: v for k, v in p.items() if k != "seed"}, sort_keys=True, default=str),
+                           len(ids)) for p in points]
 
 
 def _data_of(train_fn: Any) -> Any:
