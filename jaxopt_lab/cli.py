@@ -671,23 +671,7 @@ def _add_set_flag(p: argparse.ArgumentParser) -> None:
                    "--set optimizer.learning_rate=0.3 --set train.epochs=50")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="jaxopt-lab", description="Study how neural networks are trained and optimized.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
-
-    d = sub.add_parser("demo", help="run the lectures' experiments at demo size and write a report")
-    d.add_argument("--out", help="report folder (default: ./jaxopt-lab-report)")
-    d.add_argument("--size", choices=("tiny", "demo"), default="demo", help="problem sizes (tiny: seconds)")
-    d.set_defaults(func=cmd_demo)
-
-    t = sub.add_parser("train", help="one run of a config")
-    t.add_argument("config", help="CONFIG.toml")
-    t.add_argument("--out", help="output folder (default: runs/train-TIMESTAMP)")
-    t.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
-    _add_set_flag(t)
-    t.set_defaults(func=cmd_train)
-
+def _add_sweep_parser(sub: Any) -> None:
     s = sub.add_parser("sweep", help="every run of the config's sweep, vectorized")
     s.add_argument("config", help="CONFIG.toml")
     s.add_argument("--out", required=True, help="output folder")
@@ -722,6 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(e.g. sqlite:///mlflow.db; also [sweep.log] mlflow = URI; extra 'log')")
     s.set_defaults(func=cmd_sweep)
 
+
+def _add_hypertune_parser(sub: Any) -> None:
     ht = sub.add_parser("hypertune", help="tune hyperparameters by gradient descent on hypergradients")
     ht.add_argument("config", help="TOML config")
     ht.add_argument("--wrt", action="append", required=True, metavar="KEY",
@@ -735,6 +721,28 @@ def build_parser() -> argparse.ArgumentParser:
     ht.add_argument("--outer-lr", type=float, default=0.05, help="its learning rate, in log units (default 0.05)")
     ht.add_argument("--landscape", type=int, default=64, help="random-search configs drawn for the figure (0: none)")
     ht.set_defaults(func=cmd_hypertune)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="jaxopt-lab", description="Study how neural networks are trained and optimized.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    d = sub.add_parser("demo", help="run the lectures' experiments at demo size and write a report")
+    d.add_argument("--out", help="report folder (default: ./jaxopt-lab-report)")
+    d.add_argument("--size", choices=("tiny", "demo"), default="demo", help="problem sizes (tiny: seconds)")
+    d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("train", help="one run of a config")
+    t.add_argument("config", help="CONFIG.toml")
+    t.add_argument("--out", help="output folder (default: runs/train-TIMESTAMP)")
+    t.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
+    _add_set_flag(t)
+    t.set_defaults(func=cmd_train)
+
+    _add_sweep_parser(sub)
+
+    _add_hypertune_parser(sub)
 
     li = sub.add_parser("list", help="optimizers, schedules, datasets, models, activations, initializers, protocols, "
                         "config keys")
