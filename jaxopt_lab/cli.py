@@ -317,11 +317,11 @@ def _claim_checkpoints(out: Path, cfg: Any, resume: bool) -> None:
     import hashlib
     import json
 
-    from jaxopt_lab import _io
+    from jaxopt_lab import _io, config
     from jaxopt_lab.config import ConfigError
-    from jaxopt_lab.sweep import config_sweep, runner
+    from jaxopt_lab.sweep import runner
 
-    raw = json.dumps(config_sweep.to_dict(cfg), sort_keys=True, default=str).encode()
+    raw = json.dumps(config.to_dict(cfg), sort_keys=True, default=str).encode()
     try:
         runner.prepare_checkpoints(out / _io.CHECKPOINTS, hashlib.sha256(raw).hexdigest(), resume)
     except (ConfigError, ValueError) as e:

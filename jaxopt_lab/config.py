@@ -297,7 +297,7 @@ def _coerce(key: str, value: Any, annotation: str, default: Any) -> Any:
     if ann.startswith("tuple"):
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
-        # A tuple too: `sweep.config_sweep.to_dict` hands the config's own tuples back through here.
+        # A tuple too: `to_dict` hands the config's own tuples back through here.
         sequence = isinstance(value, list | tuple)
         if not sequence or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise ConfigError(f"{key} = {value!r} must be a list of integers")
@@ -403,6 +403,38 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
     if "sweep" in raw:
         kwargs["sweep"] = dict(raw["sweep"])
     return Config(**kwargs)
+
+
+def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
+    """`cfg` with dotted keys set to new values (types checked like the TOML input)."""
+    raw = to_dict(cfg)
+    for key, value in overrides.items():
+        parts = key.split(".")
+        node = raw
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = list(value) if isinstance(value, tuple) else value
+    return from_dict(raw)
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """A config as the TOML-shaped mapping it came from (round-trips through `from_dict`)."""
+    out: dict[str, Any] = {}
+    for section in ("data", "model", "train"):
+        d = dataclasses.asdict(getattr(cfg, section))
+        if section == "model":
+            d["hidden"] = list(d["hidden"])
+        out[section] = {k: v for k, v in d.items() if v is not None}
+    o = cfg.optimizer
+    opt: dict[str, Any] = {"name": o.name, **dict(o.kwargs)}
+    if o.schedule is not None:
+        opt["schedule"] = {"name": o.schedule.name, **dict(o.schedule.kwargs)}
+    if o.plateau is not None:
+        opt["plateau"] = dataclasses.asdict(o.plateau)
+    out["optimizer"] = opt
+    if cfg.sweep:
+        out["sweep"] = dict(cfg.sweep)
+    return out
 
 
 def load(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Config:

@@ -204,7 +204,7 @@ def test_mlp_default_is_unchanged():
 
 def test_cnn_config_round_trips_through_the_sweep_mapping():
     # Sweeps rebuild configs from `to_dict` (overrides, summary.json's best config): tuples must come back.
-    from jaxopt_lab.sweep.config_sweep import apply_overrides, to_dict
+    from jaxopt_lab.config import apply_overrides, to_dict
 
     cfg = from_dict({"model": {"kind": "cnn", "image_shape": [8, 8, 1], "channels": [4]}})
     assert from_dict(to_dict(cfg)) == cfg

@@ -99,7 +99,7 @@ def _toml_value(v) -> str:
 def config_toml(config) -> str:
     """The TOML lines of `config` that differ from `Config()`'s (the rest are the defaults):
     `jaxopt-lab train FILE --seed S` on them reproduces an experiment's run of seed `S`."""
-    from jaxopt_lab.sweep.config_sweep import to_dict  # here, not at the top: it imports JAX (see run_once)
+    from jaxopt_lab.config import to_dict  # here, not at the top: it imports JAX (see run_once)
 
     raw, default = to_dict(config), to_dict(Config())
     lines: list[str] = []

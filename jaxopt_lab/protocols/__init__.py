@@ -42,7 +42,6 @@ from jaxopt_lab.config import Config, ConfigError
 from jaxopt_lab.protocols import algoperf, choi, crowded_valley, deepobs
 from jaxopt_lab.protocols.options import parse_options
 from jaxopt_lab.protocols.sweeps import Prepared, SweepRunner
-from jaxopt_lab.sweep import config_sweep
 from jaxopt_lab.sweep.results import staged_folder, write_summary_json
 
 #: The presets by name: modules with NAME, TITLE, CITATION, OPTIONS, prepare() and run().
@@ -146,4 +145,4 @@ def run_protocol(
 
 
 def _config_dict(cfg: Config) -> dict[str, Any]:
-    return config_sweep.to_dict(cfg.replace(sweep={}))
+    return config_mod.to_dict(cfg.replace(sweep={}))

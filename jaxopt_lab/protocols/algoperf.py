@@ -118,7 +118,7 @@ def _problem(cfg: Config, i: int, raw: dict[str, Any], names: list[str], spaces:
             raise ConfigError(f"{where}.{section} = {table!r} must be a table of [{section}] keys")
         overrides.update({f"{section}.{k}": v for k, v in table.items()})
     try:
-        pcfg = config_sweep.apply_overrides(cfg, overrides)
+        pcfg = config_mod.apply_overrides(cfg, overrides)
         config_mod.validate(pcfg)
     except ConfigError as e:
         raise ConfigError(f"{where} ({name}): {e}") from None

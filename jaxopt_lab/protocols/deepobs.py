@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxopt_lab.config import Config, ConfigError
+from jaxopt_lab.config import Config, ConfigError, apply_overrides, to_dict
 from jaxopt_lab.protocols.figures import history_curves, mean_std_curves
 from jaxopt_lab.protocols.optimizer_configs import optimizer_config
 from jaxopt_lab.protocols.options import (
@@ -105,7 +105,7 @@ def _tune_and_rerun(p: Prepared, runner: SweepRunner) -> _Outcome:
                                   kind="rerun", optimizer=name, best=point)
         best[name] = {
             "learning_rate": point["optimizer.learning_rate"], "tuning_run": row["run"], "tuning_value": row[column],
-            "config": config_sweep.to_dict(config_sweep.apply_overrides(c, point)),
+            "config": to_dict(apply_overrides(c, point)),
         }
     return _Outcome(tuning, column, mode, note, reruns, best)
 

@@ -16,6 +16,7 @@ from typing import Any
 from jaxopt_lab import config as config_mod
 from jaxopt_lab import registry
 from jaxopt_lab.config import Config, ConfigError
+from jaxopt_lab.train.state import RANKING_METRICS
 
 __all__ = [
     "PREFIX", "METRICS", "Option", "TUNING_SEED", "SPACE_SEED", "METRIC", "parse_options", "check_optimizers",
@@ -26,10 +27,7 @@ __all__ = [
 PREFIX = "sweep.protocol_options"
 
 #: Metrics a protocol may rank by: `runs.csv` column `final_<metric>`, and whether higher is better.
-METRICS = {
-    "val_accuracy": "max", "val_loss": "min", "test_accuracy": "max", "test_loss": "min",
-    "train_accuracy": "max", "train_loss": "min",
-}
+METRICS = RANKING_METRICS
 
 
 @dataclasses.dataclass(frozen=True)

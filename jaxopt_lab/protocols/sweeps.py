@@ -22,7 +22,7 @@ from typing import Any
 
 import jax
 
-from jaxopt_lab.config import Config
+from jaxopt_lab.config import Config, apply_overrides, to_dict
 from jaxopt_lab.protocols.ranking import resolve_metric
 from jaxopt_lab.protocols.search_spaces import point_table, random_table, swept_point
 from jaxopt_lab.sweep import config_sweep
@@ -139,7 +139,7 @@ class Tuned:
     def best_config(self) -> dict[str, Any] | None:
         if self.point is None:
             return None
-        return config_sweep.to_dict(config_sweep.apply_overrides(self.config, self.point))
+        return to_dict(apply_overrides(self.config, self.point))
 
 
 def search_and_rerun(runner: SweepRunner, cfg: Config, name: str, space: Mapping[str, Mapping[str, list]], *,

@@ -23,11 +23,11 @@ import numpy as np
 
 from jaxopt_lab import _cache
 from jaxopt_lab import config as config_mod
-from jaxopt_lab.config import Config, ConfigError
+from jaxopt_lab.config import Config, ConfigError, apply_overrides, to_dict
 from jaxopt_lab.sweep import adaptive, runner, tracking
 from jaxopt_lab.sweep import space as space_mod
 from jaxopt_lab.sweep.results import RESULT_COLUMNS
-from jaxopt_lab.train import SWITCHABLE_KEYS, TRACEABLE_KEYS, Trainer, make_train
+from jaxopt_lab.train import SWITCHABLE_KEYS, TRACEABLE_KEYS, Trainer, make_train, state
 
 #: The metric columns of runs.csv (docs/guide.md, "Outputs of `jaxopt-lab sweep`").
 METRIC_COLUMNS = RESULT_COLUMNS
@@ -44,7 +44,7 @@ SWEEP_OPTIONS = (
 )
 #: Parts of `[sweep]` that choose the runs themselves: an adaptive search proposes its own.
 _SPACE_PARTS = ("grid", "random", "quasirandom")
-TARGET_METRICS = {"val_accuracy": "max", "train_accuracy": "max", "val_loss": "min", "train_loss": "min"}
+TARGET_METRICS = state.TARGET_METRICS
 
 
 def _target(cfg: Config) -> tuple[str, float, str] | None:
@@ -174,38 +174,6 @@ def _is_traceable(key: str, optimizers: Sequence[str] = ()) -> bool:
         takers = [n for n in optimizers if n in registry.optimizers() and parts[1] in registry.optimizer_keywords(n)]
         return all(parts[1] in registry.numeric_keywords(n) for n in takers)
     return True
-
-
-def apply_overrides(cfg: Config, overrides: Mapping[str, Any]) -> Config:
-    """`cfg` with dotted keys set to new values (types checked like the TOML input)."""
-    raw = to_dict(cfg)
-    for key, value in overrides.items():
-        parts = key.split(".")
-        node = raw
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = list(value) if isinstance(value, tuple) else value
-    return config_mod.from_dict(raw)
-
-
-def to_dict(cfg: Config) -> dict[str, Any]:
-    """A config as the TOML-shaped mapping it came from (round-trips through `from_dict`)."""
-    out: dict[str, Any] = {}
-    for section in ("data", "model", "train"):
-        d = dataclasses.asdict(getattr(cfg, section))
-        if section == "model":
-            d["hidden"] = list(d["hidden"])
-        out[section] = {k: v for k, v in d.items() if v is not None}
-    o = cfg.optimizer
-    opt: dict[str, Any] = {"name": o.name, **dict(o.kwargs)}
-    if o.schedule is not None:
-        opt["schedule"] = {"name": o.schedule.name, **dict(o.schedule.kwargs)}
-    if o.plateau is not None:
-        opt["plateau"] = dataclasses.asdict(o.plateau)
-    out["optimizer"] = opt
-    if cfg.sweep:
-        out["sweep"] = dict(cfg.sweep)
-    return out
 
 
 # Each trainer holds its device copy of the data: few are kept.

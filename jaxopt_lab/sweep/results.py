@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from jaxopt_lab import _io
+from jaxopt_lab.train.state import METRIC_KEYS
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -50,16 +51,8 @@ __all__ = [
     "read_summary_json",
 ]
 
-RESULT_COLUMNS = (
-    "final_train_loss",
-    "final_train_accuracy",
-    "final_val_loss",
-    "final_val_accuracy",
-    "best_val_loss",
-    "best_epoch",
-    "epochs_run",
-    "diverged",
-)
+# The test metrics are extra columns, present only when the data has a test split.
+RESULT_COLUMNS = tuple(k for k in METRIC_KEYS if not k.startswith("final_test_"))
 """The metric columns of `runs.csv`, in order (docs/guide.md, "Outputs of `jaxopt-lab sweep`")."""
 
 RUN_KEY = "run"

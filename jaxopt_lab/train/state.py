@@ -23,6 +23,18 @@ METRIC_KEYS = (
 )
 
 
+
+def goal(metric: str) -> str:
+    """Whether a run metric is better higher (``"max"``: accuracies) or lower (``"min"``: losses)."""
+    return "max" if metric.endswith("accuracy") else "min"
+
+
+#: The metrics a protocol ranks by (``final_<name>`` in the runs table) and a target may be set on
+#: (``<name>`` in the history), with their goals.
+RANKING_METRICS = {k.removeprefix("final_"): goal(k) for k in METRIC_KEYS if k.startswith("final_")}
+TARGET_METRICS = {k: goal(k) for k in HISTORY_KEYS if k.startswith(("train_", "val_"))}
+
+
 class TrainState(NamedTuple):
     """Everything a run carries from one epoch to the next; saving it and continuing
     with `Trainer.run_epochs` gives the same result as an uninterrupted run.

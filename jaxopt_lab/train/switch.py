@@ -46,7 +46,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxopt_lab.config import Config
+from jaxopt_lab.config import Config, apply_overrides
 from jaxopt_lab.train import step as step_mod
 from jaxopt_lab.train.engine import Trainer, make_train
 from jaxopt_lab.train.state import TrainResult
@@ -154,7 +154,6 @@ def switch_config(config: Config, key: str, values: Sequence[Any], *,
     """`switch` over `config` with the dotted `key` set to each of `values` (e.g. `"optimizer.name"`,
     `"model.activation"`, `"train.batch_size"`); labels are the values. `make_train_kwargs` go to every
     `make_train` (a model, data, a loss)."""
-    from jaxopt_lab.sweep.config_sweep import apply_overrides
 
     trainers = [make_train(apply_overrides(config, {key: v}), **make_train_kwargs) for v in values]
     return SwitchedTrainer(trainers, [str(v) for v in values], result_fn)
