@@ -484,7 +484,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from jaxopt_lab import _io
 
     out = Path(args.out) if args.out is not None else Path("jaxopt-lab-report")
-    from jaxopt_lab.experiments import EXPERIMENTS  # names only: this import starts no JAX backend
+    from jaxopt_lab.experiments import EXPERIMENTS  # names only: importing JAX starts no backend
 
     _check_out(str(out), (*EXPERIMENTS, "index.html", "summary.md"))
     _setup_jax(None, x64=True)

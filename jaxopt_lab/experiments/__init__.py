@@ -10,7 +10,10 @@ several experiments draw alike live in shared modules (`curve_bands.py`).
 
 import importlib
 
-from jaxopt_lab.config import Config, closest
+import jax
+
+from jaxopt_lab import _xla
+from jaxopt_lab.config import Config, closest, to_dict
 
 #: Experiment name -> its module in this package, in report order. The names are what the user sees (the
 #: demo report's folders, the scripts' default output folders); the modules are named for what they hold and
@@ -44,44 +47,9 @@ def check_size(size: str, sizes: dict) -> None:
         raise ValueError(f"size={size!r} is not a valid choice{closest(size, sizes)}; valid choices: {valid}")
 
 
-#: XLA CPU compiler options by how much run time a program has to amortize its
-#: compilation (CPU seconds measured on this project's experiment programs):
-#:
-#: - "fast": no LLVM optimization passes and the classic elemental emitters
-#:   instead of the newer fusion emitters: compiles about 4x faster (optimizer
-#:   comparison: 8.9 s -> 2.3 s) but its matrix products are unvectorized loops,
-#:   about 3x slower; right for models of a few thousand parameters.
-#: - "balanced": LLVM optimization level 2 (the default is higher) and the
-#:   classic emitters: compiles 2-3x faster than the default and runs almost as
-#:   fast (regularization experiment: 10.6 s compile + 2.2 s run -> 3.8 s + 2.1 s).
-#: - "default": XLA's own settings.
-#:
-#: Results agree with the default's to float32 rounding.
-COMPILER_OPTIONS = {
-    "fast": {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False},
-    "balanced": {"xla_backend_optimization_level": 2, "xla_cpu_use_fusion_emitters": False},
-    "default": {},
-}
-
-
 def run_once(fn, *args, mode: str = "fast"):
-    """`jax.jit(fn)` compiled for `args` with `COMPILER_OPTIONS[mode]` (on CPU), run once; numpy results.
-
-    A JAX/XLA build that does not know one of the options compiles with its defaults.
-    """
-    import jax  # here, not at the top: importing this package must not start JAX (the CLI reads EXPERIMENTS first)
-
-    options = COMPILER_OPTIONS[mode]
-    lowered = jax.jit(fn).lower(*args)
-    compiled = None
-    if options and jax.default_backend() == "cpu":
-        try:
-            compiled = lowered.compile(compiler_options=options)
-        except Exception:  # noqa: BLE001 - an unknown option is reported as a generic XLA error
-            compiled = None
-    if compiled is None:
-        compiled = lowered.compile()
-    return jax.device_get(compiled(*args))
+    """`jax.jit(fn)` compiled for `args` with `_xla.COMPILER_OPTIONS[mode]` (on CPU), run once; numpy results."""
+    return jax.device_get(_xla.compile_lowered(jax.jit(fn).lower(*args), mode)(*args))
 
 
 def _toml_value(v) -> str:
@@ -99,8 +67,6 @@ def _toml_value(v) -> str:
 def config_toml(config) -> str:
     """The TOML lines of `config` that differ from `Config()`'s (the rest are the defaults):
     `jaxopt-lab train FILE --seed S` on them reproduces an experiment's run of seed `S`."""
-    from jaxopt_lab.config import to_dict  # here, not at the top: it imports JAX (see run_once)
-
     raw, default = to_dict(config), to_dict(Config())
     lines: list[str] = []
 

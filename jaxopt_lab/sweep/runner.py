@@ -51,7 +51,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, PartitionSpec
 
-from jaxopt_lab import _cache
+from jaxopt_lab import _cache, _xla
 from jaxopt_lab.sweep import adaptive, chunks
 from jaxopt_lab.sweep.chunks import prepare_checkpoints  # noqa: F401 - re-exported: a public name of the runner
 from jaxopt_lab.sweep.plan import (  # noqa: F401 - re-exported: the runner's public names
@@ -111,24 +111,8 @@ class SweepInterrupted(Exception):
 _COMPILED = _cache.BoundedCache("sweep programs", 64)
 
 
-#: XLA options for CPU programs: the classic elemental emitters instead of the newer fusion
-#: emitters, and LLVM optimization level 2, compile this package's training programs about
-#: twice as fast at the same run time (moons sweep of 128 runs on 2 busy cores: compile
-#: 6.2-7.8 s -> 2.2-4.0 s; runs/s equal within noise; identical results).
-CPU_COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 2, "xla_cpu_use_fusion_emitters": False}
-
-
-def compile_lowered(lowered: Any) -> Any:
-    """Compile a lowered program, with `CPU_COMPILER_OPTIONS` on CPU.
-
-    A JAX/XLA version that does not know an option compiles with its defaults.
-    """
-    if jax.default_backend() == "cpu" and CPU_COMPILER_OPTIONS:
-        try:
-            return lowered.compile(compiler_options=CPU_COMPILER_OPTIONS)
-        except Exception:  # noqa: BLE001 - unknown options surface as generic XLA errors
-            pass
-    return lowered.compile()
+#: The sweep's programs compile with `_xla.COMPILER_OPTIONS["balanced"]` on CPU.
+compile_lowered = _xla.compile_lowered
 
 
 def _program(fn: RunFn, keys: Sequence[str], mesh: Mesh, execution: str, map_batch_size: int,
