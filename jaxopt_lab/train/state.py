@@ -31,7 +31,11 @@ def goal(metric: str) -> str:
 
 #: The metrics a protocol ranks by (``final_<name>`` in the runs table) and a target may be set on
 #: (``<name>`` in the history), with their goals.
-RANKING_METRICS = {k.removeprefix("final_"): goal(k) for k in METRIC_KEYS if k.startswith("final_")}
+#: Validation first, then test, then training; accuracy before loss (the protocols' tables follow this order).
+RANKING_METRICS = dict(sorted(
+    ((k.removeprefix("final_"), goal(k)) for k in METRIC_KEYS if k.startswith("final_")),
+    key=lambda item: (("val", "test", "train").index(item[0].split("_")[0]), item[1] != "max"),
+))
 TARGET_METRICS = {k: goal(k) for k in HISTORY_KEYS if k.startswith(("train_", "val_"))}
 
 
