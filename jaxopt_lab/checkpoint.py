@@ -37,14 +37,12 @@ NamedTuples included, after every key path, dtype and shape has been checked.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
 import struct
 import sys
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -299,22 +297,7 @@ def save(path: str | os.PathLike, tree: Any, metadata: Mapping[str, Any] | None 
     body = MAGIC + _PREFIX.pack(len(header_bytes), len(payload)) + header_bytes + payload
     blob = body + hashlib.sha256(body).digest()
 
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), 0o644)  # mkstemp's 0600 would make checkpoints private
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _io.fsync_dir(directory)
+    _io.atomic_write_bytes(path, blob)
 
 
 # --------------------------------------------------------------------------------------------

@@ -288,6 +288,20 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+#: Annotation prefix -> (accepts a TOML value, what it must be, conversion).
+_SCALAR_TYPES: dict[str, tuple[Callable[[Any], bool], str, Callable[[Any], Any]]] = {
+    "bool": (lambda v: isinstance(v, bool), "true or false", bool),
+    "int": (_is_int, "an integer", int),
+    "float": (lambda v: _is_int(v) or isinstance(v, float), "a number", float),
+    "Mapping": (lambda v: isinstance(v, Mapping), "a table ([{key}])", dict),
+    "str": (lambda v: isinstance(v, str), "a string", str),
+}
+
+
 def _coerce(key: str, value: Any, annotation: str, default: Any) -> Any:
     """Check a TOML value against a dataclass field's annotation (as written in this module)."""
     ann = annotation.replace(" ", "")
@@ -295,33 +309,17 @@ def _coerce(key: str, value: Any, annotation: str, default: Any) -> Any:
     if value is None and optional:
         return None
     if ann.startswith("tuple"):
-        if isinstance(value, int) and not isinstance(value, bool):
+        if _is_int(value):
             value = [value]
         # A tuple too: `to_dict` hands the config's own tuples back through here.
-        sequence = isinstance(value, list | tuple)
-        if not sequence or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if not isinstance(value, list | tuple) or not all(_is_int(v) for v in value):
             raise ConfigError(f"{key} = {value!r} must be a list of integers")
         return tuple(value)
-    if ann.startswith("bool"):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} = {value!r} must be true or false")
-        return value
-    if ann.startswith("int"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} = {value!r} must be an integer")
-        return value
-    if ann.startswith("float"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} = {value!r} must be a number")
-        return float(value)
-    if ann.startswith("Mapping"):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key} = {value!r} must be a table ([{key}])")
-        return dict(value)
-    if ann.startswith("str"):
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} = {value!r} must be a string")
-        return value
+    for prefix, (accepts, kind, convert) in _SCALAR_TYPES.items():
+        if ann.startswith(prefix):
+            if not accepts(value):
+                raise ConfigError(f"{key} = {value!r} must be {kind.format(key=key)}")
+            return convert(value)
     return value
 
 

@@ -408,6 +408,23 @@ def _check_range_pair(name: str, bounds: tuple[float, float]) -> tuple[float, fl
     return low, high
 
 
+def _noisy_samples(n_samples: int, function: str, table: dict, noise: float | None,
+                   x_range: tuple[float, float] | None, random_state: RandomStateLike,
+                   dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """`y = f(x) + N(0, noise^2)` at `x ~ U(x_range)^dim` for `f = table[function]`: the x draw first."""
+    n = _check_n_samples(n_samples)
+    _check_function("function", function, table)
+    noise = _check_noise(noise)
+    f, default_range = table[function]
+    low, high = _check_range_pair("x_range", default_range if x_range is None else x_range)
+    generator = check_random_state(random_state)
+    x = generator.uniform(low, high, size=(n, dim))
+    y = f(x[:, 0] if dim == 1 else x)
+    if noise is not None:
+        y = y + generator.normal(scale=noise, size=n)
+    return x, y.astype(np.float64)
+
+
 def make_regression_1d(
     n_samples: int = 100,
     *,
@@ -425,17 +442,7 @@ def make_regression_1d(
     Returns:
       `(x, y)`: `float64` of shape `(n, 1)` and `float64` targets of shape `(n,)`.
     """
-    n = _check_n_samples(n_samples)
-    _check_function("function", function, REGRESSION_1D_FUNCTIONS)
-    noise = _check_noise(noise)
-    f, default_range = REGRESSION_1D_FUNCTIONS[function]
-    low, high = _check_range_pair("x_range", default_range if x_range is None else x_range)
-    generator = check_random_state(random_state)
-    x = generator.uniform(low, high, size=(n, 1))
-    y = f(x[:, 0])
-    if noise is not None:
-        y = y + generator.normal(scale=noise, size=n)
-    return x, y.astype(np.float64)
+    return _noisy_samples(n_samples, function, REGRESSION_1D_FUNCTIONS, noise, x_range, random_state, 1)
 
 
 def make_regression_2d(
@@ -455,14 +462,4 @@ def make_regression_2d(
     Returns:
       `(x, y)`: `float64` of shape `(n, 2)` and `float64` targets of shape `(n,)`.
     """
-    n = _check_n_samples(n_samples)
-    _check_function("function", function, REGRESSION_2D_FUNCTIONS)
-    noise = _check_noise(noise)
-    f, default_range = REGRESSION_2D_FUNCTIONS[function]
-    low, high = _check_range_pair("x_range", default_range if x_range is None else x_range)
-    generator = check_random_state(random_state)
-    x = generator.uniform(low, high, size=(n, 2))
-    y = f(x)
-    if noise is not None:
-        y = y + generator.normal(scale=noise, size=n)
-    return x, y.astype(np.float64)
+    return _noisy_samples(n_samples, function, REGRESSION_2D_FUNCTIONS, noise, x_range, random_state, 2)

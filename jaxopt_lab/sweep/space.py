@@ -434,6 +434,19 @@ def grid(axes: Mapping[str, Sequence[Any]]) -> Space:
     return Space._from_rows(keys, list(itertools.product(*columns)))
 
 
+def _distribution_keys(dists: Any, search: str) -> tuple[str, ...]:
+    """The keys of a non-empty mapping of key -> `Distribution`, each checked."""
+    if not isinstance(dists, Mapping) or not dists:
+        raise ValueError(f"{search} needs at least one distribution: a mapping of key -> Distribution")
+    keys = tuple(_check_key(k) for k in dists)
+    for key in keys:
+        if not isinstance(dists[key], Distribution):
+            raise ValueError(
+                f"{key}={dists[key]!r} is not a Distribution; use one of {', '.join(sorted(DISTRIBUTIONS))}"
+            )
+    return keys
+
+
 def random(trials: int, seed: int, dists: Mapping[str, Distribution]) -> Space:
     """`trials` points drawn from `dists` with the raw words of ``Generator(PCG64(seed))``.
 
@@ -446,14 +459,7 @@ def random(trials: int, seed: int, dists: Mapping[str, Distribution]) -> Space:
     seed = _integer("seed", seed)
     if seed < 0:
         raise ValueError(f"seed={seed!r} is out of range: valid range is [0, inf)")
-    if not isinstance(dists, Mapping) or not dists:
-        raise ValueError("random search needs at least one distribution: a mapping of key -> Distribution")
-    keys = tuple(_check_key(k) for k in dists)
-    for key in keys:
-        if not isinstance(dists[key], Distribution):
-            raise ValueError(
-                f"{key}={dists[key]!r} is not a Distribution; use one of {', '.join(sorted(DISTRIBUTIONS))}"
-            )
+    keys = _distribution_keys(dists, "random search")
     bits = np.random.Generator(np.random.PCG64(seed)).bit_generator
     rows = [tuple(dists[k].sample(bits) for k in keys) for _ in range(trials)]
     return Space._from_rows(keys, rows)
@@ -537,14 +543,7 @@ def quasirandom(trials: int, seed: int, dists: Mapping[str, Distribution], *, se
       >>> len(sp)
       8
     """
-    if not isinstance(dists, Mapping) or not dists:
-        raise ValueError("quasi-random search needs at least one distribution: a mapping of key -> Distribution")
-    keys = tuple(_check_key(k) for k in dists)
-    for key in keys:
-        if not isinstance(dists[key], Distribution):
-            raise ValueError(
-                f"{key}={dists[key]!r} is not a Distribution; use one of {', '.join(sorted(DISTRIBUTIONS))}"
-            )
+    keys = _distribution_keys(dists, "quasi-random search")
     u = unit_points(trials, len(keys), seed, sequence, skip)
     rows = [tuple(dists[k].from_unit(float(x)) for k, x in zip(keys, row, strict=True)) for row in u]
     return Space._from_rows(keys, rows)
