@@ -281,8 +281,6 @@ SWITCHABLE_KEYS = _keys_with("switchable")
 RANDOM_KEYS = _keys_with("random")
 
 
-_SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
-
 
 def _field_types(cls: type) -> dict[str, Any]:
     return {f.name: f for f in dataclasses.fields(cls)}
@@ -324,7 +322,8 @@ def _coerce(key: str, value: Any, annotation: str, default: Any) -> Any:
 
 
 def _section(name: str, raw: Mapping[str, Any]) -> Any:
-    cls = _SECTION_TYPES[name]
+    """The dataclass of section `name` (``"train"``, ``"optimizer.plateau"``) from its TOML table."""
+    cls = SPEC_SECTIONS[name]
     fields = _field_types(cls)
     values = {}
     for key, value in raw.items():
@@ -357,15 +356,7 @@ def _optimizer_section(raw: Mapping[str, Any]) -> OptimizerConfig:
     if plateau is not None:
         if not isinstance(plateau, Mapping):
             raise ConfigError("optimizer.plateau must be a table of reduce_on_plateau keywords")
-        fields = _field_types(PlateauConfig)
-        vals = {}
-        for key, value in plateau.items():
-            if key not in fields:
-                raise ConfigError(
-                    f"unknown key optimizer.plateau.{key}{closest(key, fields)}; valid keys: {', '.join(fields)}"
-                )
-            vals[key] = _coerce(f"optimizer.plateau.{key}", value, str(fields[key].type), fields[key].default)
-        plat_cfg = PlateauConfig(**vals)
+        plat_cfg = _section("optimizer.plateau", plateau)
     for key, value in raw.items():
         if isinstance(value, bool) or isinstance(value, (int, float)) or value is None:
             continue
@@ -393,7 +384,7 @@ def from_dict(raw: Mapping[str, Any]) -> Config:
         if not isinstance(raw[section], Mapping):
             raise ConfigError(f"[{section}] must be a table, not {raw[section]!r}")
     kwargs: dict[str, Any] = {}
-    for name in _SECTION_TYPES:
+    for name in ("data", "model", "train"):
         if name in raw:
             kwargs[name] = _section(name, raw[name])
     if "optimizer" in raw:
