@@ -42,6 +42,13 @@ from typing import Any
 
 import numpy as np
 
+from jaxopt_lab import plots
+from jaxopt_lab._checks import ConfigError, closest
+from jaxopt_lab.protocols import profiles
+from jaxopt_lab.protocols.tables import write_csv
+from jaxopt_lab.report import format_value
+from jaxopt_lab.sweep.results import staged_folder
+
 __all__ = ["Unpaired", "Comparison", "paired_stats", "compare_frames", "split_by", "format_table", "write"]
 
 #: Default number of bootstrap resamples.
@@ -171,7 +178,6 @@ def _describe(keys: Sequence[str], conf: tuple) -> str:
 
 
 def _check_metric(metric: str, frames: Sequence[Any]) -> None:
-    from jaxopt_lab.config import ConfigError, closest
 
     for df in frames:
         numeric = [c for c in df.columns if str(df[c].dtype) in ("Float64", "Int64") and c not in ("run", "seed")]
@@ -199,7 +205,6 @@ def compare_frames(a: Any, b: Any, keys: Sequence[str], metric: str, labels: tup
     Raises:
       Unpaired: a configuration of one group is missing from the other, or has other seeds.
     """
-    from jaxopt_lab.protocols import profiles
 
     _check_metric(metric, (a, b))
     ia, ib = _index(a, keys, metric, labels[0]), _index(b, keys, metric, labels[1])
@@ -253,7 +258,6 @@ def split_by(df: Any, key: str) -> tuple[tuple[str, str], Any, Any]:
 
 
 def _fmt(v: Any) -> str:
-    from jaxopt_lab.report import format_value
 
     return format_value(v) or "-"
 
@@ -281,9 +285,6 @@ def format_table(comp: Comparison) -> str:
 
 def write(out: str | os.PathLike, comp: Comparison) -> list[Path]:
     """Write ``compare.csv`` (one row per configuration) and ``compare.png`` into `out` atomically."""
-    from jaxopt_lab import plots
-    from jaxopt_lab.protocols.tables import write_csv
-    from jaxopt_lab.sweep.results import staged_folder
 
     a, b = comp.labels
     with staged_folder(out) as tmp:

@@ -21,6 +21,7 @@ import numpy as np
 
 from jaxopt_lab import registry
 from jaxopt_lab._checks import ConfigError, choices_error, closest
+from jaxopt_lab.nn.init import get_initializer
 
 #: The largest seed: seeds are 32-bit (`jax.random.PRNGKey` keeps the low 32 bits), so a larger one
 #: would silently alias a smaller one and is refused instead (docs/guide.md).
@@ -529,7 +530,6 @@ def _validate_init(init: str) -> None:
         return
     if init.split(":")[0] not in names:
         raise choices_error("model.init", init, [*names, "auto"])
-    from jaxopt_lab.nn.init import get_initializer
 
     try:  # the argument after ':' ("normal:0.3"): a number in range
         get_initializer(init)
