@@ -103,15 +103,12 @@ def _check_out(out: str | None, names: tuple[str, ...] = (), *, resume: bool = F
     return p
 
 
-def _fmt(v: Any) -> str:
-    from jaxopt_lab.report import format_value
-
-    return format_value(v) or "-"
-
-
 def best_table(rows: list[dict], keys: list[str], n: int = 5) -> str:
     """A short text table of the best runs (lowest best validation loss, diverged last)."""
-    metric = "best_val_loss" if any(r.get("best_val_loss") is not None for r in rows) else "final_train_loss"
+    from jaxopt_lab.report import text_cell
+    from jaxopt_lab.sweep.results import loss_column
+
+    metric = loss_column(rows)
 
     def rank(r):
         v = r.get(metric)
@@ -120,7 +117,7 @@ def best_table(rows: list[dict], keys: list[str], n: int = 5) -> str:
     top = sorted(rows, key=rank)[:n]
     cols = ["run", *keys, "seed", metric, "final_val_accuracy", "final_train_accuracy", "epochs_run", "diverged"]
     cols = list(dict.fromkeys(cols))
-    table = [[_fmt(r.get(c)) for c in cols] for r in top]
+    table = [[text_cell(r.get(c)) for c in cols] for r in top]
     widths = [max(len(c), *(len(row[i]) for row in table)) if table else len(c) for i, c in enumerate(cols)]
     lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths, strict=True))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)) for row in table]
@@ -363,9 +360,11 @@ def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
 
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     best = result.extra_summary["search"]["best_trial"]
+    from jaxopt_lab.report import text_cell
+
     print(f"wrote {out}  ({len(study.trials)} trials in {study.opts.rounds} rounds, "
           f"{result.stats.compilations} compilation(s); best {study.opts.objective} = "
-          f"{_fmt(best['value']) if best else '-'})")
+          f"{text_cell(best['value']) if best else '-'})")
     return EXIT_OK
 
 

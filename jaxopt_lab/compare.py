@@ -46,7 +46,7 @@ from jaxopt_lab import plots
 from jaxopt_lab._checks import ConfigError, closest
 from jaxopt_lab.protocols import profiles
 from jaxopt_lab.protocols.tables import write_csv
-from jaxopt_lab.report import format_value
+from jaxopt_lab.report import text_cell
 from jaxopt_lab.sweep.results import staged_folder
 
 __all__ = ["Unpaired", "Comparison", "paired_stats", "compare_frames", "split_by", "format_table", "write"]
@@ -257,11 +257,6 @@ def split_by(df: Any, key: str) -> tuple[tuple[str, str], Any, Any]:
     return (str(values[0]), str(values[1])), a, b
 
 
-def _fmt(v: Any) -> str:
-
-    return format_value(v) or "-"
-
-
 def _columns(comp: Comparison) -> list[str]:
     return [*comp.keys, "n", "mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "p_value", "wins", "ties",
             "losses", "dropped"]
@@ -270,7 +265,7 @@ def _columns(comp: Comparison) -> list[str]:
 def format_table(comp: Comparison) -> str:
     """The comparison as a text table (A minus B), with the totals and the profile's score."""
     cols = _columns(comp)
-    table = [[_fmt(r.get(c)) for c in cols] for r in comp.rows]
+    table = [[text_cell(r.get(c)) for c in cols] for r in comp.rows]
     widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(cols)]
     a, b = comp.labels
     lines = [f"{comp.metric}: A = {a}, B = {b}; differences are A - B "
@@ -302,7 +297,7 @@ def write(out: str | os.PathLike, comp: Comparison) -> list[Path]:
         ax_d.errorbar(mean, y, xerr=err, fmt="o", capsize=3)
         ax_d.axvline(0.0, color="0.5", lw=1)
         if labelled:
-            ax_d.set_yticks(y, [", ".join(f"{k}={_fmt(r[k])}" for k in comp.keys) or "all" for r in comp.rows],
+            ax_d.set_yticks(y, [", ".join(f"{k}={text_cell(r[k])}" for k in comp.keys) or "all" for r in comp.rows],
                             fontsize=7)
         else:
             ax_d.set_ylabel("configuration (row of compare.csv)")

@@ -61,6 +61,11 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
+def text_cell(v: Any) -> str:
+    """`format_value` for a plain-text table, where an empty cell would shift the columns: "-"."""
+    return format_value(v) or "-"
+
+
 def _table_html(rows: Sequence[Mapping[str, Any]]) -> str:
     if not rows:
         return "<p><em>(no rows)</em></p>"

@@ -37,6 +37,7 @@ from jaxopt_lab.train.state import METRIC_KEYS
 
 __all__ = [
     "RESULT_COLUMNS",
+    "loss_column",
     "write_runs_csv",
     "read_runs_csv",
     "runs_csv_columns",
@@ -290,6 +291,12 @@ def aggregate(
             agg[f"{m}_n"] = int(vals.size)
         out.append(agg)
     return out
+
+
+def loss_column(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The loss that ranks runs: ``best_val_loss`` when the runs have a validation split, else
+    ``final_train_loss``."""
+    return "best_val_loss" if any(r.get("best_val_loss") is not None for r in rows) else "final_train_loss"
 
 
 def _best(rows: Sequence[Mapping[str, Any]], column: str, mode: str, skip) -> Mapping[str, Any] | None:
