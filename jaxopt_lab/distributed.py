@@ -67,7 +67,7 @@ def watch(out: Path, resume_hint: str, period: float = 1.0) -> Iterator[None]:
     """While the block runs, every process publishes a heartbeat in the coordinator's key-value store
     and watches the others'; a peer silent for the timeout (or a coordinator that cannot be reached
     for as long) ends this process with one line saying which chunks are saved and how to resume."""
-    from jax._src import distributed as jdist
+    from jax._src import distributed as jdist  # private JAX: reached only when a multi-process sweep runs
 
     client = jdist.global_state.client
     if client is None or not _state:
