@@ -21,22 +21,19 @@ def _trainer(grad_noise: float = 0.0, precision: str = "float32"):
 
 
 def test_one_sgd_step_adds_gaussian_noise_of_the_given_std_to_every_gradient_entry():
-    jax.config.update("jax_enable_x64", True)
-    try:
-        lr, sigma = 0.5, 0.3
-        clean = _trainer(precision="float64")
-        noisy = _trainer(grad_noise=sigma, precision="float64")
-        key = jax.random.PRNGKey(3)
-        p_clean = clean.step_epoch(clean.init_state(key, clean.resolve({})), clean.resolve({})).params
-        p_noisy = noisy.step_epoch(noisy.init_state(key, noisy.resolve({})), noisy.resolve({})).params
-        # SGD: w1 = w0 - lr * (g + sigma * z), so (w1_clean - w1_noisy) / (lr * sigma) = z ~ N(0, 1).
-        z = np.concatenate([np.ravel(a - b) for a, b in zip(jax.tree.leaves(p_clean), jax.tree.leaves(p_noisy),
-                                                              strict=True)]) / (lr * sigma)
-        assert z.size > 800
-        assert abs(z.mean()) < 4 / np.sqrt(z.size)
-        assert abs(z.std() - 1.0) < 0.1
-    finally:
-        jax.config.update("jax_enable_x64", False)
+    # tests/conftest.py turns on 64-bit JAX for the whole session.
+    lr, sigma = 0.5, 0.3
+    clean = _trainer(precision="float64")
+    noisy = _trainer(grad_noise=sigma, precision="float64")
+    key = jax.random.PRNGKey(3)
+    p_clean = clean.step_epoch(clean.init_state(key, clean.resolve({})), clean.resolve({})).params
+    p_noisy = noisy.step_epoch(noisy.init_state(key, noisy.resolve({})), noisy.resolve({})).params
+    # SGD: w1 = w0 - lr * (g + sigma * z), so (w1_clean - w1_noisy) / (lr * sigma) = z ~ N(0, 1).
+    z = np.concatenate([np.ravel(a - b) for a, b in zip(jax.tree.leaves(p_clean), jax.tree.leaves(p_noisy),
+                                                          strict=True)]) / (lr * sigma)
+    assert z.size > 800
+    assert abs(z.mean()) < 4 / np.sqrt(z.size)
+    assert abs(z.std() - 1.0) < 0.1
 
 
 def test_grad_noise_is_traced_and_zero_noise_is_the_noiseless_run():
