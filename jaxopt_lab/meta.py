@@ -791,7 +791,7 @@ def _metric(result: Any, objective: Objective) -> Array:
 
 def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | None = None) -> list[Any]:
     """`hypertune.csv` (step, each hyperparameter, objective, each hypergradient) and `hypertune.png`
-    (objective per step; the path over the random-search landscape) in `folder`."""
+    (objective per step; the path over the random-search landscape; the best point starred) in `folder`."""
     import csv
     from pathlib import Path
 
@@ -812,7 +812,9 @@ def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | No
                         *(repr(float(grads[k][i])) for k in keys)])
 
     fig, (ax_o, ax_p) = plots.new_figure(1, 2, figsize=(10, 4))
+    best = result.best_step
     ax_o.plot(np.arange(len(values)), values, marker=".", label="hypertune (seed mean)")
+    ax_o.plot([best], [values[best]], "*", color="C3", ms=12, label=f"best point (step {best})")
     ax_o.set_xlabel("outer step")
     ax_o.set_ylabel("objective")
     ax_o.set_title("Objective along the hypergradient path")
@@ -833,6 +835,7 @@ def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | No
     if len(keys) >= 2:
         ax_p.plot(path[keys[0]], path[keys[1]], color="C3", marker=".", label="hypertune path")
         ax_p.plot(path[keys[0]][:1], path[keys[1]][:1], "ko", label="start")
+        ax_p.plot(path[keys[0]][best], path[keys[1]][best], "*", color="C3", ms=14, label="best point")
         ax_p.set_ylabel(keys[1])
         ax_p.set_yscale("log")
     else:
