@@ -79,6 +79,8 @@ def main() -> int:
     p = common.parser(__doc__.splitlines()[0])
     p.add_argument("--parts", default="time,memory",
                    help="comma-separated: time, memory, digits (default time,memory)")
+    p.add_argument("--digits-split", type=int, default=0,
+                   help="digits: the train/validation split's seed (0: the benchmark; others: for development)")
     args = p.parse_args()
     parts = {x.strip() for x in args.parts.split(",") if x.strip()}
     if not parts or parts - {"time", "memory", "digits"}:
@@ -92,7 +94,7 @@ def main() -> int:
     if "memory" in parts:
         measure_memory(args.size, checks, payload)
     if "digits" in parts:
-        compare_digits(args.size, checks, payload)
+        compare_digits(args.size, checks, payload, split=args.digits_split)
     return common.finish(checks, payload, args.out)
 
 
@@ -169,98 +171,189 @@ DIGITS = {"tiny": {"epochs": 5, "steps": 3, "searches": 2, "configs": 8},
 SEARCH_BOX = {"optimizer.learning_rate": (1e-3, 1.0), "train.weight_decay": (1e-5, 1e-1)}
 START_BOX = {"optimizer.learning_rate": (1e-3, 1e-1), "train.weight_decay": (1e-5, 1e-2)}
 HELD_OUT_SEEDS = 4
+# The hypertune methods compared, each `meta.tune` keywords plus the outer Adam's rate; `steps` is a
+# fraction of the size's outer steps. "exact, 2 seeds" is the first version measured (BENCHMARKS.md 6.3).
+# "ES" replaces the exact hypergradient, which on this 30-epoch horizon is chaotic (per-seed
+# derivatives of any sign and magnitudes up to 1e10 at one point: `chaos_probe`), by an antithetic-ES
+# estimate (4 pairs per seed at scale 0.25 in log units) with new training seeds every step. Its
+# settings were chosen on another split of the data (`--digits-split 1`), not on this one.
+ES = {"estimator": "es", "pairs": 4, "sigma": 0.25, "resample": True, "outer_lr": 0.2, "steps": 0.5}
+METHODS = {
+    "exact, 2 seeds": {"estimator": "hypergrad", "seeds": 2, "resample": False, "outer_lr": 0.1, "steps": 1.0},
+    "ES, 2 seeds": {**ES, "seeds": 2},
+    "ES, 1 seed": {**ES, "seeds": 1},
+}
+EQUAL_COMPUTE = "ES, 2 seeds"  # random search is also run at this method's compute
 
 
-def digits_trainer(epochs: int):
+def digits_trainer(epochs: int, split: int = 0):
     from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
     from jaxopt_lab.train import make_train
 
     return make_train(Config(
-        data=DataConfig(dataset="digits", random_state=0, val_fraction=0.2),
+        data=DataConfig(dataset="digits", random_state=split, val_fraction=0.2),
         model=ModelConfig(hidden=(32,)),
         train=TrainConfig(epochs=epochs, batch_size=128, weight_decay=1e-4),
         optimizer=OptimizerConfig("sgd", {"learning_rate": 0.01, "momentum": 0.9}),
     ))
 
 
-def compare_digits(size: str, checks, payload: dict) -> None:
-    """Per search seed: random search (N log-uniform configs in SEARCH_BOX, one training seed each,
-    best by validation loss) against `meta.tune` from a log-uniform start in START_BOX (2 training
-    seeds per step, adam 0.1 on log h). Both chosen configs are then scored on held-out seeds."""
+def _log_uniform(rng, box: dict, n: int) -> dict:
+    import numpy as np
+
+    return {k: np.exp(rng.uniform(np.log(lo), np.log(hi), n)) for k, (lo, hi) in box.items()}
+
+
+def _val_loss_runs(trainer):
+    """`runs(keys, hparams)`: final validation losses of a batch of runs, one vmapped program."""
+    import jax
+
+    return jax.jit(jax.vmap(lambda key, hp: trainer(key, hp).metrics["final_val_loss"]))
+
+
+def random_searches(trainer, sz: dict, rng, seed0: int = 1000) -> tuple[list[dict], float]:
+    """Per search: `configs` log-uniform points of SEARCH_BOX, one training seed each; the best by
+    validation loss. Returns the chosen configs and the seconds taken."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxopt_lab import meta, optim
-
-    sz = DIGITS[size]
-    trainer = digits_trainer(sz["epochs"])
-    wrt = list(SEARCH_BOX)
-    rng = np.random.default_rng(0)
-
-    def log_uniform(box, n):
-        return {k: np.exp(rng.uniform(np.log(lo), np.log(hi), n)) for k, (lo, hi) in box.items()}
-
-    def val_loss(key, hp):
-        return trainer(key, hp).metrics["final_val_loss"]
-
-    runs = jax.jit(jax.vmap(val_loss))
+    runs = _val_loss_runs(trainer)
     t0 = time.perf_counter()
-    rs_best = []
+    best = []
     for s in range(sz["searches"]):
-        pts = log_uniform(SEARCH_BOX, sz["configs"])
-        keys = jax.random.split(jax.random.PRNGKey(1000 + s), sz["configs"])
+        pts = _log_uniform(rng, SEARCH_BOX, sz["configs"])
+        keys = jax.random.split(jax.random.PRNGKey(seed0 + s), sz["configs"])
         losses = np.asarray(runs(keys, {k: jnp.asarray(v) for k, v in pts.items()}))
         i = int(np.nanargmin(np.where(np.isfinite(losses), losses, np.nan)))
-        rs_best.append({k: float(v[i]) for k, v in pts.items()})
-    rs_seconds = time.perf_counter() - t0
+        best.append({k: float(v[i]) for k, v in pts.items()})
+    return best, time.perf_counter() - t0
 
+
+def hypertune_searches(trainer, sz: dict, starts: dict, method: dict, seed0: int = 2000) -> dict:
+    """`meta.tune` from each start with `method`; the final and the best point of each path."""
+    from jaxopt_lab import meta, optim
+
+    options = {k: v for k, v in method.items() if k not in ("outer_lr", "steps")}
+    steps = max(1, round(method["steps"] * sz["steps"]))
+    outer = optim.adam(method["outer_lr"])  # one object: every search reuses the one compiled program
     t0 = time.perf_counter()
-    starts = log_uniform(START_BOX, sz["searches"])
-    ht_final, ht_best, ht_epochs = [], [], 0
-    outer = optim.adam(0.1)  # one object: every search reuses the one compiled tuning program
+    final, best, epochs = [], [], 0
     for s in range(sz["searches"]):
-        res = meta.tune(trainer, {k: float(v[s]) for k, v in starts.items()}, wrt, steps=sz["steps"],
-                        outer_optimizer=outer, seeds=2, key=2000 + s)
-        ht_final.append({k: float(v[-1]) for k, v in res.hparams.items()})
-        # The path's best point by its own (training-seed) objective: what a user of the trace would pick.
-        j = int(np.nanargmin(np.asarray(res.objective)))
-        ht_best.append({k: float(v[j]) for k, v in res.hparams.items()})
-        ht_epochs += res.epochs
-    ht_seconds = time.perf_counter() - t0
+        res = meta.tune(trainer, {k: float(v[s]) for k, v in starts.items()}, list(SEARCH_BOX), steps=steps,
+                        outer_optimizer=outer, key=seed0 + s, **options)
+        final.append({k: float(v[-1]) for k, v in res.hparams.items()})
+        best.append(res.best())
+        epochs += res.epochs
+    return {"final": final, "best": best, "forward_epochs": epochs // sz["searches"], "steps": steps,
+            "seconds": time.perf_counter() - t0}
 
+
+def hypergrad_cost(trainer, seeds: int = 2, reps: int = 5) -> float:
+    """Time of one exact hypergradient (learning rate and weight decay, reverse mode with remat, `seeds`
+    seeds vmapped, as `meta.tune` runs it) over the same seeds' training runs: median ratio of
+    alternated rounds, on this model."""
+    import jax
+    import numpy as np
+
+    from jaxopt_lab import meta
+
+    hp = {"optimizer.learning_rate": 0.01, "train.weight_decay": 1e-4}
+    keys = jax.random.split(jax.random.PRNGKey(5), seeds)
+    progs = {"run": jax.jit(jax.vmap(lambda k: trainer(k, hp).metrics["final_val_loss"])),
+             "hypergrad": jax.jit(jax.vmap(lambda k: meta.hypergrad(trainer, k, hp, list(SEARCH_BOX))))}
+    compiled = {n: f.lower(keys).compile() for n, f in progs.items()}
+    samples = common.alternate({n: (lambda c=c: jax.block_until_ready(c(keys))) for n, c in compiled.items()},
+                               reps)
+    return float(np.median([a.seconds / b.seconds for a, b in zip(samples["hypergrad"], samples["run"],
+                                                                      strict=True)]))
+
+
+def chaos_probe(trainer, rates=(0.01, 0.02, 0.04), wd: float = 1e-3, seeds: int = 8) -> dict:
+    """Per-seed exact d(val loss)/d(log lr) and val loss at a few rates (keys of PRNGKey(7), none a
+    search uses): where the per-seed derivatives disagree, their mean says little about the seed-mean loss."""
+    import jax
+    import numpy as np
+
+    from jaxopt_lab import meta
+
+    keys = jax.random.split(jax.random.PRNGKey(7), seeds)
+    per_seed = jax.jit(jax.vmap(lambda k, lr: meta.hypergrad(
+        trainer, k, {"optimizer.learning_rate": lr, "train.weight_decay": wd}, list(SEARCH_BOX)), (0, None)))
+    out = {}
+    for lr in rates:
+        values, grads = per_seed(keys, lr)
+        out[lr] = {"val_loss": np.asarray(values).tolist(),
+                   "d_log_lr": np.asarray(grads["optimizer.learning_rate"]).tolist()}
+        print(f"lr {lr:g}, wd {wd:g}, {seeds} seeds: seed-mean val loss {np.mean(values):.3f}; d val loss / d log lr "
+              f"per seed: {', '.join(f'{g:.3g}' for g in sorted(out[lr]['d_log_lr']))}")
+    return out
+
+
+def held_out_scores(trainer, configs: list[dict]) -> list[float]:
+    """Mean final validation loss of each config over HELD_OUT_SEEDS training seeds no search used."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    runs = _val_loss_runs(trainer)
     held = jax.random.split(jax.random.PRNGKey(99), HELD_OUT_SEEDS)
+    return [float(np.nanmean(np.asarray(runs(held, {k: jnp.full(HELD_OUT_SEEDS, v) for k, v in hp.items()}))))
+            for hp in configs]
 
-    def score(hp):
-        stacked = {k: jnp.full(HELD_OUT_SEEDS, v) for k, v in hp.items()}
-        return float(np.nanmean(np.asarray(runs(held, stacked))))
 
-    rs_scores = [score(hp) for hp in rs_best]
-    ht_scores = [score(hp) for hp in ht_final]
-    hb_scores = [score(hp) for hp in ht_best]
-    rs_epochs = sz["searches"] * sz["configs"] * sz["epochs"]
-    rows = [{"search": s, "random search": f"{a:.4f}", "hypertune final": f"{b:.4f}",
-             "hypertune best on path": f"{c:.4f}",
-             "final lr": f"{ht_final[s]['optimizer.learning_rate']:.3g}",
-             "final wd": f"{ht_final[s]['train.weight_decay']:.3g}"}
-            for s, (a, b, c) in enumerate(zip(rs_scores, ht_scores, hb_scores, strict=True))]
-    print(f"\nDigits MLP 64-32-10, {sz['epochs']} epochs: validation loss (mean of {HELD_OUT_SEEDS} held-out seeds) "
-          f"of the config each method picks")
+def compare_digits(size: str, checks, payload: dict, split: int = 0, methods: dict | None = None) -> None:
+    """Per search seed: random search against each hypertune method of METHODS from a log-uniform
+    start in START_BOX; every chosen config is scored on held-out training seeds. Compute is counted
+    in epochs; an exact hypergradient's backward pass is converted to epochs by its measured time."""
+    import numpy as np
+
+    sz = DIGITS[size]
+    methods = METHODS if methods is None else methods
+    trainer = digits_trainer(sz["epochs"], split)
+    rng = np.random.default_rng(split)  # split 0: the draws of the first measurement
+    rs_best, rs_seconds = random_searches(trainer, sz, rng)
+    starts = _log_uniform(rng, START_BOX, sz["searches"])
+    rs_scores = held_out_scores(trainer, rs_best)
+    cost = hypergrad_cost(trainer) if any(m["estimator"] == "hypergrad" for m in methods.values()) else None
+    rs_epochs = sz["configs"] * sz["epochs"]
+    rows = [{"method": "random search", "median": f"{np.median(rs_scores):.4f}", "<= random search": "",
+             "epoch-equivalents per search": f"{rs_epochs:,}", "seconds (all searches)": f"{rs_seconds:.0f}"}]
+    out = {"random_search": {"scores": rs_scores, "configs": rs_best, "epochs": rs_epochs, "seconds": rs_seconds},
+           "hypergrad_cost_x_run": cost, "split": split, "methods": {}}
+    for name, method in methods.items():
+        res = hypertune_searches(trainer, sz, starts, method)
+        exact = method["estimator"] == "hypergrad"
+        equiv = res["forward_epochs"] * (cost if exact else 1.0)
+        for which in ("final", "best"):
+            scores = held_out_scores(trainer, res[which])
+            res[f"{which}_scores"] = scores
+            wins = sum(b <= a for a, b in zip(rs_scores, scores, strict=True))
+            rows.append({"method": f"hypertune {name}, {which} point", "median": f"{np.median(scores):.4f}",
+                         "<= random search": f"{wins}/{len(scores)}", "epoch-equivalents per search": f"{equiv:,.0f}",
+                         "seconds (all searches)": f"{res['seconds']:.0f}"})
+        res["epoch_equivalents"] = equiv
+        out["methods"][name] = res
+        checks.add(f"digits, {name}: every chosen config trains (finite held-out loss)",
+                   bool(np.all(np.isfinite(res["final_scores"] + res["best_scores"]))))
+    if EQUAL_COMPUTE in out["methods"]:
+        n = round(out["methods"][EQUAL_COMPUTE]["epoch_equivalents"] / sz["epochs"])
+        eq_best, eq_seconds = random_searches(trainer, {**sz, "configs": n}, rng, seed0=3000)
+        eq_scores = held_out_scores(trainer, eq_best)
+        wins = sum(b <= a for a, b in zip(rs_scores, eq_scores, strict=True))
+        rows.append({"method": f"random search, {n} configs (compute of {EQUAL_COMPUTE})",
+                     "median": f"{np.median(eq_scores):.4f}", "<= random search": f"{wins}/{len(eq_scores)}",
+                     "epoch-equivalents per search": f"{n * sz['epochs']:,}",
+                     "seconds (all searches)": f"{eq_seconds:.0f}"})
+        out["random_search_equal_compute"] = {"configs": n, "scores": eq_scores, "chosen": eq_best}
+    print(f"\nDigits MLP 64-32-10, {sz['epochs']} epochs, split {split}: validation loss (mean of {HELD_OUT_SEEDS} "
+          f"held-out seeds) of the config each method picks; {sz['searches']} searches")
     print(common.table(rows))
-    wins = sum(b <= a for a, b in zip(rs_scores, ht_scores, strict=True))
-    wins_best = sum(c <= a for a, c in zip(rs_scores, hb_scores, strict=True))
-    print(f"median: random search {np.median(rs_scores):.4f}, hypertune final {np.median(ht_scores):.4f}, best on "
-          f"path {np.median(hb_scores):.4f}; <= random search in {wins}/{len(rows)} (final), "
-          f"{wins_best}/{len(rows)} (best on path) searches")
-    print(f"compute per search: random search {rs_epochs // sz['searches']} training epochs ({rs_seconds:.0f}s all); "
-          f"hypertune {ht_epochs // sz['searches']} forward epochs, each with a backward pass and a recomputation "
-          f"({ht_seconds:.0f}s all, incl. its compile)")
-    payload["digits"] = {"random_search": rs_scores, "hypertune": ht_scores, "hypertune_final": ht_final,
-                         "hypertune_best_on_path": hb_scores, "hypertune_best_point": ht_best,
-                         "random_search_best": rs_best, "rs_epochs": rs_epochs, "ht_forward_epochs": ht_epochs,
-                         "rs_seconds": rs_seconds, "ht_seconds": ht_seconds}
-    checks.add("digits: every chosen config trains (finite held-out loss)",
-               all(np.isfinite(rs_scores)) and all(np.isfinite(ht_scores)) and all(np.isfinite(hb_scores)))
+    if cost is not None:
+        print(f"one exact hypergradient (2 hyperparameters, reverse mode, remat) = {cost:.2f} training runs here")
+    out["chaos_probe"] = chaos_probe(trainer)
+    payload["digits"] = out
+    checks.add("digits: random search's configs train (finite held-out loss)", bool(np.all(np.isfinite(rs_scores))))
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ Objective = str | Callable[[Any], Array]
 
 MODES = ("reverse", "forward")
 ES_METHODS = ("es", "pes")
+ESTIMATORS = ("hypergrad", "es")
 
 
 # ----------------------------------------------------------------------------- checks
@@ -408,11 +409,12 @@ def _summarize(value: Array, per_pair: Array, wrt: Sequence[str]) -> ESEstimate:
     )
 
 
-def _es(trainer, key, hparams, noise_key, wrt, sigma, pairs, objective, log_space):
+def _es_lanes(trainer, key, hparams, noise_key, wrt, sigma, pairs, objective, log_space):
+    """The objective of `2 pairs + 1` whole runs (one vmapped program) and the pairs' directions `z`:
+    lane 0 is the unperturbed run, then the + and - halves of each antithetic pair."""
     theta, fixed = _split(trainer, hparams, wrt)
     base = jnp.stack([jnp.log(theta[k]) if log_space else theta[k] for k in wrt])
     z = jax.random.normal(noise_key, (pairs, len(wrt)), base.dtype)
-    # Lane 0 is the unperturbed run; then the + and - halves of each antithetic pair.
     points = jnp.concatenate([base[None], base + sigma * z, base - sigma * z])
 
     def objective_at(point):
@@ -420,10 +422,18 @@ def _es(trainer, key, hparams, noise_key, wrt, sigma, pairs, objective, log_spac
         hp = {**fixed, **{k: values[i] for i, k in enumerate(wrt)}}
         return _objective_value(trainer, trainer.run_epochs(trainer.init_state(key, hp), hp), hp, objective)
 
-    f = jax.vmap(objective_at)(points)
+    return jax.vmap(objective_at)(points), z
+
+
+def _es_per_pair(f: Array, z: Array, sigma: float) -> Array:
+    pairs = z.shape[0]
     f_plus, f_minus = f[1 : pairs + 1], f[pairs + 1 :]
-    per_pair = ((f_plus - f_minus) / (2 * sigma))[:, None] * z
-    return _summarize(f[0], per_pair, wrt)
+    return ((f_plus - f_minus) / (2 * sigma))[:, None] * z
+
+
+def _es(trainer, key, hparams, noise_key, wrt, sigma, pairs, objective, log_space):
+    f, z = _es_lanes(trainer, key, hparams, noise_key, wrt, sigma, pairs, objective, log_space)
+    return _summarize(f[0], _es_per_pair(f, z, sigma), wrt)
 
 
 def _pes(trainer, key, hparams, noise_key, wrt, sigma, pairs, truncation, objective, log_space):
@@ -555,20 +565,60 @@ class TuneResult(NamedTuple):
 
     Fields:
       hparams: `{key: (steps + 1,) values}` along the path.
-      objective: `(steps + 1,)` objective at each point, averaged over the seeds.
+      objective: `(steps + 1,)` objective at each point (its unperturbed runs), averaged over the seeds.
       hypergrad: `{key: (steps + 1,) derivatives}` at each point, averaged over the seeds
-        (with respect to `log h` when `log_space`); the last row's was not used for a step.
-      epochs: training epochs run (forward), `(steps + 1) * seeds * train.epochs`; reverse mode
-        adds a backward pass (with `remat`, one recomputation) per epoch.
+        (with respect to `log h` when `log_space`): the exact hypergradient, or the ES estimate
+        with `estimator="es"`; the last row's was not used for a step.
+      epochs: training epochs run (forward). `estimator="hypergrad"`: `(steps + 1) * seeds * E`
+        (`E = train.epochs`), each with a backward pass (and, with `remat`, a recomputation);
+        `"es"`: `(steps + 1) * seeds * (2 pairs + 1) * E`, with no backward pass.
+      selection: `(steps + 1,)` the score `best_step` minimizes: `objective` for `"hypergrad"`; for
+        `"es"`, the mean over every run of the step (the unperturbed one and both members of each
+        pair, all seeds): an estimate of the Gaussian-smoothed objective from `seeds * (2 pairs + 1)`
+        runs, less noisy than `objective`, and worse next to a cliff of the loss.
+      best_step: the step whose `selection` is lowest (non-finite ignored; 0 when none is finite).
+        It costs nothing: every point's score was computed on the way.
     """
 
     hparams: dict[str, Array]
     objective: Array
     hypergrad: dict[str, Array]
     epochs: int
+    selection: Array | None = None
+    best_step: int = 0
+
+    def best(self) -> dict[str, float]:
+        """The hyperparameters at `best_step`: the point of the path to use."""
+        return {k: float(v[self.best_step]) for k, v in self.hparams.items()}
 
 
-def _tune(trainer, hparams, keys, wrt, steps, outer, objective, mode, log_space):
+def _finite_or_worst(f: Array) -> Array:
+    # A diverged run counts as bad as the worst finite run of its seed's step (ignoring it would
+    # draw the tuner towards divergence); a seed with no finite run stays NaN (and is averaged out).
+    worst = jnp.max(jnp.where(jnp.isfinite(f), f, -jnp.inf), axis=-1, keepdims=True)
+    return jnp.where(jnp.isfinite(f), f, jnp.where(jnp.isfinite(worst), worst, jnp.nan))
+
+
+def _tune_estimate(trainer, fixed, h, step_keys, noise_keys, wrt, objective, mode, log_space, estimator, sigma,
+                   pairs):
+    """(seed-mean objective, seed-mean derivative estimate, selection score) at the point `h`."""
+    if estimator == "hypergrad":
+        values, grads = jax.vmap(
+            lambda key: _hypergrad(trainer, key, {**fixed, **h}, wrt, objective, mode, log_space, True)
+        )(step_keys)
+        # A diverged seed's derivative is meaningless (often NaN): average the others.
+        value = jnp.nanmean(values)
+        return value, {k: jnp.nanmean(g) for k, g in grads.items()}, value
+    f, z = jax.vmap(
+        lambda key, nk: _es_lanes(trainer, key, {**fixed, **h}, nk, wrt, sigma, pairs, objective, log_space)
+    )(step_keys, noise_keys)
+    f = _finite_or_worst(f)
+    per_pair = jax.vmap(lambda fs, zs: _es_per_pair(fs, zs, sigma))(f, z).reshape(-1, len(wrt))
+    g = jnp.nanmean(per_pair, axis=0)
+    return jnp.nanmean(f[:, 0]), {k: g[i] for i, k in enumerate(wrt)}, jnp.nanmean(f)
+
+
+def _tune(trainer, hparams, keys, wrt, steps, outer, objective, mode, log_space, estimator, sigma, pairs, resample):
     theta0, fixed = _split(trainer, hparams, wrt)
     if log_space:
         theta0 = {k: jnp.log(v) for k, v in theta0.items()}
@@ -576,21 +626,22 @@ def _tune(trainer, hparams, keys, wrt, steps, outer, objective, mode, log_space)
     def at(theta):
         return {k: jnp.exp(v) for k, v in theta.items()} if log_space else theta
 
-    def step(carry, _):
+    def step(carry, i):
         theta, outer_state = carry
         h = at(theta)
-        values, grads = jax.vmap(
-            lambda key: _hypergrad(trainer, key, {**fixed, **h}, wrt, objective, mode, log_space, True)
-        )(keys)
-        # A diverged seed's derivative is meaningless (often NaN): average the others.
-        mean_grads = {k: jnp.nanmean(g) for k, g in grads.items()}
-        updates, outer_state = outer.update(mean_grads, outer_state, theta)
-        return (optax.apply_updates(theta, updates), outer_state), (h, jnp.nanmean(values), mean_grads)
+        # resample: new training seeds every step, so the path follows the hypergradient of the
+        # expectation over seeds instead of fitting the few seeds it was given.
+        step_keys = jax.vmap(lambda k: jax.random.fold_in(k, i))(keys) if resample else keys
+        noise_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.fold_in(k, 0x5E5), i))(keys)
+        value, grads, score = _tune_estimate(trainer, fixed, h, step_keys, noise_keys, wrt, objective, mode,
+                                             log_space, estimator, sigma, pairs)
+        updates, outer_state = outer.update(grads, outer_state, theta)
+        return (optax.apply_updates(theta, updates), outer_state), (h, value, grads, score)
 
-    _, (path, objective_path, grad_path) = jax.lax.scan(
-        step, (theta0, outer.init(theta0)), None, length=steps + 1
+    _, (path, objective_path, grad_path, scores) = jax.lax.scan(
+        step, (theta0, outer.init(theta0)), jnp.arange(steps + 1)
     )
-    return path, objective_path, grad_path
+    return path, objective_path, grad_path, scores
 
 
 def seed_keys(seeds: Any, key: Any = 0) -> Array:
@@ -615,18 +666,31 @@ def tune(
     mode: str = "reverse",
     log_space: bool = True,
     key: Any = 0,
+    estimator: str = "hypergrad",
+    sigma: float = 0.25,
+    pairs: int = 4,
+    resample: bool = False,
 ) -> TuneResult:
     r"""Gradient-based hyperparameter tuning: an optimizer steps the hyperparameters along the hypergradient.
 
-    Each outer step computes `hypergrad` for every seed (vmapped), averages the derivatives
-    over the seeds, and hands them to `outer_optimizer` as the gradient of the (log)
+    Each outer step estimates the derivative of the objective for every seed (vmapped),
+    averages it over the seeds, and hands it to `outer_optimizer` as the gradient of the (log)
     hyperparameters :math:`\theta = \log h`:
 
     .. math::
-        \theta_{i+1} = \theta_i + \mathrm{update}\Big(\frac{1}{S}\sum_s \nabla_\theta f_s(\theta_i)\Big).
+        \theta_{i+1} = \theta_i + \mathrm{update}\Big(\frac{1}{S}\sum_s \hat g_s(\theta_i)\Big).
+
+    The estimate :math:`\hat g_s` is the exact hypergradient (`estimator="hypergrad"`, as
+    `hypergrad`) or antithetic ES (`estimator="es"`, as `es_hypergrad`: `pairs` pairs of runs
+    perturbed by `sigma` in log units, fresh perturbations every step). On horizons where
+    training is chaotic the exact derivative of each seed's run says little about how the
+    *expected* loss changes (a rate past which some seeds fail has a seed-mean derivative of
+    any sign); ES estimates the slope of the loss smoothed at the scale `sigma` and sees such a
+    cliff. It needs no backward pass. See docs/hypergradients.md for when to use which.
 
     The whole path is one compiled program (a `lax.scan` over outer steps). Log space keeps
-    positive hyperparameters positive; it does not keep e.g. a momentum below 1.
+    positive hyperparameters positive; it does not keep e.g. a momentum below 1. Use
+    `result.best()` (the point of `best_step`) rather than the last point: a step can overshoot.
 
     Args:
       trainer: a `Trainer`.
@@ -636,11 +700,16 @@ def tune(
       outer_optimizer: a `GradientTransformation` (default `jaxopt_lab.optim.adam(0.05)`:
         about 5% per step in log space).
       seeds: the number of training seeds averaged per step, or their keys.
-      objective, mode, log_space: as in `hypergrad`.
+      objective, mode, log_space: as in `hypergrad` (`mode` is unused by `"es"`).
       key: the key the seeds are split from when `seeds` is a number.
+      estimator: `"hypergrad"` (exact, reverse or forward mode) or `"es"`.
+      sigma: the ES perturbation scale (> 0; log units when `log_space`).
+      pairs: antithetic ES pairs per seed and step (>= 1).
+      resample: draw new training seeds (`fold_in(seed, step)`) at every step instead of
+        reusing the same ones.
 
     Returns:
-      a `TuneResult` (the path, its objective and hypergradients).
+      a `TuneResult` (the path, its objective and derivative estimates, its best step).
 
     Example:
       >>> from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
@@ -652,13 +721,22 @@ def tune(
       ...            steps=2)
       >>> res.hparams["optimizer.learning_rate"].shape  # the start and each step
       (3,)
+      >>> res = tune(trainer, {}, ["optimizer.learning_rate"], steps=2, seeds=2, estimator="es", pairs=2)
+      >>> res.epochs, sorted(res.best())  # (2 steps + 1) x 2 seeds x (2 pairs x 2 + 1) runs x 3 epochs
+      (90, ['optimizer.learning_rate'])
 
     References:
       Maclaurin, Duvenaud & Adams (2015); Franceschi et al. (2017); Lorraine, Vicol & Duvenaud
-      (2020), "Optimizing millions of hyperparameters by implicit differentiation".
+      (2020), "Optimizing millions of hyperparameters by implicit differentiation"; Salimans et
+      al. (2017) and Metz et al. (2019) for ES on chaotic unrolls.
     """
     if int(steps) < 0:
         raise ValueError(f"steps={steps!r} is out of range: valid range is [0, inf)")
+    _check_choice("estimator", estimator, ESTIMATORS)
+    if not sigma > 0:
+        raise ValueError(f"sigma={sigma!r} is out of range: valid range is (0, inf)")
+    if int(pairs) < 1:
+        raise ValueError(f"pairs={pairs!r} is out of range: valid range is [1, inf)")
     hparams0 = dict(hparams0 or {})
     wrt = _validate(trainer, hparams0, wrt, mode)
     if outer_optimizer is None:
@@ -666,10 +744,22 @@ def tune(
 
         outer_optimizer = optim.adam(0.05)
     keys = seed_keys(seeds, key)
-    options = (tuple(wrt), int(steps), outer_optimizer, objective, mode, bool(log_space))
-    path, values, grads = _compiled(trainer, _tune, options)(hparams0, keys)
-    epochs = (int(steps) + 1) * int(keys.shape[0]) * trainer.config.train.epochs
-    return TuneResult(hparams=path, objective=values, hypergrad=grads, epochs=epochs)
+    es = estimator == "es"
+    options = (tuple(wrt), int(steps), outer_optimizer, objective, mode, bool(log_space), estimator,
+               float(sigma) if es else None, int(pairs) if es else None, bool(resample))
+    path, values, grads, scores = _compiled(trainer, _tune, options)(hparams0, keys)
+    runs_per_seed = 2 * int(pairs) + 1 if es else 1
+    epochs = (int(steps) + 1) * int(keys.shape[0]) * runs_per_seed * trainer.config.train.epochs
+    return TuneResult(hparams=path, objective=values, hypergrad=grads, epochs=epochs, selection=scores,
+                      best_step=_best_step(scores))
+
+
+def _best_step(scores: Array) -> int:
+    import numpy as np
+
+    scores = np.asarray(scores, dtype=float)
+    finite = np.isfinite(scores)
+    return int(np.argmin(np.where(finite, scores, np.inf))) if finite.any() else 0
 
 
 # ----------------------------------------------------------------------------- tuning outputs
@@ -701,7 +791,7 @@ def _metric(result: Any, objective: Objective) -> Array:
 
 def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | None = None) -> list[Any]:
     """`hypertune.csv` (step, each hyperparameter, objective, each hypergradient) and `hypertune.png`
-    (objective per step; the path over the random-search landscape) in `folder`."""
+    (objective per step; the path over the random-search landscape; the best point starred) in `folder`."""
     import csv
     from pathlib import Path
 
@@ -722,7 +812,9 @@ def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | No
                         *(repr(float(grads[k][i])) for k in keys)])
 
     fig, (ax_o, ax_p) = plots.new_figure(1, 2, figsize=(10, 4))
+    best = result.best_step
     ax_o.plot(np.arange(len(values)), values, marker=".", label="hypertune (seed mean)")
+    ax_o.plot([best], [values[best]], "*", color="C3", ms=12, label=f"best point (step {best})")
     ax_o.set_xlabel("outer step")
     ax_o.set_ylabel("objective")
     ax_o.set_title("Objective along the hypergradient path")
@@ -743,6 +835,7 @@ def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | No
     if len(keys) >= 2:
         ax_p.plot(path[keys[0]], path[keys[1]], color="C3", marker=".", label="hypertune path")
         ax_p.plot(path[keys[0]][:1], path[keys[1]][:1], "ko", label="start")
+        ax_p.plot(path[keys[0]][best], path[keys[1]][best], "*", color="C3", ms=14, label="best point")
         ax_p.set_ylabel(keys[1])
         ax_p.set_yscale("log")
     else:

@@ -214,10 +214,18 @@ def test_demo_section_renders(tmp_path):
     from jaxopt_lab.experiments import hypergradients
 
     section = hypergradients.run(tmp_path, size="tiny")
-    assert [p.name for p in section.figures] == ["hypergradient_tangents.png", "hypergradient_horizon.png"]
+    assert [p.name for p in section.figures] == ["hypergradient_tangents.png", "hypergradient_horizon.png",
+                                                 "hypergradient_hypertune.png"]
     assert all(p.stat().st_size > 10_000 for p in section.figures)
     rows = section.tables[0][1]
     assert rows[0]["relative gap"] < 1e-6  # the first epochs are smooth: exact = finite differences
+    path = section.tables[1][1]
+    short = hypergradients.SIZES["tiny"]["short"]
+    trainer = make_train(hypergradients.config("tiny", epochs=short))
+    for row in (path[0], path[-1]):  # the path's losses are those of ordinary runs at its rates
+        ordinary = trainer(jax.random.PRNGKey(0), {"optimizer.learning_rate": row["learning rate"]})
+        np.testing.assert_allclose(row["validation loss"], ordinary.metrics["final_val_loss"], rtol=1e-10)
+    assert min(r["validation loss"] for r in path) < path[0]["validation loss"] - 0.01  # it went down the curve
 
 
 @pytest.mark.slow
