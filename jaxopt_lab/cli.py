@@ -605,12 +605,14 @@ def cmd_hypertune(args: argparse.Namespace) -> int:
     """`hypertune CONFIG --wrt KEY ... --steps N --out DIR`: gradient-based tuning (jaxopt_lab.meta.tune)."""
     cfg = _load_config(args.config)
     out = _check_out(args.out, required=True)
-    limits = (("--steps", args.steps, 0), ("--seeds", args.seeds, 1), ("--landscape", args.landscape, 0))
+    limits = (("--steps", args.steps, 0), ("--seeds", args.seeds, 1), ("--landscape", args.landscape, 0),
+              ("--pairs", args.pairs, 1))
     for flag, value, low in limits:
         if value < low:
             raise BadInput(f"{flag} {value} is out of range: valid range is [{low}, inf)")
-    if not args.outer_lr > 0:
-        raise BadInput(f"--outer-lr {args.outer_lr} is out of range: valid range is (0, inf)")
+    for flag, value in (("--outer-lr", args.outer_lr), ("--sigma", args.sigma)):
+        if not value > 0:
+            raise BadInput(f"{flag} {value} is out of range: valid range is (0, inf)")
     _setup_jax(1, x64=cfg.train.precision == "float64")
     import numpy as np
 
@@ -634,7 +636,8 @@ def cmd_hypertune(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         result = meta.tune(trainer, {}, wrt, steps=args.steps, outer_optimizer=outer, seeds=keys,
-                           objective=args.objective)
+                           objective=args.objective, estimator=args.estimator, sigma=args.sigma, pairs=args.pairs,
+                           resample=args.resample, key=args.seed)
     except ValueError as e:  # --objective that is not a metric of the run
         raise BadInput(f"--objective: {e}") from None
     seconds = time.perf_counter() - t0
@@ -646,11 +649,13 @@ def cmd_hypertune(args: argparse.Namespace) -> int:
                                           seed=args.seed)
     with staged_folder(out) as tmp:
         meta.write_tune(tmp, result, landscape)
-    final = {k: float(v[-1]) for k, v in result.hparams.items()}
-    print(f"wrote {out}  ({args.steps} steps x {args.seeds} seeds, {result.epochs} training epochs with their "
-          f"backward passes, {seconds:.1f}s)")
-    print(f"{args.objective}: {float(result.objective[0]):.6g} -> {float(result.objective[-1]):.6g} at "
-          + ", ".join(f"{k}={v:.4g}" for k, v in final.items()))
+    best = result.best()
+    passes = " with their backward passes" if args.estimator == "hypergrad" else ""
+    print(f"wrote {out}  ({args.steps} steps x {args.seeds} seeds, {args.estimator}, {result.epochs} training "
+          f"epochs{passes}, {seconds:.1f}s)")
+    print(f"{args.objective}: {float(result.objective[0]):.6g} at the start; best point of the path (step "
+          f"{result.best_step}, {float(result.objective[result.best_step]):.6g}): "
+          + ", ".join(f"{k}={v:.4g}" for k, v in best.items()))
     if landscape is not None:
         print(f"best of {args.landscape} random configs: {float(np.nanmin(np.asarray(landscape[1]))):.6g}")
     return EXIT_OK
@@ -719,6 +724,12 @@ def _add_hypertune_parser(sub: Any) -> None:
     ht.add_argument("--outer-optimizer", default="adam", help="optimizer of the log hyperparameters (default adam)")
     ht.add_argument("--outer-lr", type=float, default=0.05, help="its learning rate, in log units (default 0.05)")
     ht.add_argument("--landscape", type=int, default=64, help="random-search configs drawn for the figure (0: none)")
+    ht.add_argument("--estimator", choices=("hypergrad", "es"), default="hypergrad",
+                    help="exact hypergradients (default), or antithetic evolution strategies: no backward pass, "
+                    "robust where the run is chaotic (docs/hypergradients.md)")
+    ht.add_argument("--sigma", type=float, default=0.25, help="with --estimator es: perturbation scale in log units")
+    ht.add_argument("--pairs", type=int, default=4, help="with --estimator es: antithetic pairs per seed and step")
+    ht.add_argument("--resample", action="store_true", help="draw fresh training seeds at every step")
     ht.set_defaults(func=cmd_hypertune)
 
 

@@ -54,13 +54,20 @@ runs every seed in one compiled program.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from matplotlib.ticker import NullFormatter
+
+from jaxopt_lab import optim, plots
+from jaxopt_lab._checks import check_choice, closest
 
 Array = jax.Array
 Objective = str | Callable[[Any], Array]
@@ -79,7 +86,6 @@ def check_wrt(trainer: Any, wrt: Sequence[str], hparams: Mapping[str, Any] | Non
     A key is valid when the trainer can trace it (`trainer.traceable_keys()`) and it has
     a value: the config's, or one given in `hparams`.
     """
-    from jaxopt_lab.config import closest
 
     wrt = [wrt] if isinstance(wrt, str) else list(wrt)
     if not wrt:
@@ -97,13 +103,6 @@ def check_wrt(trainer: Any, wrt: Sequence[str], hparams: Mapping[str, Any] | Non
     if len(set(wrt)) != len(wrt):
         raise ValueError(f"wrt names a key twice: {wrt}")
     return wrt
-
-
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        from jaxopt_lab.config import closest
-
-        raise ValueError(f"{name}={value!r} is not valid{closest(value, choices)}; valid choices: {', '.join(choices)}")
 
 
 # ----------------------------------------------------------------------------- the differentiable run
@@ -257,7 +256,7 @@ def _bind(fn: Callable, trainer: Any, options: tuple) -> Callable:
 
 
 def _validate(trainer, hparams, wrt, mode):
-    _check_choice("mode", mode, MODES)
+    check_choice("mode", mode, MODES)
     wrt = check_wrt(trainer, wrt, hparams)
     trainer.resolve(hparams)  # names a bad hparams key, with the valid ones
     return wrt
@@ -536,7 +535,7 @@ def es_hypergrad(
       learning"; Vicol, Metz & Sohl-Dickstein (2021), "Unbiased gradient estimation in unrolled
       computation graphs with persistent evolution strategies".
     """
-    _check_choice("method", method, ES_METHODS)
+    check_choice("method", method, ES_METHODS)
     if not sigma > 0:
         raise ValueError(f"sigma={sigma!r} is out of range: valid range is (0, inf)")
     if int(pairs) < 2:
@@ -732,7 +731,7 @@ def tune(
     """
     if int(steps) < 0:
         raise ValueError(f"steps={steps!r} is out of range: valid range is [0, inf)")
-    _check_choice("estimator", estimator, ESTIMATORS)
+    check_choice("estimator", estimator, ESTIMATORS)
     if not sigma > 0:
         raise ValueError(f"sigma={sigma!r} is out of range: valid range is (0, inf)")
     if int(pairs) < 1:
@@ -740,7 +739,6 @@ def tune(
     hparams0 = dict(hparams0 or {})
     wrt = _validate(trainer, hparams0, wrt, mode)
     if outer_optimizer is None:
-        from jaxopt_lab import optim
 
         outer_optimizer = optim.adam(0.05)
     keys = seed_keys(seeds, key)
@@ -755,7 +753,6 @@ def tune(
 
 
 def _best_step(scores: Array) -> int:
-    import numpy as np
 
     scores = np.asarray(scores, dtype=float)
     finite = np.isfinite(scores)
@@ -771,7 +768,6 @@ def random_landscape(
 ) -> tuple[dict[str, Array], Array]:
     """Random search: `n` log-uniform points in `bounds`, each trained on every key (one vmapped
     program); returns the points and their seed-averaged objective (NaN where every seed diverged)."""
-    import numpy as np
 
     rng = np.random.default_rng(seed)
     points = {k: np.exp(rng.uniform(np.log(lo), np.log(hi), n)) for k, (lo, hi) in bounds.items()}
@@ -792,12 +788,8 @@ def _metric(result: Any, objective: Objective) -> Array:
 def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | None = None) -> list[Any]:
     """`hypertune.csv` (step, each hyperparameter, objective, each hypergradient) and `hypertune.png`
     (objective per step; the path over the random-search landscape; the best point starred) in `folder`."""
-    import csv
-    from pathlib import Path
 
-    import numpy as np
 
-    from jaxopt_lab import plots
 
     folder = Path(folder)
     keys = list(result.hparams)
@@ -843,7 +835,6 @@ def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | No
         ax_p.set_ylabel("objective")
     ax_p.set_xscale("log")
     ax_p.set_xlabel(keys[0])
-    from matplotlib.ticker import NullFormatter
 
     ax_p.xaxis.set_minor_formatter(NullFormatter())
     ax_p.yaxis.set_minor_formatter(NullFormatter())

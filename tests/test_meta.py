@@ -130,7 +130,7 @@ def test_truncated_hypergrad_differentiates_only_the_last_epochs():
 def test_bad_wrt_mode_and_objective_name_the_valid_choices(trainer):
     with pytest.raises(ValueError, match="optimizer.learning_rate.*valid keys: .*model.init_scale"):
         meta.hypergrad(trainer, KEY, HP, ["optimizer.learning_rat"])
-    with pytest.raises(ValueError, match="valid choices: reverse, forward"):
+    with pytest.raises(ValueError, match="valid choices: forward, reverse"):
         meta.hypergrad(trainer, KEY, HP, WRT, mode="backward")
     with pytest.raises(ValueError, match="final_val_loss"):
         meta.hypergrad(trainer, KEY, HP, ["optimizer.learning_rate"], objective="val_los", mode="forward")

@@ -102,7 +102,7 @@ def test_best_step_ignores_non_finite_scores():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"estimator": "ess"}, "estimator='ess' is not valid (did you mean 'es'?); valid choices: hypergrad, es"),
+    ({"estimator": "ess"}, "estimator='ess' is not a valid choice (did you mean 'es'?); valid choices: es, hypergrad"),
     ({"estimator": "es", "sigma": 0.0}, "sigma=0.0 is out of range"),
     ({"estimator": "es", "pairs": 0}, "pairs=0 is out of range"),
 ])
@@ -110,3 +110,23 @@ def test_bad_tune_options_name_the_option(trainer, kwargs, message):
     with pytest.raises(ValueError, match="valid") as e:
         meta.tune(trainer, H0, WRT, steps=1, **kwargs)
     assert message in str(e.value)
+
+
+def test_hypertune_command_runs_es_and_prints_the_best_point(tmp_path, capsys):
+    from jaxopt_lab import cli
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[data]\ndataset = "moons"\nn_samples = 200\n[model]\nhidden = [8]\n'
+                   '[train]\nepochs = 4\nbatch_size = 32\n[optimizer]\nname = "sgd"\nlearning_rate = 0.1\n')
+    out = tmp_path / "ht"
+    argv = ["hypertune", str(cfg), "--wrt", "optimizer.learning_rate", "--steps", "2", "--seeds", "2",
+            "--estimator", "es", "--pairs", "2", "--landscape", "0", "--out", str(out)]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    rows = (out / "hypertune.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3  # header, the start and two steps
+    lrs = [float(r.split(",")[1]) for r in rows[1:]]
+    assert f"es, {3 * 2 * (2 * 2 + 1) * 4} training epochs" in printed  # (steps + 1) x seeds x lanes x epochs
+    assert any(f"optimizer.learning_rate={lr:.4g}" in printed for lr in lrs)
+    assert cli.main([*argv[:-2], "--sigma", "0", "--out", str(tmp_path / "bad")]) == 2
+    assert "--sigma 0.0 is out of range" in capsys.readouterr().err
