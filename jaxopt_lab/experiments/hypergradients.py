@@ -22,12 +22,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab import plots
+from jaxopt_lab import meta, optim, plots
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size
 from jaxopt_lab.report import Section
+from jaxopt_lab.train import HISTORY_KEYS, make_train
 
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 40, "short": 10, "grid": 9, "pairs": 8, "tune_steps": 6},
@@ -54,11 +57,7 @@ def config(size: str, epochs: int | None = None) -> Config:
 
 def _val_loss_curves(trainer: Any):
     """`f(log_lr) -> (epochs,)` validation loss after each epoch, through `meta.run_scan`."""
-    import jax
-    import jax.numpy as jnp
 
-    from jaxopt_lab import meta
-    from jaxopt_lab.train import HISTORY_KEYS
 
     col = HISTORY_KEYS.index("val_loss")
     key = jax.random.PRNGKey(0)
@@ -99,8 +98,6 @@ class Horizon(NamedTuple):
 def _runs(trainer: Any, sz: dict) -> Runs:
     """The rate grid, the two finite-difference points and the ES pairs in one vmapped program
     (common random numbers: one training key for all); forward-mode slopes at the tangent points."""
-    import jax
-    import jax.numpy as jnp
 
     f = _val_loss_curves(trainer)
     grid = np.log(np.geomspace(0.01, 1.0, sz["grid"]))
@@ -176,10 +173,7 @@ def _figure_horizon(out: Path, h: Horizon, pairs: int) -> Path:
 def _hypertune_path(size: str) -> Any:
     """`meta.tune` of the learning rate on the `short`-epoch horizon (where the derivative is exact
     and useful), from HYPERTUNE_START, with the landscape's training key: the path lies on the curve."""
-    import jax
 
-    from jaxopt_lab import meta, optim
-    from jaxopt_lab.train import make_train
 
     sz = SIZES[size]
     trainer = make_train(config(size, epochs=sz["short"]))
@@ -257,7 +251,6 @@ def run(out: Path, size: str = "demo") -> Section:
     """Tangent lines on the loss-vs-rate curve; exact vs finite-difference vs ES derivatives over the horizon;
     a hypertune path over the landscape."""
     check_size(size, SIZES)
-    from jaxopt_lab.train import make_train
 
     out = Path(out)
     sz = SIZES[size]
