@@ -387,6 +387,25 @@ def _sweep_pbt(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     return EXIT_OK
 
 
+def _sweep_compare_search(args: argparse.Namespace, cfg: Any, out: Path) -> int:
+    """`[sweep.compare_search]`: search methods at equal compute (`jaxopt_lab.sweep.method_comparison`)."""
+    _refuse_run_flags(args, "a comparison of search methods (sweep.compare_search)")
+    if args.resume:
+        raise BadInput("--resume does not apply to a comparison of search methods (sweep.compare_search)")
+    _setup_jax(args.devices, x64=cfg.train.precision == "float64")
+    from jaxopt_lab.config import ConfigError
+    from jaxopt_lab.sweep import method_comparison, search
+
+    try:
+        method_comparison.check_config(cfg)
+    except (ConfigError, ValueError, search.MissingOptuna) as e:
+        raise BadInput(str(e)) from None
+    result = method_comparison.run_comparison(cfg, progress=True)
+    method_comparison.write_comparison(out, result, report=not args.no_report)
+    print(f"wrote {out}  ({len(result.records)} searches in {result.wall_seconds:.0f}s)")
+    return EXIT_OK
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from jaxopt_lab import _io
 
@@ -408,6 +427,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _sweep_adaptive(args, cfg, out)
     if "pbt" in (cfg.sweep or {}):
         return _sweep_pbt(args, cfg, out)
+    if "compare_search" in (cfg.sweep or {}):
+        return _sweep_compare_search(args, cfg, out)
     _check_vectorization_args(args)
     from jaxopt_lab import distributed
 
