@@ -602,12 +602,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     if (out / "protocol.json").is_file():
         raise BadInput(f"{args.out!r} is a protocol run: its report is written by the protocol; re-render one of "
                        "its sweep folders instead")
+    from jaxopt_lab import _io
     from jaxopt_lab.sweep import report
-    from jaxopt_lab.sweep.results import staged_folder
 
     if not (out / "runs.csv").is_file():
         raise BadInput(f"{args.out!r} holds no runs.csv: give a finished sweep's --out folder")
-    with staged_folder(out) as tmp:  # the new figures and index.html replace the old ones together
+    # The new figures and index.html replace the old ones together; the sweep's data files (runs.csv ...)
+    # are kept: replace=False, or the publish would drop every earlier result it did not rewrite.
+    with _io.publish(out, replace=False) as tmp:
         report.sweep_report(tmp, source=out)
     print(f"wrote {out / 'index.html'}")
     return EXIT_OK

@@ -170,3 +170,19 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
     path.write_text(TOML)
     assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--resume"]) == 2
     assert "--resume does not apply" in capsys.readouterr().err
+
+
+def test_cli_report_rerenders_and_keeps_the_data(ran, tmp_path):
+    """`jaxopt-lab report DIR` redraws the figure and page of a comparison; runs.csv, curves.csv and
+    summary.json stay (the re-render publishes only what it redraws)."""
+    import shutil
+
+    _, _, out = ran
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "compare_search.png").unlink()
+    (copy / "index.html").unlink()
+    assert main(["report", str(copy)]) == 0
+    for name in ("runs.csv", "curves.csv", "summary.json", "config.json"):
+        assert (copy / name).read_bytes() == (out / name).read_bytes()
+    assert (copy / "index.html").read_text() == (out / "index.html").read_text()

@@ -504,14 +504,16 @@ def curve_grid(curves: Mapping[int, Sequence[tuple[int, float]]], step: int, bud
 def figure(curves: Mapping[str, Mapping[int, Sequence[tuple[int, float]]]], step: int, budget: int,
            path: str | os.PathLike, title: str = "Search methods at equal compute") -> Path:
     """Mean and 95% band (Student t over search seeds) of each method's best validation loss so far
-    against the epochs spent; a method with one point per search (halving, Hyperband) is its mean and
-    interval at its mean end."""
+    against the epochs spent, over the whole budget and (right) its second half, where the methods'
+    differences are; a method with one point per search (halving, Hyperband) is its mean and interval
+    at its mean end."""
     from jaxopt_lab import plots
     from jaxopt_lab.sweep.report import mean_interval
 
-    fig, ax = plots.new_figure(figsize=(7.5, 4.5))
+    fig, axes = plots.new_figure(1, 2, figsize=(12, 4.6))
     hover = []
     ends = 0  # methods shown by their end point: set apart sideways, as they end at about the same budget
+    tail: list[float] = []  # every value drawn in the second half: the zoomed panel's range
     for i, (method, per_seed) in enumerate(curves.items()):
         color = f"C{i}"
         if all(len(c) == 1 for c in per_seed.values()):
@@ -520,23 +522,34 @@ def figure(curves: Mapping[str, Mapping[int, Sequence[tuple[int, float]]]], step
             ends += 1
             if math.isfinite(m):
                 yerr = [[m - lo], [hi - m]] if math.isfinite(lo) else None
-                ax.errorbar([x], [m], yerr=yerr, fmt="o", capsize=4, color=color, label=f"{method} (end of search)")
-                hover.append(plots.Hover.point(ax, x, m, f"{method}\n{x:.0f} epochs\nbest {m:.4g}"))
+                for ax in axes:
+                    ax.errorbar([x], [m], yerr=yerr, fmt="o", capsize=4, color=color,
+                                label=f"{method} (end of search)")
+                    hover.append(plots.Hover.point(ax, x, m, f"{method}\n{x:.0f} epochs\nbest {m:.4g}"))
+                tail += [v for v in (m, lo, hi) if math.isfinite(v)]
             continue
         grid, values = curve_grid(per_seed, step, budget)
         stats = [mean_interval(values[:, j]) for j in range(grid.size)]
-        mean = np.asarray([s[0] for s in stats])
-        lo = np.asarray([s[1] for s in stats])
-        hi = np.asarray([s[2] for s in stats])
-        ax.plot(grid, mean, color=color, label=method)
-        ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
+        mean, lo, hi = (np.asarray([s[k] for s in stats]) for k in range(3))
+        for ax in axes:
+            ax.plot(grid, mean, color=color, label=method)
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
+        half = grid >= budget / 2
+        tail += [float(v) for v in np.concatenate([mean[half], lo[half], hi[half]]) if np.isfinite(v)]
         last = int(np.flatnonzero(np.isfinite(mean))[-1]) if np.isfinite(mean).any() else None
         if last is not None:
-            hover.append(plots.Hover.point(ax, grid[last], mean[last], f"{method}\n{grid[last]} epochs\n"
+            hover.append(plots.Hover.point(axes[0], grid[last], mean[last], f"{method}\n{grid[last]} epochs\n"
                                            f"best {mean[last]:.4g} [{lo[last]:.4g}, {hi[last]:.4g}]"))
-    ax.set_xlabel("epochs spent by the search")
-    ax.set_ylabel("best validation loss so far")
     n = max((len(v) for v in curves.values()), default=0)
-    ax.set_title(f"{title} ({n} search seeds; mean and 95% band)", fontsize=10)
-    ax.legend(fontsize=8)
+    for ax, what in zip(axes, ("the whole budget", "its second half"), strict=True):
+        ax.set_xlabel("epochs spent by the search")
+        ax.set_ylabel("best validation loss so far")
+        ax.set_title(f"{what}", fontsize=9)
+    if tail:
+        low, high = min(tail), max(tail)
+        pad = 0.05 * (high - low) or 0.01 * abs(high) or 0.01
+        axes[1].set_ylim(low - pad, high + pad)
+    axes[1].set_xlim(budget / 2, budget * (1.02 + 0.012 * ends))
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"{title} ({n} search seeds; mean and 95% band)", fontsize=10)
     return plots.save(fig, Path(path), hover)

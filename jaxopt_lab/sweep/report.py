@@ -822,7 +822,10 @@ def compare_search_section(data: SweepData, folder: Path) -> Section | None:
     if curves_path.is_file():
         curves = mc.read_curves_csv(curves_path)
         curves = {m: curves[m] for m in c["methods"] if m in curves}
-        figures.append(mc.figure(curves, int(c["epochs"]), int(c["budget_epochs"]), folder / "compare_search.png"))
+        dataset = ((data.summary.get("config") or {}).get("data") or {}).get("dataset")
+        title = "Search methods at equal compute" + (f", {dataset}" if dataset else "")
+        figures.append(mc.figure(curves, int(c["epochs"]), int(c["budget_epochs"]), folder / "compare_search.png",
+                                 title))
     table = []
     for m in c["methods"]:
         s = c["by_method"][m]
