@@ -186,3 +186,21 @@ def test_cli_report_rerenders_and_keeps_the_data(ran, tmp_path):
     for name in ("runs.csv", "curves.csv", "summary.json", "config.json"):
         assert (copy / name).read_bytes() == (out / name).read_bytes()
     assert (copy / "index.html").read_text() == (out / "index.html").read_text()
+
+
+def test_the_shipped_comparisons_and_the_guides_example_check(tmp_path):
+    """benchmarks/search_methods_*.toml and docs/guide.md's `[sweep.compare_search]` example are configs
+    the code accepts, with the budgets BENCHMARKS.md section 7 states."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    moons, _, _ = mc.check_config(load(root / "benchmarks" / "search_methods_moons.toml"))
+    assert (moons.budget, moons.configs, moons.batch, len(moons.search_seeds)) == (864, 32, 8, 10)
+    digits, _, _ = mc.check_config(load(root / "benchmarks" / "search_methods_digits.toml"))
+    assert (digits.budget, digits.configs, len(digits.search_seeds)) == (576, 32, 10)
+    guide = (root / "docs" / "guide.md").read_text()
+    block = guide[guide.index("### Comparing search methods"):]
+    block = block[block.index("```toml") + len("```toml"):]
+    block = block[:block.index("```")]
+    opts, _, dists = mc.check_config(config(tmp_path, '[data]\ndataset = "moons"\n[train]\nepochs = 27\n' + block))
+    assert opts.methods == mc.DEFAULT_METHODS and set(dists) == {"optimizer.learning_rate", "optimizer.momentum"}

@@ -149,7 +149,7 @@ def options(cfg: Any) -> tuple[CompareOptions, dict[str, Any], dict[str, space_m
     table = cfg.sweep.get("compare_search")
     if not isinstance(table, Mapping):
         raise ConfigError(f"{ROOT} must be a table with {', '.join(COMPARE_KEYS)} and distribution sections")
-    others = [k for k in cfg.sweep if k not in ("compare_search", "log")]
+    others = [k for k in cfg.sweep if k != "compare_search"]
     if others:
         raise ConfigError(f"sweep.{others[0]} cannot go with {ROOT}: the comparison builds each method's [sweep] "
                           f"itself (distributions go under [{ROOT}.SECTION])")
