@@ -198,6 +198,8 @@ def test_the_shipped_comparisons_and_the_guides_example_check(tmp_path):
     assert (moons.budget, moons.configs, moons.batch, len(moons.search_seeds)) == (864, 32, 8, 10)
     digits, _, _ = mc.check_config(load(root / "benchmarks" / "search_methods_digits.toml"))
     assert (digits.budget, digits.configs, len(digits.search_seeds)) == (576, 32, 10)
+    cnn, _, _ = mc.check_config(load(root / "benchmarks" / "search_methods_digits_cnn.toml"))
+    assert (cnn.budget, cnn.configs) == (576, 32)
     guide = (root / "docs" / "guide.md").read_text()
     block = guide[guide.index("### Comparing search methods"):]
     block = block[block.index("```toml") + len("```toml"):]
