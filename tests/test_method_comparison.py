@@ -141,6 +141,7 @@ def test_halving_search_stays_within_its_budget(tmp_path):
     (("budget_epochs = 12", "budget_epochs = 12\nrounds = 5"), '["tpe"]',
      r"sweep.compare_search.rounds = 5 is out of range"),
     (("search_seeds = 2", "search_seeds = 0"), None, r"sweep.compare_search.search_seeds = 0 is out of range"),
+    (("search_seeds = 2", "search_seeds = [0, 0]"), None, r"sweep.compare_search.search_seeds lists 0 twice"),
     (("search_seeds = 2", "search_seed = 2"), None, r"unknown key sweep.compare_search.search_seed \(did you mean"),
     (("[sweep.compare_search]\n", "[sweep]\nseeds = 2\n[sweep.compare_search]\n"), None,
      r"sweep.seeds cannot go with sweep.compare_search"),

@@ -17,7 +17,7 @@ How each method spends the budget ``B`` (``E = train.epochs``, ``n = B // E`` co
 - ``random``, ``quasirandom``: ``[sweep.random]`` / ``[sweep.quasirandom]`` with ``n`` trials;
 - ``tpe``, ``gp``, ``cmaes``: ``[sweep.adaptive]``, ``rounds`` rounds of ``n // rounds`` trials;
 - ``pbt``: ``[sweep.pbt]``, a population of ``n`` for the ``E`` epochs, exploiting every ``interval``
-  epochs (``quantile``, Optuna-free);
+  epochs (the worst ``quantile`` replaced at each step);
 - ``halving``: ``[sweep.halving] brackets = 1`` (synchronous successive halving from ``min_epochs``,
   factor ``eta``), ``hyperband``: every bracket those rungs allow; each over as many random
   configurations as fit ``B`` *counting the epochs their stages retrain* (`halving_cost`).
@@ -97,6 +97,8 @@ class CompareOptions:
         s = self.search_seeds
         if not s or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s):
             raise ValueError(f"{ROOT}.search_seeds = {list(s)!r} must be a count >= 1 or a list of seeds >= 0")
+        if len(set(s)) != len(s):
+            raise ValueError(f"{ROOT}.search_seeds lists {next(x for x in s if s.count(x) > 1)!r} twice")
         for name, low in (("rounds", 1), ("interval", 1), ("min_epochs", 1)):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
