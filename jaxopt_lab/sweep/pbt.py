@@ -290,11 +290,10 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
     keys = jax.random.split(jax.random.PRNGKey(opts.seed), max(len(stops), 1))[: len(stops)]
     ck = (cache_key if cache_key is not None else id(stepper), opts, tuple(sorted(dists.items())),
           tuple(sorted(hp)), str(np.dtype(dtype)))
+    members, replicated = member_shardings(opts.population, devices)
     # The seed only picks the initial draw and the step keys, which are arguments: the programs of one
     # population serve every seed (a comparison of search methods runs PBT once per search seed).
-    programs_key = (ck[0], dataclasses.replace(opts, seed=0), *ck[2:])
-    members, replicated = member_shardings(opts.population, devices)
-    programs_key = (*programs_key, members)
+    programs_key = (ck[0], dataclasses.replace(opts, seed=0), *ck[2:], members)
     programs = _PROGRAMS.get(programs_key)
     compilations = 0
     if programs is None:
