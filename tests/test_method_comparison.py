@@ -207,3 +207,31 @@ def test_the_shipped_comparisons_and_the_guides_example_check(tmp_path):
     block = block[:block.index("```")]
     opts, _, dists = mc.check_config(config(tmp_path, '[data]\ndataset = "moons"\n[train]\nepochs = 27\n' + block))
     assert opts.methods == mc.DEFAULT_METHODS and set(dists) == {"optimizer.learning_rate", "optimizer.momentum"}
+
+
+def test_cli_sweep_runs_the_comparison(ran, tmp_path, monkeypatch, capsys):
+    """`jaxopt-lab sweep CONFIG` with a `[sweep.compare_search]` writes the same searches as the Python API."""
+    monkeypatch.setenv("JAXOPT_LAB_CACHE_DIR", "")
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text(TOML)
+    out = tmp_path / "out"
+    assert main(["sweep", str(cfg_path), "--out", str(out), "--no-report"]) == 0
+    assert "4 searches" in capsys.readouterr().out
+    with open(out / "runs.csv") as f:
+        rows = list(csv.DictReader(f))
+    _, result, _ = ran
+    assert [float(r["best_val_loss"]) for r in rows] == [r.best for r in result.records]
+    assert (out / "curves.csv").read_text() == (ran[2] / "curves.csv").read_text()
+    assert not (out / "index.html").exists()
+
+
+def test_pbt_curve_points_are_exploit_steps_then_the_end():
+    """PBT's curve: the best finite monitored loss up to each exploit step against population x epoch, then
+    the members' best validation loss against the epochs they ran."""
+    from types import SimpleNamespace
+
+    res = SimpleNamespace(epochs=[2, 4], record={"score": np.array([[0.9, np.inf, 0.7], [0.8, np.nan, 0.75]])})
+    rows = [{"best_val_loss": 0.65, "diverged": False, "epochs_run": 6},
+            {"best_val_loss": None, "diverged": True, "epochs_run": 3},
+            {"best_val_loss": 0.6, "diverged": False, "epochs_run": 6}]
+    assert mc.pbt_curve(res, 3, rows) == [(6, 0.7), (12, 0.7), (15, 0.6)]
