@@ -131,7 +131,11 @@ def test_halving_search_stays_within_its_budget(tmp_path):
     opts, sections, _ = mc.check_config(cfg)
     rec = mc.run_search(cfg, opts, sections, "halving", 0)
     assert rec.configs == mc.halving_configs(opts, "halving")
-    assert rec.epochs_computed <= 16 and rec.curve == [(rec.epochs_computed, rec.best)]
+    assert rec.epochs_computed <= 16 and rec.curve[-1] == (rec.epochs_computed, rec.best)
+    # a point per stage: rungs at 1 and 2 epochs below 4, then the survivors to the end
+    bests = [b for _, b in rec.curve if b is not None]
+    assert len(rec.curve) == 3 and all(a >= b for a, b in zip(bests, bests[1:], strict=False))
+    assert [e for e, _ in rec.curve] == sorted(e for e, _ in rec.curve)
 
 
 @pytest.mark.parametrize("edit, methods, message", [

@@ -27,8 +27,8 @@ seeds is the spread of the searches themselves. The score of a search is the low
 loss any of its runs reached (``best_val_loss``, diverged runs excluded); its best-so-far curve
 follows its runs in the order they were proposed (cumulative epochs run). PBT's curve has a point
 per exploit step (the best validation loss the members had at that step: an upper bound of the best
-so far) and one at the end; halving and Hyperband have only their end point (their stages finish
-together). `run_comparison` returns a `ComparisonResult`; `write_comparison` writes the folder:
+so far) and one at the end; halving and Hyperband have a point per stage (`halving_curve`).
+`run_comparison` returns a `ComparisonResult`; `write_comparison` writes the folder:
 ``runs.csv`` (one row per search: ``method``, ``seed`` = the search seed, ``best_val_loss``,
 ``epochs_computed``, ``configs``, ``seconds``, ``proposal_seconds``), ``curves.csv`` (method,
 search seed, step, epochs spent, best validation loss so far), ``summary.json`` (a
@@ -329,6 +329,35 @@ def pbt_curve(res: Any, population: int, rows: Sequence[Mapping[str, Any]]) -> l
     return curve
 
 
+def halving_curve(rows: Sequence[Mapping[str, Any]], val_loss: np.ndarray, opts: CompareOptions,
+                  method: str) -> list[tuple[int, float | None]]:
+    """Halving's or Hyperband's points, one per stage in the order `adaptive.run_hyperband` trains them
+    (bracket by bracket, most aggressive first; rung by rung, then the survivors to the end): the epochs
+    computed so far (each stage retrains its runs from the start) and the best validation loss its runs
+    reached so far, read from their histories (a stage's run is the prefix of its later ones: retraining
+    is deterministic). Diverged runs are left out, as from the search's score."""
+    from jaxopt_lab.sweep.adaptive import Halving
+
+    h = Halving(min_epochs=opts.first_rung, eta=opts.eta, brackets=halving_brackets(opts, method))
+    curve: list[tuple[int, float | None]] = []
+    spent, best = 0, None
+    for rungs in h.bracket_rungs(opts.epochs):
+        members = [i for i, r in enumerate(rows) if int(r["bracket"]) == len(rungs)]
+        for k, until in enumerate([*rungs, opts.epochs]):
+            alive = [i for i in members if int(rows[i]["rungs_passed"]) >= k]  # the runs stage k trained
+            if not alive:
+                break
+            for i in alive:
+                reached = min(until, int(rows[i]["epochs_run"]))
+                spent += reached
+                seen = np.asarray(val_loss[i, :reached], float)
+                seen = seen[np.isfinite(seen)]
+                if not rows[i]["diverged"] and seen.size and (best is None or float(seen.min()) < best):
+                    best = float(seen.min())
+            curve.append((spent, best))
+    return curve
+
+
 def run_search(cfg: Any, opts: CompareOptions, sections: Mapping[str, Any], method: str, seed: int) -> SearchRecord:
     """One search of `method` with search seed `seed` on `cfg`'s problem."""
     from jaxopt_lab.sweep import config_sweep, pbt, search
@@ -348,8 +377,10 @@ def run_search(cfg: Any, opts: CompareOptions, sections: Mapping[str, Any], meth
     rows = result.rows
     computed = sum(int(r.get("epochs_computed", r["epochs_run"])) for r in rows)
     best = _best(rows)
-    if curve is None:
-        curve = sequential_curve(rows) if method not in ("halving", "hyperband") else [(computed, best)]
+    if curve is None and method in ("halving", "hyperband"):
+        curve = halving_curve(rows, np.asarray(result.histories["val_loss"]), opts, method)
+    elif curve is None:
+        curve = sequential_curve(rows)
     return SearchRecord(method=method, seed=seed, best=best, epochs_computed=computed, configs=len(rows),
                         diverged=sum(bool(r["diverged"]) for r in rows), curve=curve, seconds=seconds,
                         proposal_seconds=proposal_seconds, proposals=proposals,

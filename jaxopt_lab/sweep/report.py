@@ -840,7 +840,7 @@ def compare_search_section(data: SweepData, folder: Path) -> Section | None:
             f"{c['configs']} exploiting every {c['pbt_interval']} epochs (quantile {c['quantile']}); halving and "
             f"Hyperband (rungs from {c['min_epochs']} epochs, eta {c['eta']}): as many random configurations as "
             "fit the budget counting the epochs their stages retrain. The curves follow each search's runs in "
-            "proposal order; PBT's points are its exploit steps; halving and Hyperband are shown at their end. "
+            "proposal order; PBT's points are its exploit steps, halving's and Hyperband's their stages. "
             "Bands and intervals: 95%, Student t over search seeds. Seconds are wall time on this machine; "
             "'of which proposing' is the time the sampler took to propose (Optuna's ask).")
     return Section("Search methods at equal compute", text, figures, [("Per method (means over search seeds)",
