@@ -189,14 +189,14 @@ from jaxopt_lab.config import load
 from jaxopt_lab.sweep import pbt
 path = pathlib.Path(sys.argv[1])
 result, res = pbt.run_config_pbt(load(path))
-print(json.dumps({"devices": res.devices, "jax_devices": len(jax.devices()), "rows": result.rows,
+print(json.dumps({"jax_devices": len(jax.devices()), "rows": result.rows,
                   "source": res.record["source"].tolist(), "hp": {k: v.tolist() for k, v in res.record["hp"].items()}}))
 """
 
 
-def test_two_devices_split_the_population_with_the_same_results(tmp_path, ran):
-    """On 2 CPU devices (a child process: the device count is fixed when JAX starts) the members are split
-    over both and every number equals the run in this process."""
+def test_two_cpu_devices_give_the_same_results(tmp_path, ran):
+    """In a process with 2 CPU devices (a child process: the device count is fixed when JAX starts), as the
+    CLI makes by default on a 2-core machine, every number equals the run in this process (1 device)."""
     import os
     import subprocess
     import sys
@@ -209,7 +209,7 @@ def test_two_devices_split_the_population_with_the_same_results(tmp_path, ran):
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     result, res = ran
-    assert got["jax_devices"] == 2 and got["devices"] == 2 and res.devices == len(jax.local_devices())
+    assert got["jax_devices"] == 2 and len(jax.devices()) == 1
     assert got["rows"] == json.loads(json.dumps(result.rows))
     assert got["source"] == res.record["source"].tolist()
     assert got["hp"] == {k: v.tolist() for k, v in res.record["hp"].items()}

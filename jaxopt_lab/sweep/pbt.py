@@ -18,9 +18,11 @@ single run fed the same hyperparameter schedule and the same copied states
 (`tests/test_pbt.py` replays the recorded schedule run by run). The whole schedule -- every
 interval, exploit and explore step -- runs through three compiled programs (start, one exploit
 step with the epoch as a traced argument, finish): the same three however many exploit steps
-there are. The members are split over the local devices (`member_shardings`), with the same
-results as on one device. The population is saved after every step (`run_pbt`'s `checkpoint_dir`),
-so a run killed mid-way resumes to the same results.
+there are. The population runs on one device: splitting it over several puts collectives (the
+ranking and the copies) into the exploit step, and on 2 CPU devices XLA's runtime once waited 40 s
+in one of them for the other device and aborted the process; with several devices present the
+results are those of one device (tested on 2 CPU devices). The population is saved after every
+step (`run_pbt`'s `checkpoint_dir`), so a run killed mid-way resumes to the same results.
 """
 
 from __future__ import annotations
@@ -227,7 +229,6 @@ class PBTResult:
     final: dict[str, np.ndarray]
     compilations: int
     steps_resumed: int = 0
-    devices: int = 1
 
 
 _PROGRAMS = _cache.BoundedCache("PBT programs", 16)
@@ -237,31 +238,11 @@ def _step_path(folder: Path, step: int) -> Path:
     return folder / f"pbt_step_{step:05d}.ckpt"
 
 
-def member_shardings(population: int, devices: Sequence[Any] | None = None) -> tuple[Any, Any]:
-    """The population split along its first axis over the most of `devices` (default: the local ones)
-    that divide it evenly, and a copy on each of them (for the data, keys and epoch limits).
-
-    A member's arithmetic does not depend on the split (every member trains on its own; the exploit
-    step's ranking and copies see the whole population), so the results equal those on one device
-    (`tests/test_pbt.py` runs on 2 CPU devices).
-    """
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-    devices = list(devices) if devices is not None else jax.local_devices()
-    n = max(d for d in range(1, len(devices) + 1) if population % d == 0)
-    mesh = Mesh(np.array(devices[:n]), ("members",))
-    return NamedSharding(mesh, PartitionSpec("members")), NamedSharding(mesh, PartitionSpec())
-
-
 def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distribution],
             fixed: Mapping[str, Any] | None = None, *, cache_key: Any = None, dtype: Any = None,
-            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
-            devices: Sequence[Any] | None = None) -> PBTResult:
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> PBTResult:
     """Run PBT with `stepper` (an `adaptive.Stepper`, or a `make_train` trainer); `fixed` are the other
     traced hyperparameters (one value each, the same for every member).
-
-    The members are split over `devices` (default: every local device; `member_shardings`), one
-    compiled program across them.
 
     With `checkpoint_dir`, the population (states, hyperparameters, the record so far) is saved
     atomically after every exploit step; `resume` continues from the latest step saved there and
@@ -290,34 +271,27 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
     keys = jax.random.split(jax.random.PRNGKey(opts.seed), max(len(stops), 1))[: len(stops)]
     ck = (cache_key if cache_key is not None else id(stepper), opts, tuple(sorted(dists.items())),
           tuple(sorted(hp)), str(np.dtype(dtype)))
-    members, replicated = member_shardings(opts.population, devices)
     # The seed only picks the initial draw and the step keys, which are arguments: the programs of one
     # population serve every seed (a comparison of search methods runs PBT once per search seed).
-    programs_key = (ck[0], dataclasses.replace(opts, seed=0), *ck[2:], members)
+    programs_key = (ck[0], dataclasses.replace(opts, seed=0), *ck[2:])
     programs = _PROGRAMS.get(programs_key)
     compilations = 0
     if programs is None:
         fns = make_programs(stepper, opts, dists, evolve)
-        rep_data = (replicated,) * len(data)
-        state_shape = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=members),
-                                   jax.eval_shape(fns["init"], seeds, hp, *data))
+        state_shape = jax.eval_shape(fns["init"], seeds, hp, *data)
         key_shape = jax.ShapeDtypeStruct(keys.shape[1:], keys.dtype) if len(stops) else None
         row_shape = jax.eval_shape(fns["generation"], state_shape, hp, key_shape, jnp.int32(0), *data)[2] \
             if len(stops) else None
-        init = jax.jit(fns["init"], in_shardings=(members, members, *rep_data), out_shardings=members)
-        generation = jax.jit(fns["generation"], in_shardings=(members, members, replicated, replicated, *rep_data),
-                             out_shardings=members)
-        final = jax.jit(fns["final"], in_shardings=(members, members, *rep_data), out_shardings=members)
         programs = {
-            "init": runner.compile_lowered(init.lower(seeds, hp, *data)),
-            "generation": (runner.compile_lowered(generation.lower(state_shape, hp, key_shape, jnp.int32(0), *data))
+            "init": runner.compile_lowered(jax.jit(fns["init"]).lower(seeds, hp, *data)),
+            "generation": (runner.compile_lowered(jax.jit(fns["generation"]).lower(state_shape, hp, key_shape,
+                                                                                    jnp.int32(0), *data))
                            if len(stops) else None),
-            "final": runner.compile_lowered(final.lower(state_shape, hp, *data)),
+            "final": runner.compile_lowered(jax.jit(fns["final"]).lower(state_shape, hp, *data)),
             "state_shape": state_shape, "row_shape": row_shape,
         }
         _PROGRAMS[programs_key] = programs
         compilations = 3 if len(stops) else 2
-    data = tuple(jax.device_put(d, replicated) for d in data)  # placed once, not per program call
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     rows: list[Any] = []
     start, state = 0, None
@@ -347,7 +321,7 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
     hp = jax.device_get(hp)
     final = {k: np.asarray(hp[k]) for k in dists}
     return PBTResult(outputs=outputs, record=record, epochs=stops, initial=initial, final=final,
-                     compilations=compilations, steps_resumed=start, devices=members.mesh.size)
+                     compilations=compilations, steps_resumed=start)
 
 
 # ----------------------------------------------------------------------------- config files
@@ -411,7 +385,7 @@ def run_config_pbt(cfg: Any, *, checkpoint_dir: Any = None, resume: bool = False
         row["origin"] = int(origin[i])
         rows.append(row)
     stats = runner.ExecutionStats(runs=opts.population, wall_seconds=wall, chunks=1, compilations=res.compilations,
-                                  execution="vmap", chunks_resumed=res.steps_resumed, devices=res.devices)
+                                  execution="vmap", chunks_resumed=res.steps_resumed)
     summary = {"pbt": {
         "population": opts.population, "interval": opts.interval, "quantile": opts.quantile,
         "replaced_per_step": opts.n_replaced, "perturb": list(opts.perturb),
