@@ -393,6 +393,25 @@ def _sweep_pbt(args: argparse.Namespace, cfg: Any, out: Path) -> int:
     return EXIT_OK
 
 
+def _sweep_compare_search(args: argparse.Namespace, cfg: Any, out: Path) -> int:
+    """`[sweep.compare_search]`: search methods at equal compute (`jaxopt_lab.sweep.method_comparison`)."""
+    _refuse_run_flags(args, "a comparison of search methods (sweep.compare_search)")
+    if args.resume:
+        raise BadInput("--resume does not apply to a comparison of search methods (sweep.compare_search)")
+    _setup_jax(args.devices, x64=cfg.train.precision == "float64")
+    from jaxopt_lab.config import ConfigError
+    from jaxopt_lab.sweep import method_comparison, search
+
+    try:
+        method_comparison.check_config(cfg)
+    except (ConfigError, ValueError, search.MissingOptuna) as e:
+        raise BadInput(str(e)) from None
+    result = method_comparison.run_comparison(cfg, progress=True)
+    method_comparison.write_comparison(out, result, report=not args.no_report)
+    print(f"wrote {out}  ({len(result.records)} searches in {result.wall_seconds:.0f}s)")
+    return EXIT_OK
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from jaxopt_lab import _io
 
@@ -414,6 +433,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return _sweep_adaptive(args, cfg, out)
     if "pbt" in (cfg.sweep or {}):
         return _sweep_pbt(args, cfg, out)
+    if "compare_search" in (cfg.sweep or {}):
+        return _sweep_compare_search(args, cfg, out)
     _check_vectorization_args(args)
     from jaxopt_lab import distributed
 
@@ -587,12 +608,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     if (out / "protocol.json").is_file():
         raise BadInput(f"{args.out!r} is a protocol run: its report is written by the protocol; re-render one of "
                        "its sweep folders instead")
+    from jaxopt_lab import _io
     from jaxopt_lab.sweep import report
-    from jaxopt_lab.sweep.results import staged_folder
 
     if not (out / "runs.csv").is_file():
         raise BadInput(f"{args.out!r} holds no runs.csv: give a finished sweep's --out folder")
-    with staged_folder(out) as tmp:  # the new figures and index.html replace the old ones together
+    # The new figures and index.html replace the old ones together; the sweep's data files (runs.csv ...)
+    # are kept: replace=False, or the publish would drop every earlier result it did not rewrite.
+    with _io.publish(out, replace=False) as tmp:
         report.sweep_report(tmp, source=out)
     print(f"wrote {out / 'index.html'}")
     return EXIT_OK

@@ -179,3 +179,37 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert main(["sweep", str(path), "--out", str(tmp_path / "o"), "--no-report"]) == 2
     err = capsys.readouterr().err.strip()
     assert "sweep.pbt.quantile" in err and len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+_TWO_DEVICES = """
+import json, pathlib, sys
+import jax
+jax.config.update("jax_enable_x64", True)
+from jaxopt_lab.config import load
+from jaxopt_lab.sweep import pbt
+path = pathlib.Path(sys.argv[1])
+result, res = pbt.run_config_pbt(load(path))
+print(json.dumps({"jax_devices": len(jax.devices()), "rows": result.rows,
+                  "source": res.record["source"].tolist(), "hp": {k: v.tolist() for k, v in res.record["hp"].items()}}))
+"""
+
+
+def test_two_cpu_devices_give_the_same_results(tmp_path, ran):
+    """In a process with 2 CPU devices (a child process: the device count is fixed when JAX starts), as the
+    CLI makes by default on a 2-core machine, every number equals the run in this process (1 device)."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "p.toml"
+    path.write_text(TOML)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAXOPT_LAB_CACHE_DIR="")
+    proc = subprocess.run([sys.executable, "-c", _TWO_DEVICES, str(path)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    result, res = ran
+    assert got["jax_devices"] == 2 and len(jax.devices()) == 1
+    assert got["rows"] == json.loads(json.dumps(result.rows))
+    assert got["source"] == res.record["source"].tolist()
+    assert got["hp"] == {k: v.tolist() for k, v in res.record["hp"].items()}

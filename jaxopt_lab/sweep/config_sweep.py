@@ -40,7 +40,7 @@ METRIC_COLUMNS = RESULT_COLUMNS
 #: (`[sweep.log]`, `jaxopt_lab.sweep.tracking`).
 SWEEP_OPTIONS = (
     "chunk_size", "target_metric", "target_value", "refill", "lanes", "halving", "protocol", "protocol_options",
-    "log", "adaptive", "pbt",
+    "log", "adaptive", "pbt", "compare_search",
 )
 #: Parts of `[sweep]` that choose the runs themselves: an adaptive search proposes its own.
 _SPACE_PARTS = ("grid", "random", "quasirandom")
@@ -122,7 +122,7 @@ def space_of(cfg: Config) -> space_mod.Space:
         sp = space_mod.from_config(cfg.sweep, other_keys=SWEEP_OPTIONS)
     except ValueError as e:
         raise ConfigError(f"sweep: {e}") from None
-    for method in ("adaptive", "pbt"):
+    for method in ("adaptive", "pbt", "compare_search"):
         given = [k for k in _SPACE_PARTS if k in cfg.sweep]
         if method in cfg.sweep and given:
             raise ConfigError(f"sweep.{given[0]} cannot go with sweep.{method}: it chooses the configurations "

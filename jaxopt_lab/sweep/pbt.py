@@ -18,8 +18,11 @@ single run fed the same hyperparameter schedule and the same copied states
 (`tests/test_pbt.py` replays the recorded schedule run by run). The whole schedule -- every
 interval, exploit and explore step -- runs through three compiled programs (start, one exploit
 step with the epoch as a traced argument, finish): the same three however many exploit steps
-there are. The population is saved after every step (`run_pbt`'s `checkpoint_dir`), so a run
-killed mid-way resumes to the same results.
+there are. The population runs on one device: splitting it over several puts collectives (the
+ranking and the copies) into the exploit step, and on 2 CPU devices XLA's runtime once waited 40 s
+in one of them for the other device and aborted the process; with several devices present the
+results are those of one device (tested on 2 CPU devices). The population is saved after every
+step (`run_pbt`'s `checkpoint_dir`), so a run killed mid-way resumes to the same results.
 """
 
 from __future__ import annotations
@@ -268,7 +271,10 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
     keys = jax.random.split(jax.random.PRNGKey(opts.seed), max(len(stops), 1))[: len(stops)]
     ck = (cache_key if cache_key is not None else id(stepper), opts, tuple(sorted(dists.items())),
           tuple(sorted(hp)), str(np.dtype(dtype)))
-    programs = _PROGRAMS.get(ck)
+    # The seed only picks the initial draw and the step keys, which are arguments: the programs of one
+    # population serve every seed (a comparison of search methods runs PBT once per search seed).
+    programs_key = (ck[0], dataclasses.replace(opts, seed=0), *ck[2:])
+    programs = _PROGRAMS.get(programs_key)
     compilations = 0
     if programs is None:
         fns = make_programs(stepper, opts, dists, evolve)
@@ -284,7 +290,7 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
             "final": runner.compile_lowered(jax.jit(fns["final"]).lower(state_shape, hp, *data)),
             "state_shape": state_shape, "row_shape": row_shape,
         }
-        _PROGRAMS[ck] = programs
+        _PROGRAMS[programs_key] = programs
         compilations = 3 if len(stops) else 2
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     rows: list[Any] = []

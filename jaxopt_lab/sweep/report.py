@@ -746,10 +746,30 @@ def refill_section(data: SweepData, folder: Path) -> Section | None:
                    f"(early stopping, divergence or a halving rung) took the next run. {epochs} epochs in all.")
 
 
+def is_comparison(data: SweepData) -> bool:
+    """Whether the folder is a comparison of search methods (`method_comparison`): a row per search."""
+    return bool(data.summary.get("compare_search"))
+
+
+def _comparison_what_ran(data: SweepData) -> Section:
+    c = data.summary["compare_search"]
+    text = (f"{len(data.rows)} searches: {len(c['methods'])} methods ({', '.join(c['methods'])}) x "
+            f"{len(c['search_seeds'])} search seeds, each with a budget of {c['budget_epochs']} epochs "
+            f"({c['configs']} runs of {c['epochs']} epochs), {data.summary.get('wall_seconds', math.nan):.0f} s in "
+            "all. A row of runs.csv is one search: seed is its search seed, best_val_loss the lowest validation "
+            "loss any of its runs reached. Methods are ranked by it below.")
+    return Section("What ran", text, code=data.config_text)
+
+
 def sweep_sections(data: SweepData, folder: str | os.PathLike) -> list[Section]:
-    """Every section of a sweep's report, in the order of the module doc; figures are written into `folder`."""
+    """Every section of a sweep's report, in the order of the module doc; figures are written into `folder`.
+    A comparison of search methods gets what ran, the methods ranked, and its own section."""
     folder = Path(folder)
     metric, mode = objective(data.rows)
+    if is_comparison(data):
+        order = ranked(config_stats(data.rows, data.keys, metric), mode)
+        sections = [_comparison_what_ran(data), _best_section(data, order, metric, mode, folder)]
+        return sections + [s for s in (b(data, folder) for b in _EXTRA_SECTIONS) if s is not None]
     full = [r for r in data.rows if not r.get("halted")]
     # with halving, runs halted at a rung trained for fewer epochs: rank the ones that went the full budget
     ranking_rows = full if full and len(full) < len(data.rows) else data.rows
@@ -786,6 +806,47 @@ def sweep_sections(data: SweepData, folder: str | os.PathLike) -> list[Section]:
         if extra is not None:
             sections.append(extra)
     return sections
+
+
+@register_section
+def compare_search_section(data: SweepData, folder: Path) -> Section | None:
+    """A comparison of search methods (`method_comparison`): best validation loss so far against epochs
+    spent, mean and 95% band over search seeds, and each method's result and costs."""
+    if not is_comparison(data):
+        return None
+    from jaxopt_lab.sweep import method_comparison as mc
+
+    c = data.summary["compare_search"]
+    curves_path = (data.files or folder) / "curves.csv"
+    figures = []
+    if curves_path.is_file():
+        curves = mc.read_curves_csv(curves_path)
+        curves = {m: curves[m] for m in c["methods"] if m in curves}
+        dataset = ((data.summary.get("config") or {}).get("data") or {}).get("dataset")
+        title = "Search methods at equal compute" + (f", {dataset}" if dataset else "")
+        figures.append(mc.figure(curves, int(c["epochs"]), int(c["budget_epochs"]), folder / "compare_search.png",
+                                 title))
+    table = []
+    for m in c["methods"]:
+        s = c["by_method"][m]
+        per = s.get("seconds_per_proposal")
+        table.append({"method": m, "best_val_loss mean": s["best_val_loss_mean"], "95% low": s["ci95_low"],
+                      "95% high": s["ci95_high"], "searches": s["searches"], "configurations": s["configs"],
+                      "epochs computed": s["epochs_computed_mean"], "diverged runs": s["diverged_runs_mean"],
+                      "seconds per search": s["seconds_mean"], "of which proposing": s["proposal_seconds_mean"],
+                      "seconds per proposal": "" if per is None else per})
+    text = (f"Every search had {c['budget_epochs']} epochs. Random and quasi-random search: {c['configs']} "
+            f"configurations; TPE, GP and CMA-ES: {c['rounds']} rounds of {c['batch']}; PBT: a population of "
+            f"{c['configs']} exploiting every {c['pbt_interval']} epochs (quantile {c['quantile']}); halving and "
+            f"Hyperband (rungs from {c['min_epochs']} epochs, eta {c['eta']}): as many random configurations as "
+            "fit the budget counting the epochs their stages retrain. The curves follow each search's runs in "
+            "proposal order; PBT's points are its exploit steps, halving's and Hyperband's their stages. "
+            "Bands and intervals: 95%, Student t over search seeds. Seconds are wall time on this machine; "
+            "'of which proposing' is the time the sampler took to propose (Optuna's ask).")
+    return Section("Search methods at equal compute", text, figures, [("Per method (means over search seeds)",
+                                                                       table)],
+                   links=[(n, n) for n in ("curves.csv", "runs.csv", "summary.json") if (data.files or folder)
+                          .joinpath(n).exists()])
 
 
 def sweep_report(folder: str | os.PathLike, result: Any = None, *, source: str | os.PathLike | None = None) -> Path:

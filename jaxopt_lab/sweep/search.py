@@ -214,11 +214,21 @@ class _Search:
         self.trials: list[Trial] = []
         self.records: list[dict[str, Any]] = []
         self.stats: list[Any] = []  # the runner's ExecutionStats of each round run in this process
+        #: Seconds the sampler spent in `ask` in this process (replayed rounds included): a model-based
+        #: sampler's own cost, which the training time does not show (GP: about a second per proposal).
+        self.ask_seconds = 0.0
+        self.proposals = 0
 
     # -- proposals
 
     def ask(self) -> list[Any]:
-        return [self.study.ask(self.odists) for _ in range(self.opts.batch)]
+        import time
+
+        t0 = time.perf_counter()
+        trials = [self.study.ask(self.odists) for _ in range(self.opts.batch)]
+        self.ask_seconds += time.perf_counter() - t0
+        self.proposals += len(trials)
+        return trials
 
     def values_of(self, otrial: Any) -> dict[str, Any]:
         return {k: _to_value(self.dists[k], otrial.params[k]) for k in self.dists}
@@ -577,6 +587,7 @@ def run_config_search(cfg: Any, *, record_dir: str | os.PathLike | None = None, 
         "best_trial": None if best is None else {"round": best.round, "trial": best.number, "params": best.params,
                                                  "value": best.value},
         "best_value_by_round": _best_by_round(search),
+        "proposals": search.proposals, "proposal_seconds": search.ask_seconds,
     }}
     result = config_sweep.ConfigSweepResult(plan=combined, rows=rows, histories=histories, stats=stats,
                                             extra_summary=summary)
