@@ -36,9 +36,9 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     for _ in range(args.rounds):
         t, c = time.perf_counter(), time.process_time()
-        from jaxopt_lab.sweep import report  # first round: the import is part of the cost
+        from jaxopt_lab.sweep import config_sweep, report  # first round: the import is part of the cost
 
-        report.sweep_report(out, result)
+        report.sweep_report(out, config_sweep.report_data(result))
         rounds.append({"wall_s": round(time.perf_counter() - t, 2), "cpu_s": round(time.process_time() - c, 2)})
     print(json.dumps({"config": args.config, "runs": len(result.rows), "rounds": rounds,
                       "load_before": load_before, "load_after": os.getloadavg()[0]}, indent=1))

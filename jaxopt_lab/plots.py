@@ -371,6 +371,11 @@ def new_figure(*args: Any, **kwargs: Any):
     return plt.subplots(*args, **kwargs)
 
 
+def colormap(name: str):
+    """Matplotlib's colormap `name` (``"viridis"``), for figures drawn through `new_figure`."""
+    return matplotlib.colormaps[name]
+
+
 def save(fig, path: str | os.PathLike, hover: Sequence[Hover] = ()) -> Path:
     """Save a figure from `new_figure` with the text check and optional hover regions (see the module doc)."""
     return _save(fig, path, hover)

@@ -187,3 +187,36 @@ def test_importing_the_models_runs_no_optimizer_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+#: Optional libraries (extras): imported where they are used, so the base install works without them.
+OPTIONAL_LIBRARIES = ("flax", "equinox", "optuna", "pandas", "xarray", "scipy", "sklearn", "tensorboard", "mlflow",
+                      "PIL", "torch", "cmaes", "optax.contrib")
+
+
+def _function_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in fn.body if False else ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    yield node
+
+
+def test_function_level_imports_are_optional_libraries_or_say_why():
+    """An import inside a function is there for a reason a reader must see: an optional library,
+    the command line fixing JAX's settings before anything computes (cli.py says so at the top),
+    or an import cycle / start-up cost, said in a comment on the line or the line above."""
+    unexplained = []
+    for name, path in package_modules(ROOT, PACKAGE).items():
+        if name in (f"{PACKAGE}.cli", f"{PACKAGE}.__main__"):
+            continue
+        lines = path.read_text().splitlines()
+        for node in set(_function_level_imports(ast.parse(path.read_text()))):
+            module = node.module if isinstance(node, ast.ImportFrom) and node.module else node.names[0].name
+            if module.startswith(OPTIONAL_LIBRARIES):
+                continue
+            here, above = lines[node.lineno - 1], lines[node.lineno - 2]
+            if "#" in here or above.strip().startswith("#"):
+                continue
+            unexplained.append(f"{path.relative_to(ROOT)}:{node.lineno}: {here.strip()}")
+    assert not unexplained, "function-level imports without a reason:\n" + "\n".join(sorted(unexplained))

@@ -10,7 +10,7 @@ import pytest
 
 from jaxopt_lab.cli import main
 from jaxopt_lab.config import ConfigError, load
-from jaxopt_lab.sweep import config_sweep, report
+from jaxopt_lab.sweep import config_sweep, report, search_curves
 from jaxopt_lab.sweep import method_comparison as mc
 
 TOML = """
@@ -109,7 +109,7 @@ def test_report_rerenders_from_the_folder(ran, tmp_path):
 
 def test_curve_grid_holds_the_best_so_far():
     curves = {0: [(3, 0.5), (6, 0.4), (9, 0.45)], 1: [(3, math.nan), (6, 0.7), (8, 0.2)]}
-    grid, values = mc.curve_grid(curves, 3, 9)
+    grid, values = search_curves.curve_grid(curves, 3, 9)
     assert grid.tolist() == [3, 6, 8, 9]
     np.testing.assert_array_equal(values[0], [0.5, 0.4, 0.4, 0.4])
     np.testing.assert_array_equal(values[1], [np.nan, 0.7, 0.2, 0.2])

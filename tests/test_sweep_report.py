@@ -12,7 +12,7 @@ import pytest
 
 from jaxopt_lab import plots
 from jaxopt_lab.config import from_dict
-from jaxopt_lab.sweep import config_sweep
+from jaxopt_lab.sweep import config_sweep, stats
 from jaxopt_lab.sweep import report as sweep_report
 
 ROOT = Path(__file__).parent.parent
@@ -35,17 +35,17 @@ TINY_SWEEP = {
 def test_t_quantile_matches_scipy(df):
     scipy_stats = pytest.importorskip("scipy.stats")
     want = scipy_stats.t.ppf(0.975, df)
-    assert sweep_report.t_quantile_975(df) == pytest.approx(want, rel=1e-9)
-    assert sweep_report._t_quantile_975_approx(df) == pytest.approx(want, abs=2e-3)
+    assert stats.t_quantile_975(df) == pytest.approx(want, rel=1e-9)
+    assert stats._t_quantile_975_approx(df) == pytest.approx(want, abs=2e-3)
 
 
 def test_mean_interval_matches_scipy():
     scipy_stats = pytest.importorskip("scipy.stats")
     x = np.random.default_rng(0).normal(3.0, 2.0, size=9)
-    m, lo, hi = sweep_report.mean_interval(x)
+    m, lo, hi = stats.mean_interval(x)
     want = scipy_stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=scipy_stats.sem(x))
     assert m == pytest.approx(x.mean()) and (lo, hi) == pytest.approx(want, rel=1e-9)
-    assert math.isnan(sweep_report.mean_interval([1.0])[1])
+    assert math.isnan(stats.mean_interval([1.0])[1])
 
 
 def test_welch_agrees_with_scipy():
@@ -58,10 +58,10 @@ def test_welch_agrees_with_scipy():
         p = scipy_stats.ttest_ind(a, b, equal_var=False).pvalue
         if 0.035 < p < 0.07:  # the test rounds Welch's df down: only the edge may differ
             continue
-        assert sweep_report.welch_distinguishable(a, b) == (p < 0.05), (trial, p)
+        assert stats.welch_distinguishable(a, b) == (p < 0.05), (trial, p)
         checked += 1
     assert checked > 150
-    assert sweep_report.welch_distinguishable([1.0], [1.0, 2.0]) is None
+    assert stats.welch_distinguishable([1.0], [1.0, 2.0]) is None
 
 
 @pytest.mark.parametrize("mode", ["max", "min"])
@@ -187,7 +187,7 @@ def test_sweep_report_sections_in_order(tiny_sweep):
 
 def test_best_configurations_table_against_numpy(tiny_sweep):
     result, out = tiny_sweep
-    data = sweep_report.SweepData.from_result(result)
+    data = config_sweep.report_data(result)
     metric, mode = sweep_report.objective(data.rows)
     assert (metric, mode) == ("final_val_accuracy", "max")
     best = sweep_report.ranked(sweep_report.config_stats(data.rows, data.keys, metric), mode)[0]

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_lab import checkpoint
+from jaxopt_lab.train.state import HISTORY_KEYS
 
 Array = jax.Array
 PyTree = Any
@@ -110,9 +111,6 @@ def stepper_from_trainer(trainer: Any, summarize: Callable[[Any], PyTree] | None
 
     `summarize(TrainResult) -> pytree` picks the outputs (default: the result itself).
     """
-    # Here, not at the top: importing the training engine (models, optimizers) is left to sweeps of trainers.
-    from jaxopt_lab.train import HISTORY_KEYS
-
     epochs = int(trainer.config.train.epochs)
     col = HISTORY_KEYS.index("val_loss" if trainer.has_val else "train_loss")
     summarize = summarize or (lambda result: result)

@@ -10,7 +10,9 @@ structure alone and is reused by later sweeps of the same structure.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -21,10 +23,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxopt_lab import _cache
+from jaxopt_lab import _cache, registry
 from jaxopt_lab import config as config_mod
 from jaxopt_lab.config import Config, ConfigError, apply_overrides, to_dict
 from jaxopt_lab.sweep import adaptive, runner, tracking
+from jaxopt_lab.sweep import report as report_mod
+from jaxopt_lab.sweep import results as results_mod
 from jaxopt_lab.sweep import space as space_mod
 from jaxopt_lab.sweep.results import RESULT_COLUMNS
 from jaxopt_lab.train import SWITCHABLE_KEYS, TRACEABLE_KEYS, Trainer, make_train, state
@@ -169,7 +173,6 @@ def _is_traceable(key: str, optimizers: Sequence[str] = ()) -> bool:
     if parts[0] != "optimizer" or parts[-1] == "name":
         return False
     if len(parts) == 2:
-        from jaxopt_lab import registry
 
         takers = [n for n in optimizers if n in registry.optimizers() and parts[1] in registry.optimizer_keywords(n)]
         return all(parts[1] in registry.numeric_keywords(n) for n in takers)
@@ -330,7 +333,6 @@ def _base_for(cfg: Config, label: Mapping[str, Any]) -> Config:
     name = label.get("optimizer.name")
     if name is None:
         return cfg
-    from jaxopt_lab import registry
 
     if name not in registry.optimizers():
         return cfg
@@ -423,7 +425,6 @@ def run_sweep(
         rows.append(row)
     target = _target(cfg)
     if target is not None:
-        from jaxopt_lab.sweep import results as results_mod
 
         metric, value, mode = target
         epochs = results_mod.steps_to_target(stacked["history"][metric], value, mode)
@@ -442,7 +443,6 @@ def _run_hyperband(cfg: Config, sp: ConfigSweep, halving: adaptive.Halving, *, c
     ids: dict[str, int] = {}
     config_of = [ids.setdefault(json.dumps([p[k] for k in sp.swept_keys], default=str), len(ids)) for p in sp.points]
     try:
-        import hashlib
 
         fingerprint = hashlib.sha256(json.dumps([to_dict(cfg), chunk, execution], sort_keys=True,
                                                 default=str).encode()).hexdigest()
@@ -463,7 +463,6 @@ def _run_hyperband(cfg: Config, sp: ConfigSweep, halving: adaptive.Halving, *, c
         rows.append(row)
     target = _target(cfg)
     if target is not None:
-        from jaxopt_lab.sweep import results as results_mod
 
         metric, value, mode = target
         epochs = results_mod.steps_to_target(stacked["history"][metric], value, mode)
@@ -507,7 +506,6 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
     jaxopt_lab wrote that go with the publish (the sweep's ``checkpoints``).
     `extra(folder)` writes a search method's own records (such as trials.csv) there too.
     """
-    from jaxopt_lab.sweep import results as results_mod
 
     out = Path(out)
     with results_mod.staged_folder(out, drop=drop) as tmp:
@@ -525,15 +523,13 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
         if extra is not None:
             extra(tmp)
         if report:
-            from jaxopt_lab.sweep import report as report_mod
 
-            report_mod.sweep_report(tmp, result)
+            report_mod.sweep_report(tmp, report_data(result))
     return out
 
 
 def _write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
     """A plain CSV of row dicts (floats in full precision, None as empty)."""
-    import csv
 
     cols = list(dict.fromkeys(k for r in rows for k in r))
     with open(path, "w", newline="", encoding="utf-8") as f:
@@ -541,6 +537,13 @@ def _write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
         w.writerow(cols)
         for r in rows:
             w.writerow(["" if r.get(c) is None else repr(r[c]) if isinstance(r[c], float) else r[c] for c in cols])
+
+
+def report_data(result: ConfigSweepResult) -> report_mod.SweepData:
+    """What the sweep report draws, from a sweep that just ran."""
+    return report_mod.SweepData([dict(r) for r in result.rows], list(result.plan.swept_keys),
+                                {k: np.asarray(v) for k, v in result.histories.items()}, summary_of(result),
+                                report_mod.as_toml(to_dict(result.plan.config)))
 
 
 def summary_of(result: ConfigSweepResult) -> dict[str, Any]:

@@ -39,7 +39,6 @@ draws the curves (mean and 95% band) and the table. docs/guide.md, "Comparing se
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import os
@@ -51,7 +50,13 @@ from typing import Any
 
 import numpy as np
 
+from jaxopt_lab.config import ConfigError, closest
+from jaxopt_lab.sweep import config_sweep, pbt, search, search_curves
+from jaxopt_lab.sweep import report as report_mod
+from jaxopt_lab.sweep import results as results_mod
 from jaxopt_lab.sweep import space as space_mod
+from jaxopt_lab.sweep.adaptive import Halving
+from jaxopt_lab.sweep.stats import mean_interval
 
 #: Methods a comparison can run (module docstring).
 METHODS = ("random", "quasirandom", "tpe", "gp", "cmaes", "halving", "hyperband", "pbt")
@@ -82,7 +87,6 @@ class CompareOptions:
     eta: float = 3.0
 
     def __post_init__(self):
-        from jaxopt_lab.config import closest
 
         m = self.methods
         if not isinstance(m, (list, tuple)) or not m or not all(isinstance(x, str) for x in m):
@@ -145,8 +149,6 @@ class CompareOptions:
 def options(cfg: Any) -> tuple[CompareOptions, dict[str, Any], dict[str, space_mod.Distribution]]:
     """The checked options of `cfg`'s ``[sweep.compare_search]``, its distribution sections as written
     (copied into each method's table) and the distributions they describe (`ConfigError` names the key)."""
-    from jaxopt_lab.config import ConfigError, closest
-    from jaxopt_lab.sweep import config_sweep
 
     table = cfg.sweep.get("compare_search")
     if not isinstance(table, Mapping):
@@ -193,7 +195,6 @@ def options(cfg: Any) -> tuple[CompareOptions, dict[str, Any], dict[str, space_m
 def halving_cost(n: int, opts: CompareOptions, brackets: int) -> int:
     """Epochs `adaptive.run_hyperband` computes for `n` configurations when no run stops early: each
     stage retrains its runs from the start."""
-    from jaxopt_lab.sweep.adaptive import Halving
 
     h = Halving(min_epochs=opts.first_rung, eta=opts.eta, brackets=brackets)
     total = 0
@@ -208,7 +209,6 @@ def halving_cost(n: int, opts: CompareOptions, brackets: int) -> int:
 
 def halving_brackets(opts: CompareOptions, method: str) -> int:
     """1 for ``halving``; for ``hyperband`` every bracket the rungs below ``train.epochs`` allow."""
-    from jaxopt_lab.sweep.adaptive import Halving
 
     rungs = Halving(min_epochs=opts.first_rung, eta=opts.eta).rungs(opts.epochs)
     if not rungs:
@@ -248,8 +248,6 @@ def method_table(opts: CompareOptions, sections: Mapping[str, Any], method: str,
 def check_config(cfg: Any) -> tuple[CompareOptions, dict[str, Any], dict[str, space_mod.Distribution]]:
     """Everything a comparison needs, checked before anything trains: the options, and each method's own
     checks on the table it will run (`ConfigError` names the key; `search.MissingOptuna` the extra)."""
-    from jaxopt_lab.config import ConfigError
-    from jaxopt_lab.sweep import config_sweep, pbt, search
 
     opts, sections, dists = options(cfg)
     for method in opts.methods:
@@ -336,7 +334,6 @@ def halving_curve(rows: Sequence[Mapping[str, Any]], val_loss: np.ndarray, opts:
     computed so far (each stage retrains its runs from the start) and the best validation loss its runs
     reached so far, read from their histories (a stage's run is the prefix of its later ones: retraining
     is deterministic). Diverged runs are left out, as from the search's score."""
-    from jaxopt_lab.sweep.adaptive import Halving
 
     h = Halving(min_epochs=opts.first_rung, eta=opts.eta, brackets=halving_brackets(opts, method))
     curve: list[tuple[int, float | None]] = []
@@ -360,7 +357,6 @@ def halving_curve(rows: Sequence[Mapping[str, Any]], val_loss: np.ndarray, opts:
 
 def run_search(cfg: Any, opts: CompareOptions, sections: Mapping[str, Any], method: str, seed: int) -> SearchRecord:
     """One search of `method` with search seed `seed` on `cfg`'s problem."""
-    from jaxopt_lab.sweep import config_sweep, pbt, search
 
     mcfg = cfg.replace(sweep=method_table(opts, sections, method, seed))
     t0 = time.perf_counter()
@@ -406,7 +402,6 @@ class ComparisonResult:
     def method_summary(self) -> dict[str, dict[str, Any]]:
         """Per method: mean and 95% interval (Student t) of the best validation loss over search seeds, and
         its costs (means over seeds)."""
-        from jaxopt_lab.sweep.report import mean_interval
 
         out = {}
         for m in self.options.methods:
@@ -427,7 +422,6 @@ class ComparisonResult:
 
     def summary(self) -> dict[str, Any]:
         """summary.json: the usual keys a sweep report reads, and the ``compare_search`` entry."""
-        from jaxopt_lab.sweep import config_sweep
 
         o = self.options
         return {
@@ -467,122 +461,17 @@ def run_comparison(cfg: Any, *, progress: bool = False) -> ComparisonResult:
 # ----------------------------------------------------------------------------- the folder
 
 #: The columns of ``curves.csv``.
-CURVE_COLUMNS = ("method", "search_seed", "step", "epochs_spent", "best_val_loss")
-
-
-def write_curves_csv(path: str | os.PathLike, records: Sequence[SearchRecord]) -> None:
-    """``curves.csv``: every search's best-so-far curve (empty best: no finished run yet)."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(CURVE_COLUMNS)
-        for r in records:
-            for step, (spent, best) in enumerate(r.curve):
-                w.writerow([r.method, r.seed, step, spent, "" if best is None else repr(float(best))])
-
-
-def read_curves_csv(path: str | os.PathLike) -> dict[str, dict[int, list[tuple[int, float]]]]:
-    """``curves.csv`` as ``{method: {search seed: [(epochs spent, best or NaN)]}}``, in file order."""
-    out: dict[str, dict[int, list[tuple[int, float]]]] = {}
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in CURVE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{str(path)!r} has no column {missing[0]!r}: not a comparison's curves.csv")
-        for row in reader:
-            best = float(row["best_val_loss"]) if row["best_val_loss"] else math.nan
-            out.setdefault(row["method"], {}).setdefault(int(row["search_seed"]), []).append(
-                (int(row["epochs_spent"]), best))
-    return out
-
-
 def write_comparison(out: str | os.PathLike, result: ComparisonResult, *, report: bool = True) -> Path:
     """runs.csv, curves.csv, summary.json, config.json (and the report), published together into `out`
     (`results.staged_folder`: all or nothing)."""
-    from jaxopt_lab.sweep import config_sweep
-    from jaxopt_lab.sweep import results as results_mod
 
     out = Path(out)
     with results_mod.staged_folder(out) as tmp:
         results_mod.write_runs_csv(tmp / "runs.csv", result.rows(), ["method"])
-        write_curves_csv(tmp / "curves.csv", result.records)
+        search_curves.write_curves_csv(tmp / "curves.csv", result.records)
         results_mod.write_summary_json(tmp / "summary.json", result.summary())
         results_mod.write_summary_json(tmp / "config.json", config_sweep.to_dict(result.config))
         if report:
-            from jaxopt_lab.sweep import report as report_mod
 
             report_mod.sweep_report(tmp)
     return out
-
-
-# ----------------------------------------------------------------------------- the figure
-
-
-def curve_grid(curves: Mapping[int, Sequence[tuple[int, float]]], step: int, budget: int) -> tuple[np.ndarray,
-                                                                                                 np.ndarray]:
-    """The searches' best-so-far on a common grid of epochs (``step, 2 step, ..., budget`` and every
-    search's last point): ``(grid, values[search, point])``, NaN before a search's first result."""
-    ends = [c[-1][0] for c in curves.values() if c]
-    grid = np.unique(np.concatenate([np.arange(step, budget + 1, step), np.asarray(ends, int)]))
-    values = np.full((len(curves), grid.size), np.nan)
-    for i, c in enumerate(curves.values()):
-        spent = np.asarray([p[0] for p in c])
-        best = np.asarray([p[1] for p in c], float)
-        for j, g in enumerate(grid):
-            seen = best[(spent <= g) & np.isfinite(best)]
-            if seen.size:  # a search that ended under the budget (runs stopped early) keeps its best
-                values[i, j] = seen.min()
-    return grid, values
-
-
-def figure(curves: Mapping[str, Mapping[int, Sequence[tuple[int, float]]]], step: int, budget: int,
-           path: str | os.PathLike, title: str = "Search methods at equal compute") -> Path:
-    """Mean and 95% band (Student t over search seeds) of each method's best validation loss so far
-    against the epochs spent, over the whole budget and (right) its second half, where the methods'
-    differences are; a method with one point per search (halving, Hyperband) is its mean and interval
-    at its mean end."""
-    from jaxopt_lab import plots
-    from jaxopt_lab.sweep.report import mean_interval
-
-    fig, axes = plots.new_figure(1, 2, figsize=(12, 4.6))
-    hover = []
-    ends = 0  # methods shown by their end point: set apart sideways, as they end at about the same budget
-    tail: list[float] = []  # every value drawn in the second half: the zoomed panel's range
-    for i, (method, per_seed) in enumerate(curves.items()):
-        color = f"C{i}"
-        if all(len(c) == 1 for c in per_seed.values()):
-            m, lo, hi = mean_interval([c[0][1] for c in per_seed.values()])
-            x = float(np.mean([c[0][0] for c in per_seed.values()])) + 0.012 * budget * ends
-            ends += 1
-            if math.isfinite(m):
-                yerr = [[m - lo], [hi - m]] if math.isfinite(lo) else None
-                for ax in axes:
-                    ax.errorbar([x], [m], yerr=yerr, fmt="o", capsize=4, color=color,
-                                label=f"{method} (end of search)")
-                    hover.append(plots.Hover.point(ax, x, m, f"{method}\n{x:.0f} epochs\nbest {m:.4g}"))
-                tail += [v for v in (m, lo, hi) if math.isfinite(v)]
-            continue
-        grid, values = curve_grid(per_seed, step, budget)
-        stats = [mean_interval(values[:, j]) for j in range(grid.size)]
-        mean, lo, hi = (np.asarray([s[k] for s in stats]) for k in range(3))
-        for ax in axes:
-            ax.plot(grid, mean, color=color, label=method)
-            ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
-        half = grid >= budget / 2
-        tail += [float(v) for v in np.concatenate([mean[half], lo[half], hi[half]]) if np.isfinite(v)]
-        last = int(np.flatnonzero(np.isfinite(mean))[-1]) if np.isfinite(mean).any() else None
-        if last is not None:
-            hover.append(plots.Hover.point(axes[0], grid[last], mean[last], f"{method}\n{grid[last]} epochs\n"
-                                           f"best {mean[last]:.4g} [{lo[last]:.4g}, {hi[last]:.4g}]"))
-    n = max((len(v) for v in curves.values()), default=0)
-    for ax, what in zip(axes, ("the whole budget", "its second half"), strict=True):
-        ax.set_xlabel("epochs spent by the search")
-        ax.set_ylabel("best validation loss so far")
-        ax.set_title(f"{what}", fontsize=9)
-    if tail:
-        low, high = min(tail), max(tail)
-        pad = 0.05 * (high - low) or 0.01 * abs(high) or 0.01
-        axes[1].set_ylim(low - pad, high + pad)
-    axes[1].set_xlim(budget / 2, budget * (1.02 + 0.012 * ends))
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"{title} ({n} search seeds; mean and 95% band)", fontsize=10)
-    return plots.save(fig, Path(path), hover)

@@ -27,9 +27,11 @@ step (`run_pbt`'s `checkpoint_dir`), so a run killed mid-way resumes to the same
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab import _cache
-from jaxopt_lab.sweep import adaptive
+from jaxopt_lab import _cache, checkpoint, plots
+from jaxopt_lab.config import ConfigError
+from jaxopt_lab.sweep import adaptive, config_sweep, runner
 from jaxopt_lab.sweep import space as space_mod
 
 #: Keys of ``[sweep.pbt]`` besides its distribution sections.
@@ -249,11 +252,8 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
     ends with the same results as an uninterrupted run (the keys of later steps do not depend on
     where it stopped).
     """
-    from jaxopt_lab import checkpoint
-    from jaxopt_lab.sweep import runner
 
     if not hasattr(stepper, "max_epochs") and hasattr(stepper, "init_state"):
-        from jaxopt_lab.sweep import adaptive
 
         stepper = adaptive.stepper_from_trainer(stepper)
     check_dists(opts, dists)
@@ -330,8 +330,6 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
 def check_config(cfg: Any) -> tuple[PBTOptions, dict[str, space_mod.Distribution], Any]:
     """The options, distributions and the runner group of `cfg`'s ``[sweep.pbt]``, checked before anything
     compiles (`ConfigError` names the key): every distribution's key must be a traced hyperparameter."""
-    from jaxopt_lab.config import ConfigError
-    from jaxopt_lab.sweep import config_sweep
 
     try:
         opts, dists = PBTOptions.from_table(cfg.sweep["pbt"])
@@ -360,12 +358,10 @@ def run_config_pbt(cfg: Any, *, checkpoint_dir: Any = None, resume: bool = False
     """`cfg`'s PBT: the `ConfigSweepResult` (a row per member: its initial hyperparameters as the swept
     keys, its final ones as ``final_KEY``, ``origin``: the initial member its weights descend from) and
     the `PBTResult`."""
-    from jaxopt_lab.sweep import config_sweep, runner
 
     opts, dists, plan = check_config(cfg)
     (g,) = plan.groups
     fixed = {k: float(v[0]) for k, v in g.hparams.items() if k not in dists}
-    import time
 
     t0 = time.perf_counter()
     res = run_pbt(g.stepper, opts, dists, fixed, cache_key=g.cache_key, checkpoint_dir=checkpoint_dir,
@@ -401,7 +397,6 @@ def run_config_pbt(cfg: Any, *, checkpoint_dir: Any = None, resume: bool = False
 def write_pbt_csv(path: Any, res: PBTResult, keys: Sequence[str]) -> None:
     """``pbt.csv``: per exploit step and member: the epoch, the member it copied (``source``, itself when
     kept), its score before the step, whether it was replaced, and its hyperparameters after the step."""
-    import csv
 
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
@@ -415,13 +410,8 @@ def write_pbt_csv(path: Any, res: PBTResult, keys: Sequence[str]) -> None:
 
 def schedule_figure(path: Any, res: PBTResult, dists: Mapping[str, space_mod.Distribution], max_epochs: int) -> None:
     """Each member's hyperparameter schedule (one panel per key; log scale for log distributions)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = list(dists)
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    fig, axes = plots.new_figure(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
     edges = [0, *res.epochs, max_epochs]
     for ax, k in zip(axes[0], keys, strict=True):
         values = np.vstack([res.initial[k][None, :], *(np.asarray(res.record["hp"][k]) if res.epochs else [])])
@@ -432,15 +422,12 @@ def schedule_figure(path: Any, res: PBTResult, dists: Mapping[str, space_mod.Dis
         ax.set_xlabel("epoch")
         ax.set_title(k)
     fig.suptitle("PBT: each member's hyperparameters (a jump: exploit and explore)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plots.save(fig, path)
 
 
 def write_config_pbt(out: Any, result: Any, res: PBTResult, *, report: bool = True) -> Any:
     """runs.csv, summary.json (with a ``pbt`` entry), histories.npz, pbt.csv, pbt_schedules.png (and the
     report), atomically."""
-    from jaxopt_lab.sweep import config_sweep
 
     opts, dists, _ = PBTOptions.from_table(result.plan.config.sweep["pbt"]) + (None,)
     keys = list(dists)

@@ -1,6 +1,6 @@
 """The report of a config sweep: what ran, which configuration is best and how sure we are, what matters.
 
-`sweep_report(folder, result=None)` writes `index.html` and `summary.md` into a
+`sweep_report(folder, data=None)` writes `index.html` and `summary.md` into a
 sweep's results folder, from a finished `ConfigSweepResult` or, without one,
 from the folder's own files (`runs.csv`, `summary.json`, `histories.npz`).
 Sections, in order:
@@ -30,11 +30,12 @@ folder and returns a `Section` or None when it does not apply.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
+import itertools
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,8 @@ import numpy as np
 from jaxopt_lab import plots
 from jaxopt_lab.report import Section, write_report
 from jaxopt_lab.sweep import results as results_mod
+from jaxopt_lab.sweep import search_curves
+from jaxopt_lab.sweep.stats import mean_interval, welch_distinguishable
 
 #: Candidate objectives, in order of preference: (column, "max" | "min").
 OBJECTIVES = (("final_val_accuracy", "max"), ("best_val_loss", "min"),
@@ -54,7 +57,6 @@ TOP_TABLE, TOP_CURVES = 10, 3
 #: A swept key with more distinct values than this is binned (equal-count bins) in heatmaps.
 MAX_CELLS = 12
 _BINS = 8
-_HAVE_SCIPY = importlib.util.find_spec("scipy") is not None
 
 
 # ----------------------------------------------------------------------------- data
@@ -70,16 +72,6 @@ class SweepData:
     summary: dict[str, Any]
     config_text: str
     files: Path | None = None  # the folder holding runs.csv etc., when it is not the one the page is written to
-
-    @classmethod
-    def from_result(cls, result: Any) -> SweepData:
-        """From a `config_sweep.ConfigSweepResult`."""
-        from jaxopt_lab.sweep import config_sweep
-
-        summary = config_sweep.summary_of(result)
-        config = config_sweep.to_dict(result.plan.config)
-        return cls([dict(r) for r in result.rows], list(result.plan.swept_keys),
-                   {k: np.asarray(v) for k, v in result.histories.items()}, summary, as_toml(config))
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> SweepData:
@@ -142,64 +134,6 @@ def objective(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
 
 
 # ----------------------------------------------------------------------------- statistics
-
-
-@functools.cache
-def t_quantile_975(df: int) -> float:
-    """The 97.5% quantile of Student's t with `df` degrees of freedom (two-sided 95% intervals).
-
-    scipy's exact value (`scipy.special.stdtrit`) where scipy is installed; otherwise exact table
-    values for df <= 4 and the Cornish-Fisher expansion (Abramowitz & Stegun 26.7.5) above, accurate
-    to 1e-3 there.
-    """
-    if df < 1:
-        return math.nan
-    if _HAVE_SCIPY:
-        from scipy.special import stdtrit
-
-        return float(stdtrit(df, 0.975))
-    return _t_quantile_975_approx(df)
-
-
-def _t_quantile_975_approx(df: int) -> float:
-    table = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764}
-    if df in table:
-        return table[df]
-    z = 1.959963984540054
-    n = float(df)
-    return (z + (z**3 + z) / (4 * n) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * n**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * n**3)
-            + (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / (92160 * n**4))
-
-
-def mean_interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean and its 95% confidence interval (Student t, n - 1 degrees of freedom); NaN bounds for n < 2."""
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return math.nan, math.nan, math.nan
-    m = float(v.mean())
-    if v.size < 2:
-        return m, math.nan, math.nan
-    half = t_quantile_975(v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
-    return m, m - half, m + half
-
-
-def welch_distinguishable(a: Sequence[float], b: Sequence[float]) -> bool | None:
-    """Whether Welch's two-sided t-test rejects equal means at 5%; None when either has < 2 values.
-
-    The statistic t = (mean_a - mean_b) / sqrt(s_a^2/n_a + s_b^2/n_b) against Student's t with the
-    Welch-Satterthwaite degrees of freedom (rounded down, which errs toward "not distinguishable").
-    """
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if a.size < 2 or b.size < 2:
-        return None
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
-    if va + vb == 0:
-        return bool(a.mean() != b.mean())
-    t = abs(a.mean() - b.mean()) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
-    return bool(t > t_quantile_975(max(1, int(math.floor(df)))))
 
 
 def best_of_k(values: Sequence[float], ks: Sequence[int], mode: str = "max") -> tuple[np.ndarray, ...]:
@@ -290,7 +224,6 @@ def importance(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], metric: s
 
 def _fanova(optuna: Any, rows: Sequence[Mapping[str, Any]], keys: Sequence[str], metric: str,
             mode: str) -> dict[str, float]:
-    import warnings
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     dists = {}
@@ -506,7 +439,6 @@ def _axis_values(rows: Sequence[Mapping[str, Any]], k: str) -> tuple[list[Any], 
 
 
 def _heatmaps(data: SweepData, metric: str, mode: str, folder: Path) -> list[Path]:
-    import itertools
 
     short = short_names(data.keys)
     figures = []
@@ -546,8 +478,6 @@ def _heatmaps(data: SweepData, metric: str, mode: str, folder: Path) -> list[Pat
 
 
 def _parallel(data: SweepData, stats: list[ConfigStats], metric: str, mode: str, folder: Path) -> Path:
-    import matplotlib
-
     short = short_names(data.keys)
     usable = ranked(stats, mode)
     axes_keys = list(data.keys)
@@ -571,7 +501,7 @@ def _parallel(data: SweepData, stats: list[ConfigStats], metric: str, mode: str,
     scaled[:, -1] = (means - lo) / (hi - lo) if hi > lo else 0.5
     tick_text.append((f"{lo:.3g}", f"{hi:.3g}"))
     fig, ax = plots.new_figure(figsize=(max(6.5, 1.6 * (len(axes_keys) + 1)), 4.2))
-    cmap = matplotlib.colormaps["viridis"]
+    cmap = plots.colormap("viridis")
     order = np.argsort(scaled[:, -1] if mode == "max" else -scaled[:, -1])  # best drawn last, on top
     x = np.arange(len(axes_keys) + 1)
     for i in order:
@@ -653,7 +583,6 @@ def _learning_curves(data: SweepData, top: list[ConfigStats], folder: Path) -> P
 
 
 def _quartiles(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    import warnings
 
     quantile = np.nanquantile if np.isnan(curves).any() else np.quantile  # nanquantile is many times slower
     with warnings.catch_warnings():
@@ -814,18 +743,16 @@ def compare_search_section(data: SweepData, folder: Path) -> Section | None:
     spent, mean and 95% band over search seeds, and each method's result and costs."""
     if not is_comparison(data):
         return None
-    from jaxopt_lab.sweep import method_comparison as mc
-
     c = data.summary["compare_search"]
     curves_path = (data.files or folder) / "curves.csv"
     figures = []
     if curves_path.is_file():
-        curves = mc.read_curves_csv(curves_path)
+        curves = search_curves.read_curves_csv(curves_path)
         curves = {m: curves[m] for m in c["methods"] if m in curves}
         dataset = ((data.summary.get("config") or {}).get("data") or {}).get("dataset")
         title = "Search methods at equal compute" + (f", {dataset}" if dataset else "")
-        figures.append(mc.figure(curves, int(c["epochs"]), int(c["budget_epochs"]), folder / "compare_search.png",
-                                 title))
+        figures.append(search_curves.figure(curves, int(c["epochs"]), int(c["budget_epochs"]),
+                                            folder / "compare_search.png", title))
     table = []
     for m in c["methods"]:
         s = c["by_method"][m]
@@ -849,17 +776,15 @@ def compare_search_section(data: SweepData, folder: Path) -> Section | None:
                           .joinpath(n).exists()])
 
 
-def sweep_report(folder: str | os.PathLike, result: Any = None, *, source: str | os.PathLike | None = None) -> Path:
+def sweep_report(folder: str | os.PathLike, data: SweepData | None = None, *,
+                 source: str | os.PathLike | None = None) -> Path:
     """Write the report of a config sweep into `folder`; returns the `index.html` path.
 
-    `result` is the `ConfigSweepResult` when the sweep just ran. Without one, the report is built from a
-    finished sweep's files (`runs.csv`, `summary.json`, `histories.npz`, `config.json`) in `source`
-    (default: `folder`); re-rendering into a staging folder passes the results folder as `source`.
+    `data` is the sweep's `SweepData` when it just ran (`config_sweep.report_data(result)`). Without
+    it, the report is built from a finished sweep's files (`runs.csv`, `summary.json`,
+    `histories.npz`, `config.json`) in `source` (default: `folder`); re-rendering into a staging
+    folder passes the results folder as `source`.
     """
-    from jaxopt_lab.sweep.config_sweep import ConfigSweepResult
-
-    if isinstance(result, ConfigSweepResult):
-        data = SweepData.from_result(result)
-    else:  # objects read back from the files carry less than the files themselves: read those
+    if data is None:
         data = SweepData.from_folder(source if source is not None else folder)
     return write_report(folder, "Sweep report", sweep_sections(data, folder))

@@ -45,12 +45,15 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from jaxopt_lab.config import ConfigError
+from jaxopt_lab.sweep import config_sweep, runner
 from jaxopt_lab.sweep import space as space_mod
 
 SAMPLERS = ("tpe", "gp", "cmaes", "random")
@@ -222,7 +225,6 @@ class _Search:
     # -- proposals
 
     def ask(self) -> list[Any]:
-        import time
 
         t0 = time.perf_counter()
         trials = [self.study.ask(self.odists) for _ in range(self.opts.batch)]
@@ -426,7 +428,6 @@ def optimize(
       MissingOptuna: Optuna is not installed (the message names ``pip install 'jaxopt-lab[search]'``).
       ValueError: a bad option, naming it.
     """
-    from jaxopt_lab.sweep import runner
 
     opts = SearchOptions(sampler=sampler, rounds=rounds, batch=batch, objective=objective, direction=direction,
                          seed=seed, startup_trials=startup_trials)
@@ -482,8 +483,6 @@ def _rows_with_trials(search: _Search, n_seeds: int) -> list[dict[str, Any]]:
 
 def config_options(cfg: Any) -> tuple[SearchOptions, dict[str, space_mod.Distribution]]:
     """The checked options and distributions of `cfg`'s ``[sweep.adaptive]`` (`ConfigError` names the key)."""
-    from jaxopt_lab.config import ConfigError
-    from jaxopt_lab.sweep import config_sweep
 
     try:
         opts, dists = SearchOptions.from_table(cfg.sweep["adaptive"])
@@ -506,7 +505,6 @@ def config_options(cfg: Any) -> tuple[SearchOptions, dict[str, space_mod.Distrib
 
 
 def _seeds(cfg: Any) -> list[int]:
-    from jaxopt_lab.sweep import config_sweep
 
     return [int(s) for s in config_sweep.space_of(cfg).values("seed")]
 
@@ -515,8 +513,6 @@ def check_config(cfg: Any) -> tuple[SearchOptions, dict[str, space_mod.Distribut
     """Everything an adaptive config search needs, checked before anything runs: its options, that
     every distribution's key is a traced numeric hyperparameter (one program for all rounds), and
     that Optuna (and the sampler's own dependencies) are installed."""
-    from jaxopt_lab.config import ConfigError
-    from jaxopt_lab.sweep import config_sweep
 
     opts, dists = config_options(cfg)
     for key in dists:
@@ -539,7 +535,6 @@ def run_config_search(cfg: Any, *, record_dir: str | os.PathLike | None = None, 
                       progress: bool | None = None) -> tuple[Any, _Search]:
     """Run `cfg`'s ``[sweep.adaptive]`` search: returns the combined `ConfigSweepResult` of every
     round (runs.csv rows with ``round`` and ``trial`` columns) and the search."""
-    from jaxopt_lab.sweep import config_sweep, runner
 
     opts, dists, seeds = check_config(cfg)
     record_dir = Path(record_dir) if record_dir is not None else None
@@ -548,7 +543,6 @@ def run_config_search(cfg: Any, *, record_dir: str | os.PathLike | None = None, 
         fp = json.dumps(config_sweep.to_dict(cfg), sort_keys=True, default=str)
         manifest = record_dir / "search.json"
         if resume and manifest.exists() and json.loads(manifest.read_text()).get("config") != fp:
-            from jaxopt_lab.config import ConfigError
 
             raise ConfigError(f"--resume: the search recorded in {record_dir} was made with another config")
         manifest.write_text(json.dumps({"config": fp}))
@@ -608,7 +602,6 @@ def _best_by_round(search: _Search) -> list[float | None]:
 
 def write_config_search(out: str | os.PathLike, result: Any, search: _Search, *, report: bool = True) -> Path:
     """runs.csv, summary.json (with a ``search`` entry), histories.npz, trials.csv and the report, atomically."""
-    from jaxopt_lab.sweep import config_sweep
 
     keys = list(search.dists)
     return config_sweep.write_results(out, result, report=report,
