@@ -12,7 +12,7 @@ from collections import defaultdict
 import numpy as np
 
 from jaxopt_lab import plots
-from jaxopt_lab.sweep.results import read_runs_csv
+from jaxopt_lab.sweep.records import read_runs_csv
 
 
 def main(out_dir: str, figure: str) -> None:

@@ -105,8 +105,8 @@ def _check_out(out: str | None, names: tuple[str, ...] = (), *, resume: bool = F
 
 def best_table(rows: list[dict], keys: list[str], n: int = 5) -> str:
     """A short text table of the best runs (lowest best validation loss, diverged last)."""
-    from jaxopt_lab.report import text_cell
-    from jaxopt_lab.sweep.results import loss_column
+    from jaxopt_lab.report_page import text_cell
+    from jaxopt_lab.sweep.records import loss_column
 
     metric = loss_column(rows)
 
@@ -360,7 +360,7 @@ def _sweep_adaptive(args: argparse.Namespace, cfg: Any, out: Path) -> int:
 
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     best = result.extra_summary["search"]["best_trial"]
-    from jaxopt_lab.report import text_cell
+    from jaxopt_lab.report_page import text_cell
 
     print(f"wrote {out}  ({len(study.trials)} trials in {study.opts.rounds} rounds, "
           f"{result.stats.compilations} compilation(s); best {study.opts.objective} = "
@@ -641,7 +641,7 @@ def cmd_hypertune(args: argparse.Namespace) -> int:
 
     from jaxopt_lab import meta, registry, single_run
     from jaxopt_lab.config import choices_error
-    from jaxopt_lab.sweep.results import staged_folder
+    from jaxopt_lab.sweep.records import staged_folder
 
     if args.outer_optimizer not in registry.optimizers():
         raise BadInput(str(choices_error("--outer-optimizer", args.outer_optimizer, registry.optimizers())))

@@ -46,8 +46,8 @@ from jaxopt_lab import plots
 from jaxopt_lab._checks import ConfigError, closest
 from jaxopt_lab.protocols import profiles
 from jaxopt_lab.protocols.tables import write_csv
-from jaxopt_lab.report import text_cell
-from jaxopt_lab.sweep.results import staged_folder
+from jaxopt_lab.report_page import text_cell
+from jaxopt_lab.sweep.records import staged_folder
 
 __all__ = ["Unpaired", "Comparison", "paired_stats", "compare_frames", "split_by", "format_table", "write"]
 

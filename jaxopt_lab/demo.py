@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jaxopt_lab import _io
 from jaxopt_lab.experiments import EXPERIMENTS, experiment_module
-from jaxopt_lab.report import Section, write_report
+from jaxopt_lab.report_page import Section, write_report
 
 INTRO = """This report reproduces and extends the lectures' findings on how neural networks are trained and
 optimized: each section below was computed just now by jaxopt_lab, and its numbers are measurements, not quotes.

@@ -12,7 +12,7 @@ width of their axes, the layout is redone); what still sticks out raises
 recorded in the PNG, where the report shows it and the browser test fails on it.
 
 The PNG also carries the figure's *hover regions* (rectangles in fractions of
-the image with a text each, see `Hover`), which `jaxopt_lab.report` turns into
+the image with a text each, see `Hover`), which `jaxopt_lab.report_page` turns into
 tooltips in the HTML page. Both travel as one JSON text chunk (`PNG_KEY`).
 """
 

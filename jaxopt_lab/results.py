@@ -17,7 +17,7 @@ tuples). An empty cell -- a metric that does not apply, such as the validation
 loss of a sweep without a validation split -- is ``pd.NA``; a NaN written in
 the file (the loss of a diverged run) stays a float NaN. So ``df[c].isna()``
 is True for *missing* only, and ``np.isnan(df[c].to_numpy(float, na_value=0))``
-finds the NaNs. Every value equals the cell `jaxopt_lab.sweep.results.read_runs_csv`
+finds the NaNs. Every value equals the cell `jaxopt_lab.sweep.records.read_runs_csv`
 reads, bit for bit.
 
 Folders. A config sweep (plain, refilling, halving: any folder with ``runs.csv``),
@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from jaxopt_lab import config as config_mod
-from jaxopt_lab.sweep.results import _python, read_runs_csv
+from jaxopt_lab.sweep.records import plain_value, read_runs_csv
 from jaxopt_lab.sweep.runner import ExecutionStats
 
 __all__ = ["SweepData", "load", "frame", "read_sweep_result", "INSTALL_HINT"]
@@ -161,7 +161,7 @@ def frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = Non
         columns = list(dict.fromkeys(k for r in rows for k in r))
     data = {}
     for c in columns:
-        values = [_python(r.get(c)) for r in rows]
+        values = [plain_value(r.get(c)) for r in rows]
         values = [tuple(v) if isinstance(v, list) else v for v in values]
         data[c] = _column(values)
     return pd.DataFrame(data, columns=list(columns))
@@ -257,7 +257,7 @@ def _load_single(folder: Path) -> SweepData:
 def read_sweep_result(out_dir: str | Any) -> Any:
     """A config sweep's folder as the result object its report is drawn from (no pandas needed).
 
-    The object has what `jaxopt_lab.report.sweep_report` reads: ``rows`` (`read_runs_csv`),
+    The object has what `jaxopt_lab.sweep.report.sweep_report` reads: ``rows`` (`read_runs_csv`),
     ``histories`` (``histories.npz``), ``plan`` (``swept_keys``, ``groups``, ``config``: a
     `jaxopt_lab.config.Config` from ``config.json``, None without one) and ``stats`` (an
     `ExecutionStats` from ``summary.json``). `jaxopt-lab report` re-renders a report from it.

@@ -12,7 +12,7 @@ import pytest
 
 from jaxopt_lab import _io
 from jaxopt_lab.cli import main
-from jaxopt_lab.sweep import results
+from jaxopt_lab.sweep import records
 
 ROOT = Path(__file__).parent.parent
 
@@ -80,8 +80,8 @@ def test_bug03_a_users_folder_named_like_a_result_is_refused_not_removed(tmp_pat
     (out / "runs.csv").mkdir()
     (out / "runs.csv" / "inside.txt").write_text("mine")
     with pytest.raises(_io.OutputFolderError, match="'runs.csv' \\(a folder\\)"):
-        with results.staged_folder(out) as stage:
-            results.write_runs_csv(stage / "runs.csv", [{"seed": 0}], [])
+        with records.staged_folder(out) as stage:
+            records.write_runs_csv(stage / "runs.csv", [{"seed": 0}], [])
     _assert_kept(out, {**files, "runs.csv/inside.txt": "mine"})
     assert not list(tmp_path.glob(".out.partial-*"))
 
@@ -205,11 +205,11 @@ def test_bug20_every_output_file_is_0644(tmp_path):
     old = os.umask(0o022)
     try:
         out = tmp_path / "out"
-        with results.staged_folder(out) as stage:
-            results.write_runs_csv(stage / "runs.csv", [{"seed": 0}], [])
-            results.write_summary_json(stage / "summary.json", {"runs": 1})
+        with records.staged_folder(out) as stage:
+            records.write_runs_csv(stage / "runs.csv", [{"seed": 0}], [])
+            records.write_summary_json(stage / "summary.json", {"runs": 1})
             (stage / "index.html").write_text("x")
-        results.write_runs_csv(tmp_path / "alone.csv", [{"seed": 0}], [])
+        records.write_runs_csv(tmp_path / "alone.csv", [{"seed": 0}], [])
     finally:
         os.umask(old)
     for p in [*out.iterdir(), tmp_path / "alone.csv"]:

@@ -149,13 +149,13 @@ import os, sys
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
 import jax
 from jaxopt_lab import config
-from jaxopt_lab.sweep import config_sweep, results
+from jaxopt_lab.sweep import config_sweep, records
 
 cfg = config.load(sys.argv[1])
 for n in (1, 2, 4):
     for chunk in (4, 64):
         r = config_sweep.run_sweep(cfg, devices=jax.devices()[:n], execution="map", chunk_size=chunk, progress=False)
-        results.write_runs_csv(f"{sys.argv[2]}/runs_{n}_{chunk}.csv", r.rows, r.plan.swept_keys)
+        records.write_runs_csv(f"{sys.argv[2]}/runs_{n}_{chunk}.csv", r.rows, r.plan.swept_keys)
 """
 
 

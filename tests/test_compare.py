@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from jaxopt_lab import cli, compare
-from jaxopt_lab.sweep.results import write_runs_csv
+from jaxopt_lab.sweep.records import write_runs_csv
 
 LRS = [0.1, 0.01, 0.001]
 SEEDS = list(range(6))

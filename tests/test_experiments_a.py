@@ -19,7 +19,7 @@ import pytest
 
 from jaxopt_lab import schedules
 from jaxopt_lab.experiments import learning_rate, moons_sgd_vs_adam, quartic, schedule_comparison, search_comparison
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -291,13 +291,13 @@ def test_search_budget_table(search_exp):
 
 
 def test_expected_best_of_k_by_enumeration():
-    """`results.expected_max`, used for the random-search curve, equals the mean over every k-tuple of draws."""
-    from jaxopt_lab.sweep import results
+    """`records.expected_max`, used for the random-search curve, equals the mean over every k-tuple of draws."""
+    from jaxopt_lab.sweep import records
 
     scores = np.asarray([0.5, 0.62, 0.62, 0.8, 0.71])
     for k in (1, 2, 3, 4):
         brute = np.mean([max(t) for t in itertools.product(scores, repeat=k)])
-        assert results.expected_max(scores, k) == pytest.approx(brute, rel=1e-12)
+        assert records.expected_max(scores, k) == pytest.approx(brute, rel=1e-12)
 
 
 def test_correlation_ratio():

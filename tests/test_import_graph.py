@@ -176,7 +176,7 @@ def test_models_losses_and_schedules_import_nothing_from_the_optimizers():
 
 def test_report_imports_nothing_from_the_sweep():
     graph = import_graph(ROOT, PACKAGE, import_time_only=False)
-    assert _imports_from(graph, ["jaxopt_lab.report"], "jaxopt_lab.sweep") == []
+    assert _imports_from(graph, ["jaxopt_lab.report_page"], "jaxopt_lab.sweep") == []
 
 
 def test_importing_the_models_runs_no_optimizer_module():

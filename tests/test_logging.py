@@ -8,7 +8,7 @@ import pytest
 from jaxopt_lab import cli
 from jaxopt_lab.config import Config, ConfigError, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.sweep import config_sweep, tracking
-from jaxopt_lab.sweep.results import read_runs_csv
+from jaxopt_lab.sweep.records import read_runs_csv
 
 BASE = Config(
     data=DataConfig(dataset="moons", n_samples=60, noise=0.2, random_state=1, val_fraction=0.25),

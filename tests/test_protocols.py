@@ -10,8 +10,7 @@ import pytest
 from jaxopt_lab import protocols
 from jaxopt_lab.config import Config, ConfigError, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.protocols import choi, profiles
-from jaxopt_lab.sweep import config_sweep
-from jaxopt_lab.sweep import results as results_mod
+from jaxopt_lab.sweep import config_sweep, records
 from jaxopt_lab.sweep import space as S
 
 BASE = Config(
@@ -23,7 +22,7 @@ BASE = Config(
 
 
 def _rows(path):
-    return results_mod.read_runs_csv(path)
+    return records.read_runs_csv(path)
 
 
 def _csv(path):

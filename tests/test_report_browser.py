@@ -18,7 +18,7 @@ import pytest
 from jaxopt_lab import plots, protocols
 from jaxopt_lab.config import from_dict
 from jaxopt_lab.demo import run_demo
-from jaxopt_lab.report import Section, write_report
+from jaxopt_lab.report_page import Section, write_report
 from jaxopt_lab.sweep import config_sweep
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)

@@ -132,7 +132,7 @@ def test_missing_metrics_are_na_not_nan(no_val):
 
 
 def test_nan_and_missing_stay_distinct(tmp_path):
-    from jaxopt_lab.sweep.results import write_runs_csv
+    from jaxopt_lab.sweep.records import write_runs_csv
 
     rows = [{"run": 0, "x": 0.5, "seed": 0, "final_train_loss": math.nan, "best_epoch": None, "diverged": True},
             {"run": 1, "x": 1.0, "seed": 1, "final_train_loss": None, "best_epoch": 3, "diverged": False},

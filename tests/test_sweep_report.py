@@ -232,7 +232,7 @@ def test_summary_md_links_the_pngs(tiny_sweep):
 
 
 def test_page_assembly_imports_nothing_from_sweep():
-    tree = ast.parse((ROOT / "jaxopt_lab" / "report.py").read_text())
+    tree = ast.parse((ROOT / "jaxopt_lab" / "report_page.py").read_text())
     imported = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [m for m in imported if m and "sweep" in m]

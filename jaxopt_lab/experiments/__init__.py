@@ -1,6 +1,6 @@
 """The lectures' experiments, one module per topic.
 
-Each module has `run(out: Path, size: str = "demo") -> jaxopt_lab.report.Section`:
+Each module has `run(out: Path, size: str = "demo") -> jaxopt_lab.report_page.Section`:
 it writes its PNG figures into `out` and returns a report section whose text
 states the findings with the numbers it measured. `size="tiny"` runs in seconds
 (tests), `size="demo"` is what `jaxopt-lab demo` runs. The scripts in the

@@ -29,7 +29,7 @@ import numpy as np
 from jaxopt_lab import meta, optim, plots
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 from jaxopt_lab.train import HISTORY_KEYS, make_train
 
 SIZES: dict[str, dict[str, Any]] = {

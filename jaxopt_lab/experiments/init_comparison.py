@@ -45,7 +45,7 @@ from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, 
 from jaxopt_lab.data import generators, preprocessing
 from jaxopt_lab.experiments import check_size, reproduce_text, run_once
 from jaxopt_lab.nn import mlp
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 from jaxopt_lab.train import make_train
 from jaxopt_lab.train.switch import switch
 

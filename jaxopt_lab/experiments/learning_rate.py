@@ -30,8 +30,8 @@ import numpy as np
 from jaxopt_lab import plots
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size
-from jaxopt_lab.report import Section
-from jaxopt_lab.sweep import config_sweep, results
+from jaxopt_lab.report_page import Section
+from jaxopt_lab.sweep import config_sweep, records
 
 SIZES: dict[str, dict[str, Any]] = {
     "tiny": {"rates": np.geomspace(1e-3, 1e3, 7), "momenta": (0.0, 0.9), "seeds": 2, "epochs": 40},
@@ -124,7 +124,7 @@ def _momentum_free_slice(rows: list[dict], hist: dict[str, np.ndarray], rates: l
     # "Slow": epochs the momentum-free runs need to bring the training loss to twice the best final loss.
     target = 2.0 * float(med[best_i])
     runs = {lr: [i for i, r in enumerate(rows) if r[MU] == 0.0 and r[LR] == lr] for lr in rates}
-    reach = {lr: float(np.median(results.steps_to_target(hist["train_loss"][runs[lr]], target, mode="min")))
+    reach = {lr: float(np.median(records.steps_to_target(hist["train_loss"][runs[lr]], target, mode="min")))
              for lr in rates}
     return RateSlice(plain, med, q25, q75, div_frac, best_i, first_div, all_div, target, reach, runs)
 
@@ -237,7 +237,7 @@ def run(out: Path, size: str = "demo") -> Section:
     res = config_sweep.run_sweep(cfg, progress=False)
     rates = sorted({r[LR] for r in res.rows})
     momenta = sorted({r[MU] for r in res.rows})
-    agg = results.aggregate(res.rows, [MU, LR], ["final_train_loss", "final_val_accuracy"])
+    agg = records.aggregate(res.rows, [MU, LR], ["final_train_loss", "final_val_accuracy"])
     cell = {(a[MU], a[LR]): a for a in agg}
     sl = _momentum_free_slice(res.rows, res.histories, rates, cell)
     z = _accuracy_grid(rates, momenta, cell)

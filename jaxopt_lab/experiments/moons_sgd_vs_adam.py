@@ -32,8 +32,8 @@ from jaxopt_lab import plots
 from jaxopt_lab.config import Config, DataConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size
 from jaxopt_lab.experiments.curve_bands import median_band
-from jaxopt_lab.report import Section
-from jaxopt_lab.sweep import results
+from jaxopt_lab.report_page import Section
+from jaxopt_lab.sweep import records
 from jaxopt_lab.train import make_train
 
 #: Accuracies printed by the lecture at epochs 100, 200, 300, 400 and at the end.
@@ -246,7 +246,7 @@ def run(out: Path, size: str = "demo") -> Section:
     # The extension: index 0 is the lecture's own initialization, the rest the paired random ones.
     final = {n: runs[n]["metrics"]["final_train_accuracy"][1:] for n in runs}
     floss = {n: runs[n]["metrics"]["final_train_loss"][1:] for n in runs}
-    to90 = {n: results.steps_to_target(runs[n]["history"]["train_accuracy"][1:], 0.9) for n in runs}
+    to90 = {n: records.steps_to_target(runs[n]["history"]["train_accuracy"][1:], 0.9) for n in runs}
     fig1 = _lecture_figure(out / "moons_lecture_reproduction.png", runs)
     fig2 = _paired_figure(out / "moons_random_inits.png", runs, final, reproduced, n_random)
     return Section(

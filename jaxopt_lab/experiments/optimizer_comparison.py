@@ -37,7 +37,7 @@ from jaxopt_lab import plots, registry
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size, reproduce_text, run_once
 from jaxopt_lab.optim import wrappers
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 from jaxopt_lab.train import make_train
 from jaxopt_lab.train.switch import optimizer_switch, switch
 

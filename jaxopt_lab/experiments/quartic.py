@@ -42,7 +42,7 @@ from jaxopt_lab import plots
 from jaxopt_lab.experiments import check_size
 from jaxopt_lab.optim import aliases
 from jaxopt_lab.optim.base import apply_updates
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 from jaxopt_lab.schedules import step_decay
 
 GLOBAL_MIN = 3.2727653395584366

@@ -44,7 +44,7 @@ from jaxopt_lab import plots
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size, reproduce_text, run_once
 from jaxopt_lab.experiments.curve_bands import median_band
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 from jaxopt_lab.sweep.config_sweep import apply_overrides
 from jaxopt_lab.train import make_train
 

@@ -48,7 +48,7 @@ from jaxopt_lab.config import (
 )
 from jaxopt_lab.experiments import check_size
 from jaxopt_lab.experiments.curve_bands import median_band
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 from jaxopt_lab.train import make_train
 
 SIZES: dict[str, dict[str, int]] = {

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from jaxopt_lab.experiments import experiment_module
-from jaxopt_lab.report import write_report
+from jaxopt_lab.report_page import write_report
 
 
 def main(name: str, title: str, *, x64: bool = False, argv: list[str] | None = None) -> Path:

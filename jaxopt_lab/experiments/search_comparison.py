@@ -16,7 +16,7 @@ function of the two hyperparameters and the searches differ only in where
 they look. Grids of 2x2 ... kxk (cell-centred on the log axes) and one pool of
 random trials (log-uniform; its first t trials are exactly the t-trial search)
 run as one sweep through `jaxopt_lab.sweep.run`, one compiled program. The
-expected best of k random trials (Dodge et al., 2019, `results.expected_max`)
+expected best of k random trials (Dodge et al., 2019, `records.expected_max`)
 gives random search's curve without the luck of one draw.
 """
 
@@ -30,8 +30,8 @@ import numpy as np
 from jaxopt_lab import plots, sweep
 from jaxopt_lab.config import Config, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from jaxopt_lab.experiments import check_size
-from jaxopt_lab.report import Section
-from jaxopt_lab.sweep import results
+from jaxopt_lab.report_page import Section
+from jaxopt_lab.sweep import records
 from jaxopt_lab.sweep.report import correlation_ratio  # also this module's public name
 from jaxopt_lab.train import make_train
 
@@ -98,7 +98,7 @@ def _searches(res, sz: dict[str, Any]) -> Searches:
     starts = np.cumsum([0] + [n * n for n in sz["grids"]])
     grid_best = {n * n: float(score[starts[i]:starts[i + 1]].max()) for i, n in enumerate(sz["grids"])}
     r_score = score[starts[-1]:]
-    expected = np.asarray(results.expected_max(r_score, np.arange(1, sz["trials"] + 1)))
+    expected = np.asarray(records.expected_max(r_score, np.arange(1, sz["trials"] + 1)))
     bins = max(2, min(8, len(r_score) // 8))
     eta_lr = correlation_ratio(np.log(lr[starts[-1]:]), r_score, bins)
     eta_l2 = correlation_ratio(np.log(l2[starts[-1]:]), r_score, bins)

@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from jaxopt_lab import config as config_mod
-from jaxopt_lab import report
+from jaxopt_lab import report_page
 from jaxopt_lab.config import Config, ConfigError
 from jaxopt_lab.protocols import algoperf, choi, crowded_valley, deepobs
 from jaxopt_lab.protocols.options import parse_options
 from jaxopt_lab.protocols.sweeps import Prepared, SweepRunner
-from jaxopt_lab.sweep.results import staged_folder, write_summary_json
+from jaxopt_lab.sweep.records import staged_folder, write_summary_json
 
 #: The presets by name: modules with NAME, TITLE, CITATION, OPTIONS, prepare() and run().
 PROTOCOLS = {m.NAME: m for m in (deepobs, crowded_valley, choi, algoperf)}
@@ -140,7 +140,7 @@ def run_protocol(
         }
         write_summary_json(stage / "protocol.json", record)
         intro = f"{module.TITLE}. Protocol of {module.CITATION}\n\n{module.DESCRIPTION}"
-        report.write_report(stage, f"Protocol: {module.NAME}", sections, intro=intro)
+        report_page.write_report(stage, f"Protocol: {module.NAME}", sections, intro=intro)
     return Path(out)
 
 

@@ -31,7 +31,7 @@ from jaxopt_lab.protocols.options import PREFIX, Option, check_optimizers, check
 from jaxopt_lab.protocols.search_spaces import check_space, random_table, space_rows, swept_point
 from jaxopt_lab.protocols.sweeps import Prepared, SweepRunner
 from jaxopt_lab.protocols.tables import point_text, write_csv
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 from jaxopt_lab.sweep import config_sweep
 
 NAME = "algoperf"

@@ -32,7 +32,7 @@ from jaxopt_lab.protocols.ranking import stats
 from jaxopt_lab.protocols.search_spaces import check_space, space_rows
 from jaxopt_lab.protocols.sweeps import Prepared, SweepRunner, search_and_rerun
 from jaxopt_lab.protocols.tables import pm, point_text, write_csv
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 
 NAME = "choi"
 TITLE = "Choi et al.: every hyperparameter tuned, and the inclusion hierarchy"

@@ -31,7 +31,7 @@ from jaxopt_lab.protocols.ranking import stats
 from jaxopt_lab.protocols.search_spaces import check_space, point_table, space_rows
 from jaxopt_lab.protocols.sweeps import Prepared, SweepRunner, search_and_rerun
 from jaxopt_lab.protocols.tables import pm, point_text, write_csv
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 
 NAME = "crowded_valley"
 TITLE = "Crowded Valley: one-shot defaults against a small-budget random search"

@@ -32,9 +32,9 @@ from jaxopt_lab.protocols.ranking import resolve_metric, stats
 from jaxopt_lab.protocols.search_spaces import point_table, swept_point
 from jaxopt_lab.protocols.sweeps import Prepared, SweepRunner
 from jaxopt_lab.protocols.tables import pm, write_csv
-from jaxopt_lab.report import Section
+from jaxopt_lab.report_page import Section
 from jaxopt_lab.sweep import config_sweep
-from jaxopt_lab.sweep.results import best_run
+from jaxopt_lab.sweep.records import best_run
 
 NAME = "deepobs"
 TITLE = "DeepOBS: learning rate tuned on a log grid, best rerun over seeds"

@@ -26,7 +26,7 @@ from jaxopt_lab.config import Config, apply_overrides, to_dict
 from jaxopt_lab.protocols.ranking import resolve_metric
 from jaxopt_lab.protocols.search_spaces import point_table, random_table, swept_point
 from jaxopt_lab.sweep import config_sweep
-from jaxopt_lab.sweep.results import best_run
+from jaxopt_lab.sweep.records import best_run
 from jaxopt_lab.sweep.runner import chunk_plan, default_execution
 
 __all__ = ["Prepared", "SweepRecord", "SweepRunner", "Tuned", "search_and_rerun"]

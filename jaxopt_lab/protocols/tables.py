@@ -1,6 +1,6 @@
 """The protocols' tables: CSV files of row dicts, and the text of their report cells.
 
-`write_csv` is not `sweep.results.write_runs_csv`: a protocol's table has its own columns
+`write_csv` is not `sweep.records.write_runs_csv`: a protocol's table has its own columns
 (runs.csv has a fixed header: run, swept keys, seed, the result columns), a NaN there means "no
 value" and is written as an empty cell (runs.csv writes ``nan`` so that it reads back), and its
 text cells (hyperparameter lists, targets) need not read back as typed values. Both write

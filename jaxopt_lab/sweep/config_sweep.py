@@ -26,11 +26,10 @@ import numpy as np
 from jaxopt_lab import _cache, registry
 from jaxopt_lab import config as config_mod
 from jaxopt_lab.config import Config, ConfigError, apply_overrides, to_dict
-from jaxopt_lab.sweep import adaptive, runner, tracking
+from jaxopt_lab.sweep import adaptive, records, runner, tracking
 from jaxopt_lab.sweep import report as report_mod
-from jaxopt_lab.sweep import results as results_mod
 from jaxopt_lab.sweep import space as space_mod
-from jaxopt_lab.sweep.results import RESULT_COLUMNS
+from jaxopt_lab.sweep.records import RESULT_COLUMNS
 from jaxopt_lab.train import SWITCHABLE_KEYS, TRACEABLE_KEYS, Trainer, make_train, state
 
 #: The metric columns of runs.csv (docs/guide.md, "Outputs of `jaxopt-lab sweep`").
@@ -427,7 +426,7 @@ def run_sweep(
     if target is not None:
 
         metric, value, mode = target
-        epochs = results_mod.steps_to_target(stacked["history"][metric], value, mode)
+        epochs = records.steps_to_target(stacked["history"][metric], value, mode)
         for row, e in zip(rows, np.atleast_1d(epochs), strict=True):
             row["epochs_to_target"] = float(e)
     return ConfigSweepResult(plan=sp, rows=rows, histories=dict(stacked["history"]), stats=stats)
@@ -465,7 +464,7 @@ def _run_hyperband(cfg: Config, sp: ConfigSweep, halving: adaptive.Halving, *, c
     if target is not None:
 
         metric, value, mode = target
-        epochs = results_mod.steps_to_target(stacked["history"][metric], value, mode)
+        epochs = records.steps_to_target(stacked["history"][metric], value, mode)
         for row, e in zip(rows, np.atleast_1d(epochs), strict=True):
             row["epochs_to_target"] = float(e)
     return ConfigSweepResult(plan=sp, rows=rows, histories=dict(stacked["history"]), stats=stats)
@@ -501,25 +500,25 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
     """Write runs.csv, summary.json, config.json, histories.npz (and the report) atomically into `out`.
 
     Everything is written into a staging folder beside `out` first and published
-    all at once (`results.staged_folder`), so a crash never leaves half-written
+    all at once (`records.staged_folder`), so a crash never leaves half-written
     results and nothing the user keeps in `out` is replaced; `drop` names entries
     jaxopt_lab wrote that go with the publish (the sweep's ``checkpoints``).
     `extra(folder)` writes a search method's own records (such as trials.csv) there too.
     """
 
     out = Path(out)
-    with results_mod.staged_folder(out, drop=drop) as tmp:
-        results_mod.write_runs_csv(tmp / "runs.csv", result.rows, result.plan.swept_keys)
+    with records.staged_folder(out, drop=drop) as tmp:
+        records.write_runs_csv(tmp / "runs.csv", result.rows, result.plan.swept_keys)
         np.savez(tmp / "histories.npz", run=np.arange(len(result.rows)), **result.histories)
         by = [k for k in result.plan.swept_keys]
         if by and len({r["seed"] for r in result.rows}) > 1:
             metrics = [m for m in (*METRIC_COLUMNS[:5], "epochs_run", "epochs_to_target") if m in result.rows[0]]
-            agg = results_mod.aggregate(result.rows, by, metrics)
+            agg = records.aggregate(result.rows, by, metrics)
             _write_table(tmp / "aggregate.csv", agg)
         summary = summary_of(result)
-        results_mod.write_summary_json(tmp / "summary.json", summary)
+        records.write_summary_json(tmp / "summary.json", summary)
         # The config the runs came from, so the folder can be analysed and re-reported alone.
-        results_mod.write_summary_json(tmp / "config.json", to_dict(result.plan.config))
+        records.write_summary_json(tmp / "config.json", to_dict(result.plan.config))
         if extra is not None:
             extra(tmp)
         if report:

@@ -51,9 +51,8 @@ from typing import Any
 import numpy as np
 
 from jaxopt_lab.config import ConfigError, closest
-from jaxopt_lab.sweep import config_sweep, pbt, search, search_curves
+from jaxopt_lab.sweep import config_sweep, pbt, records, search, search_curves
 from jaxopt_lab.sweep import report as report_mod
-from jaxopt_lab.sweep import results as results_mod
 from jaxopt_lab.sweep import space as space_mod
 from jaxopt_lab.sweep.adaptive import Halving
 from jaxopt_lab.sweep.stats import mean_interval
@@ -463,14 +462,14 @@ def run_comparison(cfg: Any, *, progress: bool = False) -> ComparisonResult:
 #: The columns of ``curves.csv``.
 def write_comparison(out: str | os.PathLike, result: ComparisonResult, *, report: bool = True) -> Path:
     """runs.csv, curves.csv, summary.json, config.json (and the report), published together into `out`
-    (`results.staged_folder`: all or nothing)."""
+    (`records.staged_folder`: all or nothing)."""
 
     out = Path(out)
-    with results_mod.staged_folder(out) as tmp:
-        results_mod.write_runs_csv(tmp / "runs.csv", result.rows(), ["method"])
+    with records.staged_folder(out) as tmp:
+        records.write_runs_csv(tmp / "runs.csv", result.rows(), ["method"])
         search_curves.write_curves_csv(tmp / "curves.csv", result.records)
-        results_mod.write_summary_json(tmp / "summary.json", result.summary())
-        results_mod.write_summary_json(tmp / "config.json", config_sweep.to_dict(result.config))
+        records.write_summary_json(tmp / "summary.json", result.summary())
+        records.write_summary_json(tmp / "config.json", config_sweep.to_dict(result.config))
         if report:
 
             report_mod.sweep_report(tmp)

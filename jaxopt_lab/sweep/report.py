@@ -44,9 +44,8 @@ from typing import Any
 import numpy as np
 
 from jaxopt_lab import plots
-from jaxopt_lab.report import Section, write_report
-from jaxopt_lab.sweep import results as results_mod
-from jaxopt_lab.sweep import search_curves
+from jaxopt_lab.report_page import Section, write_report
+from jaxopt_lab.sweep import records, search_curves
 from jaxopt_lab.sweep.stats import mean_interval, welch_distinguishable
 
 #: Candidate objectives, in order of preference: (column, "max" | "min").
@@ -78,8 +77,8 @@ class SweepData:
         """From a results folder written by `config_sweep.write_results`. The config shown is summary.json's
         `config`, else the folder's `config.json` or `config.toml`, else the best run's config (said so)."""
         folder = Path(folder)
-        rows = results_mod.read_runs_csv(folder / "runs.csv")
-        summary = results_mod.read_summary_json(folder / "summary.json")
+        rows = records.read_runs_csv(folder / "runs.csv")
+        summary = records.read_summary_json(folder / "summary.json")
         histories: dict[str, np.ndarray] = {}
         if (folder / "histories.npz").exists():
             with np.load(folder / "histories.npz") as z:
@@ -139,7 +138,7 @@ def objective(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
 def best_of_k(values: Sequence[float], ks: Sequence[int], mode: str = "max") -> tuple[np.ndarray, ...]:
     """Expected best of k runs drawn with replacement from `values`, and its 2.5% and 97.5% quantiles.
 
-    The expectation is `results.expected_max` / `expected_min` (Dodge et al. 2019). The best of k
+    The expectation is `records.expected_max` / `expected_min` (Dodge et al. 2019). The best of k
     draws is at most the i-th smallest value v_(i) with probability (i/n)^k, so its q-quantile is the
     smallest v_(i) with (i/n)^k >= q -- exact, no resampling. For "min" the order is reversed.
     """
@@ -147,7 +146,7 @@ def best_of_k(values: Sequence[float], ks: Sequence[int], mode: str = "max") -> 
     if mode == "min":
         v = v[::-1]
     ks = np.asarray(ks, int)
-    expected = np.asarray(results_mod.expected_max(v, ks) if mode == "max" else results_mod.expected_min(v, ks))
+    expected = np.asarray(records.expected_max(v, ks) if mode == "max" else records.expected_min(v, ks))
     n = v.size
     cdf = (np.arange(1, n + 1) / n)[None, :] ** ks[:, None]  # P(best of k is at or before v_(i))
 
@@ -619,7 +618,7 @@ def _best_of_k_section(data: SweepData, metric: str, mode: str, folder: Path) ->
 def _all_configurations(data: SweepData, metric: str, folder: Path) -> Section:
     metrics = [m for m in ("final_val_accuracy", "best_val_loss", "final_train_loss", "final_train_accuracy",
                            "epochs_run") if any(r.get(m) is not None for r in data.rows)]
-    agg = results_mod.aggregate(data.rows, data.keys, metrics) if data.keys else []
+    agg = records.aggregate(data.rows, data.keys, metrics) if data.keys else []
     keep = [c for c in (agg[0] if agg else {}) if not c.endswith(("_min", "_max", "_n"))]
     table = [{c: row[c] for c in keep} for row in agg]
     text = ("Every configuration's statistics over its seeds, as in aggregate.csv (diverged runs are counted "

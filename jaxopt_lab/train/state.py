@@ -1,7 +1,7 @@
 """What a run carries and returns: `TrainState`, `TrainResult`, and the names of its records.
 
 The history columns and final metrics are named here once; the results table
-(`jaxopt_lab.sweep.results.RESULT_COLUMNS`) and the reports read these names.
+(`jaxopt_lab.sweep.records.RESULT_COLUMNS`) and the reports read these names.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def _check_mode(mode: str) -> None:
         raise ValueError(f"mode={mode!r} is not a valid choice; valid choices: {', '.join(_MODES)}")
 
 
-def _python(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """numpy / JAX scalars (0-d arrays) as Python scalars; other values unchanged."""
     if isinstance(value, np.generic):
         return value.item()
@@ -129,12 +129,12 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _format_cell(column: str, value: Any) -> str:
-    value = _python(value)
+    value = plain_value(value)
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         # Arrays are per-epoch histories or the like: they belong in the histories file, not a cell.
         raise ValueError(f"column {column!r}: an array of shape {tuple(value.shape)} is not a runs.csv cell")
     if isinstance(value, list):
-        value = tuple(_python(v) for v in value)
+        value = tuple(plain_value(v) for v in value)
     if value is None:
         return ""
     if column == "diverged" and isinstance(value, numbers.Integral) and value in (0, 1):
@@ -153,7 +153,7 @@ def _format_cell(column: str, value: Any) -> str:
     if isinstance(value, str):
         text = value
     elif isinstance(value, tuple):
-        text = json.dumps([_python(v) for v in value])
+        text = json.dumps([plain_value(v) for v in value])
     else:
         raise ValueError(f"column {column!r}: {value!r} is not a scalar and cannot be a runs.csv cell")
     if not _same(_parse_cell(text), value):
@@ -234,7 +234,7 @@ def read_runs_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _metric_value(row: Mapping[str, Any], metric: str) -> float:
     """The metric as a float; NaN when missing or None."""
-    v = _python(row.get(metric))
+    v = plain_value(row.get(metric))
     if v is None:
         return math.nan
     if isinstance(v, str) or not isinstance(v, numbers.Real):
@@ -243,7 +243,7 @@ def _metric_value(row: Mapping[str, Any], metric: str) -> float:
 
 
 def _diverged(row: Mapping[str, Any]) -> bool:
-    return bool(_python(row.get("diverged")) or False)
+    return bool(plain_value(row.get("diverged")) or False)
 
 
 def aggregate(
@@ -272,7 +272,7 @@ def aggregate(
         missing = [k for k in by if k not in row]
         if missing:
             raise ValueError(f"row {i} has no key {missing[0]!r} to group by")
-        groups.setdefault(tuple(_python(row[k]) for k in by), []).append(row)
+        groups.setdefault(tuple(plain_value(row[k]) for k in by), []).append(row)
     out = []
     for key, members in groups.items():
         agg: dict[str, Any] = dict(zip(by, key, strict=True))
@@ -450,7 +450,7 @@ def time_to_target(history: Any, target: float, epoch_seconds: Any, mode: str = 
 
 
 def _jsonable(value: Any, where: str) -> Any:
-    value = _python(value)
+    value = plain_value(value)
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):

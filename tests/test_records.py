@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxopt_lab.sweep import results as R
+from jaxopt_lab.sweep import records as R
 
 
 def bits(x):
