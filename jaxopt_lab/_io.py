@@ -26,17 +26,23 @@ Every command that writes a results folder (`demo`, `train`, `sweep`, protocols)
 from __future__ import annotations
 
 import contextlib
+import csv
 import ctypes
 import errno
+import io
 import json
+import math
 import os
 import re
 import shutil
 import signal
 import socket
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 __all__ = [
     "MANIFEST",
@@ -122,6 +128,39 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 # ----------------------------------------------------------------------------- what is ours
+
+
+def csv_cell(value: Any, nan: str = "nan") -> str:
+    """A value as a CSV cell: floats in full precision (``repr``: they read back exactly; NaN as `nan`:
+    ``"nan"``, or ``""`` where NaN means "no value"), None empty, booleans ``true``/``false``, NumPy
+    scalars as Python ones, anything else as ``str``."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return nan if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Sequence[Any]], *,
+              nan: str = "nan") -> Path:
+    """A CSV file written atomically (`atomic_write_text`): `header`, then one line per row, each value
+    through `csv_cell`; lines end in ``\\n``."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([csv_cell(v, nan) for v in row] for row in rows)
+    atomic_write_text(path, buf.getvalue())
+    return Path(path)
+
+
+def write_dict_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], *, nan: str = "nan") -> Path:
+    """`write_csv` of row dicts: one column per key, in order of first appearance; a missing key is empty."""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    return write_csv(path, columns, ([r.get(c) for c in columns] for r in rows), nan=nan)
 
 
 def output_path(out: str | os.PathLike) -> Path:

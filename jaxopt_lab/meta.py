@@ -54,7 +54,6 @@ runs every seed in one compiled program.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -66,7 +65,7 @@ import numpy as np
 import optax
 from matplotlib.ticker import NullFormatter
 
-from jaxopt_lab import optim, plots
+from jaxopt_lab import _io, optim, plots
 from jaxopt_lab._checks import check_choice, closest
 
 Array = jax.Array
@@ -796,12 +795,9 @@ def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | No
     path = {k: np.asarray(v) for k, v in result.hparams.items()}
     values = np.asarray(result.objective)
     grads = {k: np.asarray(v) for k, v in result.hypergrad.items()}
-    with open(folder / "hypertune.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", *keys, "objective", *(f"hypergrad.{k}" for k in keys)])
-        for i in range(len(values)):
-            w.writerow([i, *(repr(float(path[k][i])) for k in keys), repr(float(values[i])),
-                        *(repr(float(grads[k][i])) for k in keys)])
+    _io.write_csv(folder / "hypertune.csv", ["step", *keys, "objective", *(f"hypergrad.{k}" for k in keys)],
+                  ([i, *(float(path[k][i]) for k in keys), float(values[i]), *(float(grads[k][i]) for k in keys)]
+                   for i in range(len(values))))
 
     fig, (ax_o, ax_p) = plots.new_figure(1, 2, figsize=(10, 4))
     best = result.best_step

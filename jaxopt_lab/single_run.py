@@ -10,7 +10,6 @@ is refused, never replaced; the user's other files stay).
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -51,11 +50,8 @@ def train_and_write(trainer: Trainer, out: str | os.PathLike, *, seed: int = 0) 
     with _io.publish(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(row, indent=2) + "\n")
         epochs = int(metrics["epochs_run"])
-        with open(tmp / "history.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["epoch", *HISTORY_KEYS])
-            for e in range(epochs):
-                w.writerow([e + 1, *(_cell(result.history[k][e]) for k in HISTORY_KEYS)])
+        _io.write_csv(tmp / "history.csv", ["epoch", *HISTORY_KEYS],
+                      ([e + 1, *(float(result.history[k][e]) for k in HISTORY_KEYS)] for e in range(epochs)), nan="")
         checkpoint.save(
             tmp / "model.ckpt",
             {"params": result.params, "model_state": result.model_state},
@@ -64,8 +60,3 @@ def train_and_write(trainer: Trainer, out: str | os.PathLike, *, seed: int = 0) 
 
         plots.history_figure({"run": result.history}, tmp / "loss.png", epochs_run={"run": epochs})
     return row
-
-
-def _cell(v: Any) -> str:
-    v = float(v)
-    return "" if math.isnan(v) else repr(v)

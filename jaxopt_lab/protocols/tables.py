@@ -9,8 +9,6 @@ atomically through `jaxopt_lab._io`.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,27 +19,9 @@ from jaxopt_lab import _io
 __all__ = ["write_csv", "pm", "point_text"]
 
 
-def _csv_cell(value: Any) -> str:
-    """A table cell: floats in full precision (``inf`` as ``inf``), None and NaN empty, booleans true/false."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """A CSV of row dicts, written atomically: one column per key, in order of first appearance."""
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    for r in rows:
-        w.writerow([_csv_cell(r.get(c)) for c in cols])
-    _io.atomic_write_text(path, buf.getvalue())
-    return path
+    """A protocol's table (`_io.write_dict_csv`): a NaN there means "no value" and is an empty cell."""
+    return _io.write_dict_csv(path, rows, nan="")
 
 
 def pm(s: Mapping[str, Any]) -> str:

@@ -10,7 +10,6 @@ structure alone and is reused by later sweeps of the same structure.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -23,7 +22,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxopt_lab import _cache, registry
+from jaxopt_lab import _cache, _io, registry
 from jaxopt_lab import config as config_mod
 from jaxopt_lab.config import Config, ConfigError, apply_overrides, to_dict
 from jaxopt_lab.sweep import adaptive, records, runner, tracking
@@ -514,7 +513,7 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
         if by and len({r["seed"] for r in result.rows}) > 1:
             metrics = [m for m in (*METRIC_COLUMNS[:5], "epochs_run", "epochs_to_target") if m in result.rows[0]]
             agg = records.aggregate(result.rows, by, metrics)
-            _write_table(tmp / "aggregate.csv", agg)
+            _io.write_dict_csv(tmp / "aggregate.csv", agg)
         summary = summary_of(result)
         records.write_summary_json(tmp / "summary.json", summary)
         # The config the runs came from, so the folder can be analysed and re-reported alone.
@@ -525,17 +524,6 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
 
             report_mod.sweep_report(tmp, report_data(result))
     return out
-
-
-def _write_table(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """A plain CSV of row dicts (floats in full precision, None as empty)."""
-
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for r in rows:
-            w.writerow(["" if r.get(c) is None else repr(r[c]) if isinstance(r[c], float) else r[c] for c in cols])
 
 
 def report_data(result: ConfigSweepResult) -> report_mod.SweepData:

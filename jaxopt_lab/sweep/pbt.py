@@ -27,7 +27,6 @@ step (`run_pbt`'s `checkpoint_dir`), so a run killed mid-way resumes to the same
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import os
@@ -40,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_lab import _cache, checkpoint, plots
+from jaxopt_lab import _cache, _io, checkpoint, plots
 from jaxopt_lab.config import ConfigError
 from jaxopt_lab.sweep import adaptive, config_sweep, runner
 from jaxopt_lab.sweep import space as space_mod
@@ -398,14 +397,13 @@ def write_pbt_csv(path: Any, res: PBTResult, keys: Sequence[str]) -> None:
     """``pbt.csv``: per exploit step and member: the epoch, the member it copied (``source``, itself when
     kept), its score before the step, whether it was replaced, and its hyperparameters after the step."""
 
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["step", "epoch", "member", "source", "score", "replaced", *keys])
-        for s, epoch in enumerate(res.epochs):
-            for m in range(len(res.record["source"][s])):
-                src = int(res.record["source"][s][m])
-                w.writerow([s, epoch, m, src, repr(float(res.record["score"][s][m])), str(src != m).lower(),
-                            *(repr(float(res.record["hp"][k][s][m])) for k in keys)])
+    rows = []
+    for s, epoch in enumerate(res.epochs):
+        for m in range(len(res.record["source"][s])):
+            src = int(res.record["source"][s][m])
+            rows.append([s, epoch, m, src, float(res.record["score"][s][m]), src != m,
+                         *(float(res.record["hp"][k][s][m]) for k in keys)])
+    _io.write_csv(path, ["step", "epoch", "member", "source", "score", "replaced", *keys], rows)
 
 
 def schedule_figure(path: Any, res: PBTResult, dists: Mapping[str, space_mod.Distribution], max_epochs: int) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import math
 import numbers
@@ -74,10 +73,6 @@ def plain_value(value: Any) -> Any:
     if hasattr(value, "shape") and hasattr(value, "dtype") and tuple(value.shape) == ():
         return np.asarray(value).item()
     return value
-
-
-def _atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    _io.atomic_write_text(path, text)
 
 
 def staged_folder(out: str | os.PathLike, *, drop: Sequence[str] = ()) -> contextlib.AbstractContextManager[Path]:
@@ -197,19 +192,13 @@ def write_runs_csv(
     """
     columns = runs_csv_columns(rows, swept_keys)
     swept = set(columns[1 : columns.index(SEED_KEY)])
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
+    lines = []
     for i, row in enumerate(rows):
         missing = [k for k in swept if k not in row]
         if missing:
             raise ValueError(f"row {i} has no value for swept key {sorted(missing)[0]!r}")
-        cells = []
-        for c in columns:
-            value = row.get(c, i if c == RUN_KEY else None)
-            cells.append(_format_cell(c, value))
-        writer.writerow(cells)
-    _atomic_write_text(path, buf.getvalue())
+        lines.append([_format_cell(c, row.get(c, i if c == RUN_KEY else None)) for c in columns])
+    _io.write_csv(path, columns, lines)
     return columns
 
 
@@ -479,7 +468,7 @@ def write_summary_json(path: str | os.PathLike, summary: Mapping[str, Any]) -> N
     if not isinstance(summary, Mapping):
         raise ValueError(f"summary must be a mapping, not {type(summary).__name__}")
     text = json.dumps(_jsonable(summary, ""), indent=2, allow_nan=False) + "\n"
-    _atomic_write_text(path, text)
+    _io.atomic_write_text(path, text)
 
 
 def read_summary_json(path: str | os.PathLike) -> dict[str, Any]:

@@ -39,7 +39,6 @@ pays when the budget is many rounds of a few trials each on a smooth objective.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -52,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxopt_lab import _io
 from jaxopt_lab.config import ConfigError
 from jaxopt_lab.sweep import config_sweep, runner
 from jaxopt_lab.sweep import space as space_mod
@@ -329,13 +329,8 @@ def _json_default(x: Any) -> Any:
 
 def write_trials_csv(path: str | os.PathLike, trials: Sequence[Trial], keys: Sequence[str]) -> None:
     """``trials.csv``: round, trial (Optuna's number), each key's value, value (the objective), state."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(["round", "trial", *keys, "value", "state"])
-        for t in trials:
-            w.writerow([t.round, t.number, *(repr(v) if isinstance(v, float) else v for v in
-                                             (t.params[k] for k in keys)),
-                        "" if t.value is None else repr(t.value), t.state])
+    _io.write_csv(path, ["round", "trial", *keys, "value", "state"],
+                  ([t.round, t.number, *(t.params[k] for k in keys), t.value, t.state] for t in trials))
 
 
 # ----------------------------------------------------------------------------- the loop

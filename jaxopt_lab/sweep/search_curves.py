@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxopt_lab import plots
+from jaxopt_lab import _io, plots
 from jaxopt_lab.sweep.stats import mean_interval
 
 #: The columns of ``curves.csv``.
@@ -24,12 +24,8 @@ CURVE_COLUMNS = ("method", "search_seed", "step", "epochs_spent", "best_val_loss
 
 def write_curves_csv(path: str | os.PathLike, records: Sequence[Any]) -> None:
     """``curves.csv``: every search's best-so-far curve (empty best: no finished run yet)."""
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(CURVE_COLUMNS)
-        for r in records:
-            for step, (spent, best) in enumerate(r.curve):
-                w.writerow([r.method, r.seed, step, spent, "" if best is None else repr(float(best))])
+    _io.write_csv(path, CURVE_COLUMNS, ([r.method, r.seed, step, spent, None if best is None else float(best)]
+                                        for r in records for step, (spent, best) in enumerate(r.curve)))
 
 
 def read_curves_csv(path: str | os.PathLike) -> dict[str, dict[int, list[tuple[int, float]]]]:
