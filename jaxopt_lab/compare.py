@@ -178,7 +178,6 @@ def _describe(keys: Sequence[str], conf: tuple) -> str:
 
 
 def _check_metric(metric: str, frames: Sequence[Any]) -> None:
-
     for df in frames:
         numeric = [c for c in df.columns if str(df[c].dtype) in ("Float64", "Int64") and c not in ("run", "seed")]
         if metric not in numeric:

@@ -738,7 +738,6 @@ def tune(
     hparams0 = dict(hparams0 or {})
     wrt = _validate(trainer, hparams0, wrt, mode)
     if outer_optimizer is None:
-
         outer_optimizer = optim.adam(0.05)
     keys = seed_keys(seeds, key)
     es = estimator == "es"
@@ -752,7 +751,6 @@ def tune(
 
 
 def _best_step(scores: Array) -> int:
-
     scores = np.asarray(scores, dtype=float)
     finite = np.isfinite(scores)
     return int(np.argmin(np.where(finite, scores, np.inf))) if finite.any() else 0
@@ -787,8 +785,6 @@ def _metric(result: Any, objective: Objective) -> Array:
 def write_tune(folder: Any, result: TuneResult, landscape: tuple[dict, Any] | None = None) -> list[Any]:
     """`hypertune.csv` (step, each hyperparameter, objective, each hypergradient) and `hypertune.png`
     (objective per step; the path over the random-search landscape; the best point starred) in `folder`."""
-
-
 
     folder = Path(folder)
     keys = list(result.hparams)

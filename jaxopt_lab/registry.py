@@ -223,7 +223,6 @@ def _annotation_is_numeric(hint: Any) -> bool | None:
     """True when a top-level member of the annotation is a number or an array, False when none is,
     None when the annotation says nothing (absent or `Any`)."""
 
-
     if hint is None or hint is typing.Any or hint is inspect.Parameter.empty:
         return None
     members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)

@@ -194,7 +194,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _load_sweep(folder: Path) -> SweepData:
-
     with open(folder / "runs.csv", encoding="utf-8", newline="") as f:
         header = next(csv.reader(f), [])
     rows = read_runs_csv(folder / "runs.csv")
@@ -222,7 +221,6 @@ def _load_protocol(folder: Path) -> SweepData:
     columns: list[str] = ["sweep"]
     parts = []
     for name, data in sweeps.items():
-
         sub_rows = read_runs_csv(data.path / "runs.csv")
         rows += [{"sweep": name, **r} for r in sub_rows]
         columns += [c for c in data.runs.columns if c not in columns]
@@ -265,7 +263,6 @@ def read_sweep_result(out_dir: str | Any) -> Any:
     Raises:
       FileNotFoundError: `out_dir` has no ``runs.csv`` or no ``summary.json``.
     """
-
 
     folder = Path(out_dir)
     for name in ("runs.csv", "summary.json"):

@@ -58,7 +58,6 @@ def config(size: str, epochs: int | None = None) -> Config:
 def _val_loss_curves(trainer: Any):
     """`f(log_lr) -> (epochs,)` validation loss after each epoch, through `meta.run_scan`."""
 
-
     col = HISTORY_KEYS.index("val_loss")
     key = jax.random.PRNGKey(0)
     epochs = trainer.config.train.epochs
@@ -173,7 +172,6 @@ def _figure_horizon(out: Path, h: Horizon, pairs: int) -> Path:
 def _hypertune_path(size: str) -> Any:
     """`meta.tune` of the learning rate on the `short`-epoch horizon (where the derivative is exact
     and useful), from HYPERTUNE_START, with the landscape's training key: the path lies on the curve."""
-
 
     sz = SIZES[size]
     trainer = make_train(config(size, epochs=sz["short"]))

@@ -171,7 +171,6 @@ def _is_traceable(key: str, optimizers: Sequence[str] = ()) -> bool:
     if parts[0] != "optimizer" or parts[-1] == "name":
         return False
     if len(parts) == 2:
-
         takers = [n for n in optimizers if n in registry.optimizers() and parts[1] in registry.optimizer_keywords(n)]
         return all(parts[1] in registry.numeric_keywords(n) for n in takers)
     return True
@@ -423,7 +422,6 @@ def run_sweep(
         rows.append(row)
     target = _target(cfg)
     if target is not None:
-
         metric, value, mode = target
         epochs = records.steps_to_target(stacked["history"][metric], value, mode)
         for row, e in zip(rows, np.atleast_1d(epochs), strict=True):
@@ -441,7 +439,6 @@ def _run_hyperband(cfg: Config, sp: ConfigSweep, halving: adaptive.Halving, *, c
     ids: dict[str, int] = {}
     config_of = [ids.setdefault(json.dumps([p[k] for k in sp.swept_keys], default=str), len(ids)) for p in sp.points]
     try:
-
         fingerprint = hashlib.sha256(json.dumps([to_dict(cfg), chunk, execution], sort_keys=True,
                                                 default=str).encode()).hexdigest()
         outputs, stats = adaptive.run_hyperband(sp.groups, len(sp.points), halving, config_of, chunk_size=chunk,
@@ -461,7 +458,6 @@ def _run_hyperband(cfg: Config, sp: ConfigSweep, halving: adaptive.Halving, *, c
         rows.append(row)
     target = _target(cfg)
     if target is not None:
-
         metric, value, mode = target
         epochs = records.steps_to_target(stacked["history"][metric], value, mode)
         for row, e in zip(rows, np.atleast_1d(epochs), strict=True):
@@ -521,7 +517,6 @@ def write_results(out: str | os.PathLike, result: ConfigSweepResult, *, report: 
         if extra is not None:
             extra(tmp)
         if report:
-
             report_mod.sweep_report(tmp, report_data(result))
     return out
 

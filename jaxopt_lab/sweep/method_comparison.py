@@ -86,7 +86,6 @@ class CompareOptions:
     eta: float = 3.0
 
     def __post_init__(self):
-
         m = self.methods
         if not isinstance(m, (list, tuple)) or not m or not all(isinstance(x, str) for x in m):
             raise ValueError(f"{ROOT}.methods = {m!r} must be a non-empty list of methods; valid choices: "
@@ -471,6 +470,5 @@ def write_comparison(out: str | os.PathLike, result: ComparisonResult, *, report
         records.write_summary_json(tmp / "summary.json", result.summary())
         records.write_summary_json(tmp / "config.json", config_sweep.to_dict(result.config))
         if report:
-
             report_mod.sweep_report(tmp)
     return out

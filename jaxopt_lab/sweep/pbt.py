@@ -253,7 +253,6 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
     """
 
     if not hasattr(stepper, "max_epochs") and hasattr(stepper, "init_state"):
-
         stepper = adaptive.stepper_from_trainer(stepper)
     check_dists(opts, dists)
     data = (stepper.data,) if stepper.takes_data else ()

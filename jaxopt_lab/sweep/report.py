@@ -438,7 +438,6 @@ def _axis_values(rows: Sequence[Mapping[str, Any]], k: str) -> tuple[list[Any], 
 
 
 def _heatmaps(data: SweepData, metric: str, mode: str, folder: Path) -> list[Path]:
-
     short = short_names(data.keys)
     figures = []
     for a, b in itertools.combinations(data.keys, 2):
@@ -582,7 +581,6 @@ def _learning_curves(data: SweepData, top: list[ConfigStats], folder: Path) -> P
 
 
 def _quartiles(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-
     quantile = np.nanquantile if np.isnan(curves).any() else np.quantile  # nanquantile is many times slower
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # epochs where every seed stopped: NaN, as it should be

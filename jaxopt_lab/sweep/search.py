@@ -225,7 +225,6 @@ class _Search:
     # -- proposals
 
     def ask(self) -> list[Any]:
-
         t0 = time.perf_counter()
         trials = [self.study.ask(self.odists) for _ in range(self.opts.batch)]
         self.ask_seconds += time.perf_counter() - t0
@@ -500,7 +499,6 @@ def config_options(cfg: Any) -> tuple[SearchOptions, dict[str, space_mod.Distrib
 
 
 def _seeds(cfg: Any) -> list[int]:
-
     return [int(s) for s in config_sweep.space_of(cfg).values("seed")]
 
 
@@ -538,7 +536,6 @@ def run_config_search(cfg: Any, *, record_dir: str | os.PathLike | None = None, 
         fp = json.dumps(config_sweep.to_dict(cfg), sort_keys=True, default=str)
         manifest = record_dir / "search.json"
         if resume and manifest.exists() and json.loads(manifest.read_text()).get("config") != fp:
-
             raise ConfigError(f"--resume: the search recorded in {record_dir} was made with another config")
         manifest.write_text(json.dumps({"config": fp}))
     keys = list(dists)

@@ -146,7 +146,6 @@ def _config_model(config: Config, n_features: int, out_dim: int, dtype: Any, exa
         return model_from_factory(factory, getattr(m, "kwargs", {}) or {}, example)
     kind = getattr(m, "kind", "mlp")
     if kind == "cnn":
-
         return cnn.from_config(m, n_features, out_dim, dtype)
     return models_mod.mlp(m, n_features, out_dim, dtype)
 
@@ -340,7 +339,6 @@ class Trainer:
         return registry.build_optimizer(o.name, kwargs), lr_fn
 
     def _plateau(self, hp: Mapping[str, Any]):
-
         kw = {k.rsplit(".", 1)[1]: v for k, v in hp.items() if k.startswith("optimizer.plateau.")}
         return reduce_on_plateau(**kw)
 
