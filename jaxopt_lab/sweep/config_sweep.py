@@ -420,6 +420,11 @@ def run_sweep(
             row["halted"] = bool(info.halted[i])
             row["rungs_passed"] = int(info.rungs_passed[i])
         rows.append(row)
+    return _result(cfg, sp, rows, stacked, stats)
+
+
+def _result(cfg: Config, sp: ConfigSweep, rows: list[dict[str, Any]], stacked: Any, stats: Any) -> ConfigSweepResult:
+    """The sweep's result, each row with its ``epochs_to_target`` when the config sets a target."""
     target = _target(cfg)
     if target is not None:
         metric, value, mode = target
@@ -456,13 +461,7 @@ def _run_hyperband(cfg: Config, sp: ConfigSweep, halving: adaptive.Halving, *, c
         row.update(halted=bool(info.halted), rungs_passed=int(info.rungs_passed), bracket=int(info.bracket),
                    epochs_computed=int(info.epochs_computed))
         rows.append(row)
-    target = _target(cfg)
-    if target is not None:
-        metric, value, mode = target
-        epochs = records.steps_to_target(stacked["history"][metric], value, mode)
-        for row, e in zip(rows, np.atleast_1d(epochs), strict=True):
-            row["epochs_to_target"] = float(e)
-    return ConfigSweepResult(plan=sp, rows=rows, histories=dict(stacked["history"]), stats=stats)
+    return _result(cfg, sp, rows, stacked, stats)
 
 
 def _cell(name: str, value: Any) -> Any:

@@ -149,16 +149,14 @@ def options(cfg: Any) -> tuple[CompareOptions, dict[str, Any], dict[str, space_m
     (copied into each method's table) and the distributions they describe (`ConfigError` names the key)."""
 
     table = cfg.sweep.get("compare_search")
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"{ROOT} must be a table with {', '.join(COMPARE_KEYS)} and distribution sections")
     others = [k for k in cfg.sweep if k != "compare_search"]
     if others:
         raise ConfigError(f"sweep.{others[0]} cannot go with {ROOT}: the comparison builds each method's [sweep] "
                           f"itself (distributions go under [{ROOT}.SECTION])")
-    for key, value in table.items():
-        if key not in COMPARE_KEYS and not isinstance(value, Mapping):
-            raise ConfigError(f"unknown key {ROOT}.{key}{closest(key, COMPARE_KEYS)}; valid keys: "
-                              f"{', '.join(COMPARE_KEYS)} and distribution sections such as [{ROOT}.optimizer]")
+    try:
+        space_mod.check_method_table(table, ROOT, COMPARE_KEYS)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     kw = {k: table[k] for k in COMPARE_KEYS if k in table}
     if "methods" in kw and isinstance(kw["methods"], list):
         kw["methods"] = tuple(kw["methods"])

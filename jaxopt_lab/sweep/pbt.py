@@ -100,13 +100,7 @@ class PBTOptions:
     @classmethod
     def from_table(cls, table: Any) -> tuple[PBTOptions, dict[str, space_mod.Distribution]]:
         """The options and distributions of a config's ``[sweep.pbt]`` table."""
-        if not isinstance(table, Mapping):
-            raise ValueError(f"sweep.pbt must be a table with {', '.join(PBT_KEYS)} and distribution sections, "
-                             f"not {table!r}")
-        for key, value in table.items():
-            if key not in PBT_KEYS and not isinstance(value, Mapping):
-                raise ValueError(f"unknown key sweep.pbt.{key}{space_mod._closest(key, PBT_KEYS)}; valid keys: "
-                                 f"{', '.join(PBT_KEYS)} and distribution sections such as [sweep.pbt.optimizer]")
+        space_mod.check_method_table(table, "sweep.pbt", PBT_KEYS)
         kw = {k: table[k] for k in PBT_KEYS if k in table}
         for name in ("perturb", "keys"):
             if isinstance(kw.get(name), list):
@@ -121,7 +115,7 @@ def check_dists(opts: PBTOptions, dists: Mapping[str, space_mod.Distribution]) -
     """Evolving keys need a continuous distribution each; `ValueError` names the key."""
     for key in opts.keys or ():
         if key not in dists:
-            raise ValueError(f"sweep.pbt.keys: {key!r} has no distribution{space_mod._closest(key, dists)}; give "
+            raise ValueError(f"sweep.pbt.keys: {key!r} has no distribution{space_mod.closest(key, dists)}; give "
                              f"it one under [sweep.pbt.SECTION] (distributions: {', '.join(dists)})")
     for key, d in dists.items():
         if d.name not in PBT_DISTRIBUTIONS:

@@ -93,7 +93,7 @@ class SearchOptions:
         where = "sweep.adaptive"
         if self.sampler not in SAMPLERS:
             raise ValueError(f"{where}.sampler = {self.sampler!r} is not a valid choice"
-                             f"{space_mod._closest(self.sampler, SAMPLERS)}; valid choices: {', '.join(SAMPLERS)}")
+                             f"{space_mod.closest(self.sampler, SAMPLERS)}; valid choices: {', '.join(SAMPLERS)}")
         for name, low in (("rounds", 1), ("batch", 1), ("seed", 0)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
@@ -105,7 +105,7 @@ class SearchOptions:
             raise ValueError(f"{where}.objective = {self.objective!r} must be the name of a runs.csv column")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"{where}.direction = {self.direction!r} is not a valid choice"
-                             f"{space_mod._closest(str(self.direction), DIRECTIONS)}; valid choices: "
+                             f"{space_mod.closest(str(self.direction), DIRECTIONS)}; valid choices: "
                              f"{', '.join(DIRECTIONS)}")
 
     @property
@@ -115,14 +115,7 @@ class SearchOptions:
     @classmethod
     def from_table(cls, table: Any) -> tuple[SearchOptions, dict[str, space_mod.Distribution]]:
         """The options and distributions of a config's ``[sweep.adaptive]`` table."""
-        if not isinstance(table, Mapping):
-            raise ValueError(f"sweep.adaptive must be a table with {', '.join(ADAPTIVE_KEYS)} and distribution "
-                             f"sections, not {table!r}")
-        for key, value in table.items():
-            if key not in ADAPTIVE_KEYS and not isinstance(value, Mapping):
-                raise ValueError(f"unknown key sweep.adaptive.{key}{space_mod._closest(key, ADAPTIVE_KEYS)}; valid "
-                                 f"keys: {', '.join(ADAPTIVE_KEYS)} and distribution sections such as "
-                                 "[sweep.adaptive.optimizer]")
+        space_mod.check_method_table(table, "sweep.adaptive", ADAPTIVE_KEYS)
         opts = cls(**{k: table[k] for k in ADAPTIVE_KEYS if k in table})
         dists = space_mod.search_distributions(table, "sweep.adaptive", ADAPTIVE_KEYS)
         return opts, dists
@@ -437,7 +430,7 @@ def optimize(
         if rows and opts.objective not in rows[0]:
             cols = [k for k in rows[0] if k not in points[0] and k != "run"]
             raise ValueError(f"objective = {opts.objective!r} is not an output of train_fn"
-                             f"{space_mod._closest(opts.objective, cols)}; scalar outputs: {', '.join(cols)}")
+                             f"{space_mod.closest(opts.objective, cols)}; scalar outputs: {', '.join(cols)}")
         return [{**r, "run": rnd * len(points) + r["run"]} for r in rows], {}, res.stats
 
     search = search_loop(opts, dists, seeds, run_round, record_dir, resume)
@@ -491,7 +484,7 @@ def config_options(cfg: Any) -> tuple[SearchOptions, dict[str, space_mod.Distrib
         columns.append("epochs_to_target")
     if opts.objective not in columns:
         raise ConfigError(f"sweep.adaptive.objective = {opts.objective!r} is not a runs.csv column"
-                          f"{space_mod._closest(opts.objective, columns)}; valid columns: {', '.join(columns)}")
+                          f"{space_mod.closest(opts.objective, columns)}; valid columns: {', '.join(columns)}")
     if "halving" in cfg.sweep:
         raise ConfigError("sweep.halving cannot go with sweep.adaptive: the adaptive search runs every trial for "
                           "the full budget (use [sweep.halving] with a grid, random or quasi-random space)")

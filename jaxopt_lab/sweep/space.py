@@ -44,9 +44,6 @@ import numpy as np
 
 from jaxopt_lab._checks import closest
 
-# pbt.py and search.py still spell it with an underscore.
-_closest = closest
-
 __all__ = [
     "Space",
     "Distribution",
@@ -679,6 +676,17 @@ def _distribution_from_config(key: str, spec: Mapping[str, Any]) -> Distribution
         return DISTRIBUTIONS[name](*args)
     except ValueError as e:
         raise ValueError(f"{key}: {e}") from None
+
+
+def check_method_table(table: Any, root: str, keys: Sequence[str]) -> None:
+    """`ValueError` unless `table` (``[sweep.pbt]``, ``[sweep.adaptive]``, ...) is a table whose keys are
+    `keys` or distribution sections; the message names the key and the valid ones."""
+    if not isinstance(table, Mapping):
+        raise ValueError(f"{root} must be a table with {', '.join(keys)} and distribution sections, not {table!r}")
+    for key, value in table.items():
+        if key not in keys and not isinstance(value, Mapping):
+            raise ValueError(f"unknown key {root}.{key}{closest(key, keys)}; valid keys: {', '.join(keys)} and "
+                             f"distribution sections such as [{root}.optimizer]")
 
 
 def search_distributions(table: Any, root: str, fixed: Collection[str] = ("trials", "seed")
