@@ -728,6 +728,7 @@ def tune(
       (2020), "Optimizing millions of hyperparameters by implicit differentiation"; Salimans et
       al. (2017) and Metz et al. (2019) for ES on chaotic unrolls.
     """
+    # Over 80 lines only with its docstring (59 lines); the code itself is 37.
     if int(steps) < 0:
         raise ValueError(f"steps={steps!r} is out of range: valid range is [0, inf)")
     check_choice("estimator", estimator, ESTIMATORS)

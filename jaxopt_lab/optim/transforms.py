@@ -993,6 +993,7 @@ def scale_by_nadam(
     References:
       Dozat, `Incorporating Nesterov Momentum into Adam <https://openreview.net/forum?id=OM0jvwB8jIp57ZJjtNEZ>`_, 2016
     """
+    # Over 80 lines only with its docstring (32 lines); the code itself is 51.
     _check_beta("b1", b1)
     _check_beta("b2", b2)
     _check_nonneg("eps", eps)
@@ -1085,6 +1086,7 @@ def scale_by_radam(
     References:
       Liu et al., `On the Variance of the Adaptive Learning Rate and Beyond <https://arxiv.org/abs/1908.03265>`_, 2020
     """
+    # Over 80 lines only with its docstring (37 lines); the code itself is 46.
     _check_beta("b1", b1)
     _check_beta("b2", b2)
     _check_nonneg("eps", eps)
@@ -1488,6 +1490,7 @@ def scale_by_adabound(
       Luo, Xiong, Liu & Sun, `Adaptive Gradient Methods with Dynamic Bound of Learning Rate
         <https://arxiv.org/abs/1902.09843>`_, 2019
     """
+    # Over 80 lines only with its docstring (40 lines); the code itself is 50.
     _check_beta("b1", b1)
     _check_beta("b2", b2)
     _check_pos("eps", eps)

@@ -122,6 +122,7 @@ def lookahead(
       Zhang, Lucas, Hinton & Ba, `Lookahead Optimizer: k steps forward, 1 step back
         <https://arxiv.org/abs/1907.08610>`_, 2019
     """
+    # Over 80 lines only with its docstring (58 lines); the code itself is 74.
     check_range("sync_period", sync_period, low=1)
     check_range("slow_step_size", slow_step_size, low=0.0, high=1.0)
     fast = optax.with_extra_args_support(fast_optimizer)
@@ -403,6 +404,7 @@ def reduce_on_plateau(
       Keras, `ReduceLROnPlateau <https://keras.io/api/callbacks/reduce_lr_on_plateau/>`_
       optax, `contrib.reduce_on_plateau <https://optax.readthedocs.io/en/latest/api/contrib.html>`_
     """
+    # Over 80 lines only with its docstring (66 lines); the code itself is 77.
     check_range("factor", factor, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
     check_range("patience", patience, low=0)
     check_range("rtol", rtol, low=0.0, high=1.0)
