@@ -59,7 +59,7 @@ def ran(config):
 
 def test_members_equal_single_runs_fed_the_same_schedule(config, ran):
     result, res = ran
-    assert res.compilations == 3 and res.epochs == [2, 4]  # start, one exploit step (for both), finish
+    assert res.compilations == 4 and res.epochs == [2, 4]  # start, train, exploit (each serving both steps), finish
     assert (np.asarray(res.record["source"]) != np.arange(4)).any()  # members were replaced
     trainer = make_train(config)
     _, dists, plan = pbt.check_config(config)
@@ -181,35 +181,69 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert "sweep.pbt.quantile" in err and len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
-_TWO_DEVICES = """
-import json, pathlib, sys
+_SPLIT = """
+import json, pathlib, re, sys
 import jax
-jax.config.update("jax_enable_x64", True)
 from jaxopt_lab.config import load
-from jaxopt_lab.sweep import pbt
-path = pathlib.Path(sys.argv[1])
-result, res = pbt.run_config_pbt(load(path))
-print(json.dumps({"jax_devices": len(jax.devices()), "rows": result.rows,
-                  "source": res.record["source"].tolist(), "hp": {k: v.tolist() for k, v in res.record["hp"].items()}}))
+from jaxopt_lab.sweep import pbt, runner
+compiled = []  # every program PBT compiles, in order: init, train, final, exploit
+compile_lowered = runner.compile_lowered
+runner.compile_lowered = lambda lowered: compiled.append(compile_lowered(lowered)) or compiled[-1]
+text = pathlib.Path(sys.argv[1]).read_text()
+out = {"jax_devices": len(jax.devices())}
+for precision in ("float64", "float32"):
+    jax.config.update("jax_enable_x64", precision == "float64")
+    path = pathlib.Path(sys.argv[1]).with_name(precision + ".toml")
+    path.write_text(text.replace('precision = "float64"', f'precision = "{precision}"'))
+    for n in (1, 2, 3):
+        compiled.clear()
+        result, res = pbt.run_config_pbt(load(path), devices=jax.devices()[:n])
+        # The second argument of init, train and final: the members' seeds or states, split over the devices.
+        shardings = [jax.tree.leaves(p.input_shardings[0][1])[0] for p in compiled[:3]]
+        out[f"{precision}/{n}"] = {
+            "rows": result.rows, "source": res.record["source"].tolist(), "compilations": res.compilations,
+            "hp": {k: v.tolist() for k, v in res.record["hp"].items()},
+            "dtype": str(res.final["optimizer.momentum"].dtype),
+            "layout": [res.layout.devices, res.layout.lanes, res.layout.width],
+            "member_devices": [len(s.device_set) for s in shardings], "specs": [str(s.spec) for s in shardings],
+            "collectives": sorted({c for p in compiled for c in re.findall(
+                r"all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter", p.as_text())}),
+        }
+print(json.dumps(out))
 """
 
 
-def test_two_cpu_devices_give_the_same_results(tmp_path, ran):
-    """In a process with 2 CPU devices (a child process: the device count is fixed when JAX starts), as the
-    CLI makes by default on a 2-core machine, every number equals the run in this process (1 device)."""
+def test_population_split_over_devices_gives_the_same_results(tmp_path, ran):
+    """In a process with 3 CPU devices (a child process: the device count is fixed when JAX starts), the
+    population split over 1, 2 and 3 of them gives the same numbers, bit for bit, in float64 (also equal to
+    this process's run, 1 device) and in float32. The split is real: the training program's state is sharded
+    over every device of the mesh, two devices or more hold real members, and the program has no collective."""
     import os
     import subprocess
     import sys
 
     path = tmp_path / "p.toml"
     path.write_text(TOML)
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAXOPT_LAB_CACHE_DIR="")
-    proc = subprocess.run([sys.executable, "-c", _TWO_DEVICES, str(path)], capture_output=True, text=True, env=env,
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=3", JAXOPT_LAB_CACHE_DIR="")
+    proc = subprocess.run([sys.executable, "-c", _SPLIT, str(path)], capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     result, res = ran
-    assert got["jax_devices"] == 2 and len(jax.devices()) == 1
-    assert got["rows"] == json.loads(json.dumps(result.rows))
-    assert got["source"] == res.record["source"].tolist()
-    assert got["hp"] == {k: v.tolist() for k, v in res.record["hp"].items()}
+    assert got["jax_devices"] == 3 and len(jax.devices()) == 1
+    for precision in ("float64", "float32"):
+        one = got[f"{precision}/1"]
+        assert one["dtype"] == precision and one["layout"] == [1, 4, 1]
+        for n in (1, 2, 3):
+            run = got[f"{precision}/{n}"]
+            assert run["compilations"] == 4 and run["collectives"] == []
+            assert run["member_devices"] == [n] * 3 and run["specs"] == ["P('runs',)"] * 3
+            devices, lanes, width = run["layout"]
+            assert devices == n and (n == 1 or lanes * width < 4)  # real members on two devices or more
+            assert run["rows"] == one["rows"], (precision, n)
+            assert run["source"] == one["source"] and run["hp"] == one["hp"]
+    assert got["float64/1"]["rows"] == json.loads(json.dumps(result.rows))
+    assert got["float64/1"]["source"] == res.record["source"].tolist()
+    assert got["float64/1"]["hp"] == {k: v.tolist() for k, v in res.record["hp"].items()}
+    # float32 is another computation: its numbers differ from float64's (the comparison above is not vacuous).
+    assert got["float32/1"]["rows"] != got["float64/1"]["rows"]

@@ -16,13 +16,23 @@ The hyperparameters are traced values that every epoch reads afresh (the trainer
 optimizer from them each epoch), so changing them mid-run is exact: a member's trajectory equals a
 single run fed the same hyperparameter schedule and the same copied states
 (`tests/test_pbt.py` replays the recorded schedule run by run). The whole schedule -- every
-interval, exploit and explore step -- runs through three compiled programs (start, one exploit
-step with the epoch as a traced argument, finish): the same three however many exploit steps
-there are. The population runs on one device: splitting it over several puts collectives (the
-ranking and the copies) into the exploit step, and on 2 CPU devices XLA's runtime once waited 40 s
-in one of them for the other device and aborted the process; with several devices present the
-results are those of one device (tested on 2 CPU devices). The population is saved after every
-step (`run_pbt`'s `checkpoint_dir`), so a run killed mid-way resumes to the same results.
+interval, exploit and explore step -- runs through four compiled programs (start; train to the
+next exploit epoch, a traced argument; exploit and explore; finish): the same four however many
+exploit steps there are.
+
+The population is split over the local devices (`jax.shard_map` over a ``runs`` axis, the data
+replicated), and no program holds a collective: training (start, train, finish) is each member's
+own work, so each device trains its members alone; the exploit step ranks the gathered scores in a
+small program of its own on one device, and the states are copied (``state[source]``) on the host
+between the programs. (An earlier version sharded the exploit step too: its collectives made XLA's
+CPU runtime wait 40 s in one device for the other under load and abort the process.) The numbers
+do not depend on the device count: the members run in lanes of a fixed width (`lane_width`, from
+the population and the runner's lane width, never from the devices), a device's lanes one after
+the other in a loop whose trip count is a program argument, and the population is padded to whole
+lanes on every device with copies of the last member that are never ranked, copied or reported
+(`tests/test_pbt.py`: 1, 2 and 3 CPU devices, float64 and float32, bit for bit). The population is
+saved after every step (`run_pbt`'s `checkpoint_dir`; a save holds the real members only, whatever
+the devices), and a run killed mid-way resumes to the same results.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxopt_lab import _cache, _io, checkpoint, plots
 from jaxopt_lab.config import ConfigError
@@ -48,6 +59,9 @@ from jaxopt_lab.sweep import space as space_mod
 PBT_KEYS = ("population", "interval", "quantile", "perturb", "resample_probability", "keys", "seed")
 #: Distributions PBT can perturb and resample inside the program (continuous ones).
 PBT_DISTRIBUTIONS = ("uniform", "loguniform", "one_minus_loguniform")
+#: The population is cut into this many lanes (fewer when it has fewer members, or when the lanes would
+#: be wider than the runner's, `lane_width`): it splits over up to this many devices in whole lanes.
+PBT_LANES = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,50 +187,123 @@ def exploit_epochs(opts: PBTOptions, max_epochs: int) -> list[int]:
     return list(range(opts.interval, max_epochs, opts.interval))
 
 
+def lane_width(population: int, cap: int | None = None) -> int:
+    """Members vmapped together in one lane: ``ceil(population / PBT_LANES)``, at most `cap` (the
+    sweep runner's lane width for the group, `plan.auto_execution`; None: no cap), at least 1.
+
+    It depends on neither the device count nor the devices: every member runs in a lane of this
+    width whatever the split, so its numbers are the same on 1 device as on several."""
+    width = math.ceil(population / PBT_LANES)
+    return max(1, min(width, cap) if cap is not None else width)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How the population lies on the devices: `devices` shards of `lanes` lanes of `width` members
+    each; members past `population` are padding (copies of the last member that take no part in
+    selection)."""
+
+    population: int
+    devices: int
+    width: int
+
+    @property
+    def lanes(self) -> int:
+        """Lanes per device."""
+        return math.ceil(self.population / (self.devices * self.width))
+
+    @property
+    def padded(self) -> int:
+        """Members over all devices, padding included."""
+        return self.lanes * self.width * self.devices
+
+
+def _in_lanes(fn: Any, width: int) -> Any:
+    """``fn(*members) -> outputs`` (one member's work) over a device's shard: a loop over its lanes,
+    each `width` members vmapped.
+
+    The loop's trip count is an argument of the program (``lanes``), not a constant: XLA cannot
+    unroll or inline a loop of one lane, so the lane's computation compiles the same however many
+    lanes a device holds -- the same numbers on 1 device as on several."""
+
+    def run(lanes, *members):
+        n = jax.tree.leaves(members)[0].shape[0] // width
+        stacked = jax.tree.map(lambda a: a.reshape(n, width, *a.shape[1:]), members)
+        lane_fn = jax.vmap(fn)
+        shapes = jax.eval_shape(lane_fn, *jax.tree.map(lambda a: a[0], stacked))
+        out = jax.tree.map(lambda s: jnp.zeros((n, *s.shape), s.dtype), shapes)
+
+        def body(i, out):
+            lane = jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, i, keepdims=False), stacked)
+            return jax.tree.map(lambda o, r: jax.lax.dynamic_update_index_in_dim(o, r, i, 0), out, lane_fn(*lane))
+
+        out = jax.lax.fori_loop(0, lanes, body, out)
+        return jax.tree.map(lambda a: a.reshape(n * width, *a.shape[2:]), out)
+
+    return run
+
+
 def make_programs(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distribution],
-                  evolve: Sequence[str]) -> dict[str, Any]:
-    """The three programs of a PBT run, each to `jax.jit` once:
+                  evolve: Sequence[str], mesh: Mesh | None = None, width: int = 1) -> dict[str, Any]:
+    """The four programs of a PBT run, each to compile once (`jax.jit`):
 
-    - ``init(seeds, hparams, *data) -> state``: the population's fresh runs;
-    - ``generation(state, hparams, key, limit, *data) -> (state, hparams, row)``: train every member
-      to `limit` epochs (traced: one program serves every exploit step), then exploit and explore;
-      `row` holds each member's ``source``, ``score`` and new hyperparameters (``hp``, by key);
-    - ``final(state, hparams, *data) -> outputs``: train to the budget and `finalize`.
+    - ``init(lanes, seeds, hparams, *data) -> state``: the population's fresh runs;
+    - ``train(lanes, state, hparams, limit, *data) -> (state, score)``: train every member to `limit`
+      epochs (traced: one program serves every exploit step); `score`: each member's monitored loss;
+    - ``exploit(score, hparams, key) -> (source, hparams)``: `exploit_explore` on the real members;
+    - ``final(lanes, state, hparams, *data) -> outputs``: train to the budget and `finalize`.
 
+    ``init``, ``train`` and ``final`` split the members over `mesh`'s ``runs`` axis (`jax.shard_map`,
+    the data and scalars replicated) and hold no collective: each device trains its own members, in
+    lanes of `width` (`lanes` per device, an argument). ``exploit`` is small and runs on one device;
+    the copying of states (``state[source]``) happens between the programs (`run_pbt`).
     `data` is the stepper's data (a trainer's arrays), an argument of each program, not a constant.
     """
 
-    def advance(st, state, hp, limit):
+    mesh = mesh if mesh is not None else Mesh(np.array(jax.local_devices()[:1]), ("runs",))
+
+    def advance(st, limit):
         def one(s, h):
             return jax.lax.while_loop(lambda c: ~st.finished(c, h) & (st.epoch(c) < limit),
                                       lambda c: st.step(c, h), s)
 
-        return jax.vmap(one)(state, hp)
+        return one
 
-    def init(seeds, hp, *data):
-        return jax.vmap(adaptive.bind_data(stepper, *data).init)(seeds, hp)
+    def init(lanes, seeds, hp, *data):
+        return _in_lanes(adaptive.bind_data(stepper, *data).init, width)(lanes, seeds, hp)
 
-    def generation(state, hp, key, limit, *data):
+    def train(lanes, state, hp, limit, *data):
         st = adaptive.bind_data(stepper, *data)
-        state = advance(st, state, hp, limit)
-        score = jax.vmap(st.monitor)(state)
-        source, hp = exploit_explore(opts, dists, evolve, score, hp, key)
-        state = jax.tree.map(lambda x: x[source], state)
-        return state, hp, {"source": source, "score": score, "hp": hp}
 
-    def final(state, hp, *data):
+        def one(s, h):
+            s = advance(st, limit)(s, h)
+            return s, st.monitor(s)
+
+        return _in_lanes(one, width)(lanes, state, hp)
+
+    def final(lanes, state, hp, *data):
         st = adaptive.bind_data(stepper, *data)
-        return jax.vmap(st.finalize)(advance(st, state, hp, st.max_epochs), hp)
+        return _in_lanes(lambda s, h: st.finalize(advance(st, st.max_epochs)(s, h), h), width)(lanes, state, hp)
 
-    return {"init": init, "generation": generation, "final": final}
+    def sharded(fn, n_members, n_scalars=0):
+        runs, rep = PartitionSpec("runs"), PartitionSpec()
+        specs = (rep, *[runs] * n_members, *[rep] * n_scalars) + ((rep,) if stepper.takes_data else ())
+        # The shardings are explicit in `jit` too: an argument a program does not read (a fixed
+        # hyperparameter) would otherwise compile as replicated and refuse the sharded array.
+        return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=runs, check_vma=False),
+                       in_shardings=tuple(NamedSharding(mesh, s) for s in specs),
+                       out_shardings=NamedSharding(mesh, runs))
+
+    return {"init": sharded(init, 2), "train": sharded(train, 2, 1), "final": sharded(final, 2),
+            "exploit": jax.jit(lambda score, hp, key: exploit_explore(opts, dists, evolve, score, hp, key))}
 
 
 @dataclasses.dataclass
 class PBTResult:
     """Outputs of `run_pbt`: the members' stacked outputs, the record of every exploit step
     (numpy: ``source``, ``score`` of shape (steps, population) and ``hp`` by key), the exploit
-    epochs, the initial and final hyperparameters, the programs compiled and the exploit steps
-    taken from a checkpoint."""
+    epochs, the initial and final hyperparameters, the programs compiled, the exploit steps
+    taken from a checkpoint and how the population lay on the devices."""
 
     outputs: Any
     record: dict[str, Any]
@@ -225,6 +312,7 @@ class PBTResult:
     final: dict[str, np.ndarray]
     compilations: int
     steps_resumed: int = 0
+    layout: Layout | None = None
 
 
 _PROGRAMS = _cache.BoundedCache("PBT programs", 16)
@@ -234,22 +322,57 @@ def _step_path(folder: Path, step: int) -> Path:
     return folder / f"pbt_step_{step:05d}.ckpt"
 
 
+def _members(tree: Any, index: np.ndarray) -> Any:
+    """The members `index` of a host pytree stacked over members (a gather on the host: exact)."""
+    return jax.tree.map(lambda a: np.asarray(a)[index], tree)
+
+
+def _compile(fns: Mapping[str, Any], layout: Layout, seeds: np.ndarray, hp: Mapping[str, np.ndarray],
+             data: tuple, key_shape: Any) -> dict[str, Any]:
+    """The run's compiled programs (``exploit`` only when there are exploit steps), and the shapes of
+    the population's state and of one step's record (to load checkpoints into)."""
+    lanes = np.int32(layout.lanes)
+    pad = np.minimum(np.arange(layout.padded), layout.population - 1)
+    state = jax.eval_shape(fns["init"], lanes, seeds[pad], _members(hp, pad), *data)
+    programs = {
+        "init": runner.compile_lowered(fns["init"].lower(lanes, seeds[pad], _members(hp, pad), *data)),
+        "train": runner.compile_lowered(fns["train"].lower(lanes, state, _members(hp, pad), jnp.int32(0), *data)),
+        "final": runner.compile_lowered(fns["final"].lower(lanes, state, _members(hp, pad), *data)),
+    }
+    score = jax.ShapeDtypeStruct((layout.population,), jax.tree.leaves(hp)[0].dtype)
+    programs["state_shape"] = jax.eval_shape(lambda s: jax.tree.map(lambda a: a[: layout.population], s), state)
+    if key_shape is not None:
+        programs["exploit"] = runner.compile_lowered(fns["exploit"].lower(score, hp, key_shape))
+        source, new = jax.eval_shape(fns["exploit"], score, hp, key_shape)
+        programs["row_shape"] = {"source": source, "score": score, "hp": new}
+    return programs
+
+
 def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distribution],
             fixed: Mapping[str, Any] | None = None, *, cache_key: Any = None, dtype: Any = None,
-            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> PBTResult:
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+            devices: Sequence[Any] | None = None, lane_cap: int | None = None) -> PBTResult:
     """Run PBT with `stepper` (an `adaptive.Stepper`, or a `make_train` trainer); `fixed` are the other
     traced hyperparameters (one value each, the same for every member).
+
+    The members are split over `devices` (default: the local devices) in lanes of `lane_width`
+    members (`lane_cap`: the widest lane that pays, `plan.auto_execution`); the results do not depend
+    on the devices.
 
     With `checkpoint_dir`, the population (states, hyperparameters, the record so far) is saved
     atomically after every exploit step; `resume` continues from the latest step saved there and
     ends with the same results as an uninterrupted run (the keys of later steps do not depend on
-    where it stopped).
+    where it stopped, and a save does not depend on the devices).
     """
 
     if not hasattr(stepper, "max_epochs") and hasattr(stepper, "init_state"):
         stepper = adaptive.stepper_from_trainer(stepper)
     check_dists(opts, dists)
-    data = (stepper.data,) if stepper.takes_data else ()
+    devices = list(devices) if devices is not None else jax.local_devices()
+    layout = Layout(opts.population, len(devices), lane_width(opts.population, lane_cap))
+    mesh = Mesh(np.array(devices), ("runs",))
+    runs, replicated = NamedSharding(mesh, PartitionSpec("runs")), NamedSharding(mesh, PartitionSpec())
+    data = (jax.device_put(stepper.data, replicated),) if stepper.takes_data else ()
     evolve = list(opts.keys or dists)
     dtype = dtype or (jnp.float64 if jax.config.jax_enable_x64 else jnp.float32)
     init = space_mod.quasirandom(opts.population, opts.seed, dict(dists))
@@ -265,25 +388,20 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
           tuple(sorted(hp)), str(np.dtype(dtype)))
     # The seed only picks the initial draw and the step keys, which are arguments: the programs of one
     # population serve every seed (a comparison of search methods runs PBT once per search seed).
-    programs_key = (ck[0], dataclasses.replace(opts, seed=0), *ck[2:])
+    programs_key = (ck[0], dataclasses.replace(opts, seed=0), *ck[2:], layout, tuple(str(d) for d in devices))
     programs = _PROGRAMS.get(programs_key)
     compilations = 0
     if programs is None:
-        fns = make_programs(stepper, opts, dists, evolve)
-        state_shape = jax.eval_shape(fns["init"], seeds, hp, *data)
+        fns = make_programs(stepper, opts, dists, evolve, mesh, layout.width)
         key_shape = jax.ShapeDtypeStruct(keys.shape[1:], keys.dtype) if len(stops) else None
-        row_shape = jax.eval_shape(fns["generation"], state_shape, hp, key_shape, jnp.int32(0), *data)[2] \
-            if len(stops) else None
-        programs = {
-            "init": runner.compile_lowered(jax.jit(fns["init"]).lower(seeds, hp, *data)),
-            "generation": (runner.compile_lowered(jax.jit(fns["generation"]).lower(state_shape, hp, key_shape,
-                                                                                    jnp.int32(0), *data))
-                           if len(stops) else None),
-            "final": runner.compile_lowered(jax.jit(fns["final"]).lower(state_shape, hp, *data)),
-            "state_shape": state_shape, "row_shape": row_shape,
-        }
+        programs = _compile(fns, layout, seeds, hp, data, key_shape)
         _PROGRAMS[programs_key] = programs
-        compilations = 3 if len(stops) else 2
+        compilations = 4 if len(stops) else 3
+    # Padding members repeat the last one; they train (their lanes must be whole) but are never ranked,
+    # copied from or reported.
+    pad = np.minimum(np.arange(layout.padded), opts.population - 1)
+    keep_padding = np.arange(opts.population, layout.padded)
+    lanes = jax.device_put(np.int32(layout.lanes), replicated)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     rows: list[Any] = []
     start, state = 0, None
@@ -298,22 +416,30 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
             if meta.get("options") != repr(ck[1:]):
                 raise ValueError(f"--resume: the PBT run saved in {folder} had other options")
             state, hp, rows, start = tree["state"], tree["hp"], list(tree["rows"]), done[-1] + 1
+            state = jax.device_put(_members(state, pad), runs)
     if state is None:
-        state = programs["init"](seeds, hp, *data)
+        state = programs["init"](lanes, jax.device_put(seeds[pad], runs), jax.device_put(_members(hp, pad), runs),
+                                 *data)
     for step in range(start, len(stops)):
-        state, hp, row = programs["generation"](state, hp, keys[step], jnp.int32(stops[step]), *data)
-        rows.append(jax.device_get(row))
+        state, score = programs["train"](lanes, state, jax.device_put(_members(hp, pad), runs),
+                                         jax.device_put(np.int32(stops[step]), replicated), *data)
+        score = np.asarray(jax.device_get(score))[: opts.population]
+        # Selection and exploration on the real members only, on one device; then the copies, on the host.
+        source, hp = jax.device_get(programs["exploit"](score, hp, keys[step]))
+        rows.append({"source": source, "score": score, "hp": hp})
+        state = _members(jax.device_get(state), np.concatenate([source, keep_padding]))
         if folder is not None:
-            checkpoint.save(_step_path(folder, step), {"state": state, "hp": hp, "rows": rows},
+            checkpoint.save(_step_path(folder, step), {"state": _members(state, seeds), "hp": hp, "rows": rows},
                             {"options": repr(ck[1:]), "step": step})
-    outputs = jax.device_get(programs["final"](state, hp, *data))
+        state = jax.device_put(state, runs)
+    outputs = _members(jax.device_get(programs["final"](lanes, state, jax.device_put(_members(hp, pad), runs),
+                                                        *data)), seeds)
     record = {"source": np.asarray([r["source"] for r in rows]).reshape(len(rows), opts.population),
               "score": np.asarray([r["score"] for r in rows]).reshape(len(rows), opts.population),
               "hp": {k: np.asarray([r["hp"][k] for r in rows]).reshape(len(rows), opts.population) for k in dists}}
-    hp = jax.device_get(hp)
     final = {k: np.asarray(hp[k]) for k in dists}
     return PBTResult(outputs=outputs, record=record, epochs=stops, initial=initial, final=final,
-                     compilations=compilations, steps_resumed=start)
+                     compilations=compilations, steps_resumed=start, layout=layout)
 
 
 # ----------------------------------------------------------------------------- config files
@@ -346,18 +472,20 @@ def check_config(cfg: Any) -> tuple[PBTOptions, dict[str, space_mod.Distribution
     return opts, dists, plan
 
 
-def run_config_pbt(cfg: Any, *, checkpoint_dir: Any = None, resume: bool = False) -> tuple[Any, PBTResult]:
-    """`cfg`'s PBT: the `ConfigSweepResult` (a row per member: its initial hyperparameters as the swept
-    keys, its final ones as ``final_KEY``, ``origin``: the initial member its weights descend from) and
-    the `PBTResult`."""
+def run_config_pbt(cfg: Any, *, checkpoint_dir: Any = None, resume: bool = False,
+                   devices: Sequence[Any] | None = None) -> tuple[Any, PBTResult]:
+    """`cfg`'s PBT on `devices` (default: the local devices): the `ConfigSweepResult` (a row per member:
+    its initial hyperparameters as the swept keys, its final ones as ``final_KEY``, ``origin``: the
+    initial member its weights descend from) and the `PBTResult`."""
 
     opts, dists, plan = check_config(cfg)
     (g,) = plan.groups
     fixed = {k: float(v[0]) for k, v in g.hparams.items() if k not in dists}
 
     t0 = time.perf_counter()
+    execution, width = runner.auto_execution(g)  # the runner's lanes for this group bound PBT's
     res = run_pbt(g.stepper, opts, dists, fixed, cache_key=g.cache_key, checkpoint_dir=checkpoint_dir,
-                  resume=resume)
+                  resume=resume, devices=devices, lane_cap=width if execution == "map" else None)
     wall = time.perf_counter() - t0
     outputs = res.outputs
     origin = np.arange(opts.population)
@@ -372,13 +500,14 @@ def run_config_pbt(cfg: Any, *, checkpoint_dir: Any = None, resume: bool = False
             row[f"final_{k}"] = float(res.final[k][i])
         row["origin"] = int(origin[i])
         rows.append(row)
-    stats = runner.ExecutionStats(runs=opts.population, wall_seconds=wall, chunks=1, compilations=res.compilations,
-                                  execution="vmap", chunks_resumed=res.steps_resumed)
+    stats = runner.ExecutionStats(runs=opts.population, devices=res.layout.devices, wall_seconds=wall, chunks=1,
+                                  compilations=res.compilations, execution="map", chunks_resumed=res.steps_resumed)
     summary = {"pbt": {
         "population": opts.population, "interval": opts.interval, "quantile": opts.quantile,
         "replaced_per_step": opts.n_replaced, "perturb": list(opts.perturb),
         "resample_probability": opts.resample_probability, "keys": list(opts.keys or dists), "seed": opts.seed,
-        "exploit_epochs": res.epochs, "compilations": res.compilations,
+        "exploit_epochs": res.epochs, "compilations": res.compilations, "devices": res.layout.devices,
+        "lane_width": res.layout.width,
     }}
     result = config_sweep.ConfigSweepResult(
         plan=dataclasses.replace(plan, swept_keys=list(dists)), rows=rows,
