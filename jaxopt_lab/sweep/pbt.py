@@ -399,7 +399,7 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
         compilations = 4 if len(stops) else 3
     # Padding members repeat the last one; they train (their lanes must be whole) but are never ranked,
     # copied from or reported.
-    pad = np.minimum(np.arange(layout.padded), opts.population - 1)
+    real, pad = np.arange(opts.population), np.minimum(np.arange(layout.padded), opts.population - 1)
     keep_padding = np.arange(opts.population, layout.padded)
     lanes = jax.device_put(np.int32(layout.lanes), replicated)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -429,11 +429,11 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
         rows.append({"source": source, "score": score, "hp": hp})
         state = _members(jax.device_get(state), np.concatenate([source, keep_padding]))
         if folder is not None:
-            checkpoint.save(_step_path(folder, step), {"state": _members(state, seeds), "hp": hp, "rows": rows},
+            checkpoint.save(_step_path(folder, step), {"state": _members(state, real), "hp": hp, "rows": rows},
                             {"options": repr(ck[1:]), "step": step})
         state = jax.device_put(state, runs)
     outputs = _members(jax.device_get(programs["final"](lanes, state, jax.device_put(_members(hp, pad), runs),
-                                                        *data)), seeds)
+                                                        *data)), real)
     record = {"source": np.asarray([r["source"] for r in rows]).reshape(len(rows), opts.population),
               "score": np.asarray([r["score"] for r in rows]).reshape(len(rows), opts.population),
               "hp": {k: np.asarray([r["hp"][k] for r in rows]).reshape(len(rows), opts.population) for k in dists}}
