@@ -203,7 +203,8 @@ for precision in ("float64", "float32"):
     path.write_text(text)
     for n in (1, 2, 3):
         compiled.clear()
-        result, res = pbt.run_config_pbt(load(path), devices=jax.devices()[:n])
+        saves = path.with_name(f"saves_{precision}_{n}")
+        result, res = pbt.run_config_pbt(load(path), devices=jax.devices()[:n], checkpoint_dir=saves)
         # The second argument of init, train and final: the members' seeds or states, split over the devices.
         shardings = [jax.tree.leaves(p.input_shardings[0][1])[0] for p in compiled[:3]]
         out[f"{precision}/{n}"] = {
@@ -215,6 +216,13 @@ for precision in ("float64", "float32"):
             "collectives": sorted({c for p in compiled for c in re.findall(
                 r"all-reduce|all-gather|all-to-all|collective-permute|reduce-scatter", p.as_text())}),
         }
+    # A run saved on 2 devices, killed after its first exploit step, resumed on 3.
+    cut = path.with_name(f"cut_{precision}")
+    cut.mkdir()
+    step0 = path.with_name(f"saves_{precision}_2") / "pbt_step_00000.ckpt"
+    (cut / step0.name).write_bytes(step0.read_bytes())
+    result, res = pbt.run_config_pbt(load(path), devices=jax.devices()[:3], checkpoint_dir=cut, resume=True)
+    out[f"{precision}/resumed"] = {"rows": result.rows, "steps_resumed": res.steps_resumed}
 print(json.dumps(out))
 """
 
@@ -224,7 +232,7 @@ def test_population_split_over_devices_gives_the_same_results(tmp_path, ran):
     population split over 1, 2 and 3 of them gives the same numbers, bit for bit, in float64 (also equal to
     this process's run, 1 device) and in float32 (mini-batches, lanes of 2). The split is real: the members
     of the sharded programs are split over every device of the mesh, two devices or more hold real members,
-    and no program has a collective."""
+    and no program has a collective. A run saved on 2 devices resumes on 3 to the same results."""
     import os
     import subprocess
     import sys
@@ -250,6 +258,7 @@ def test_population_split_over_devices_gives_the_same_results(tmp_path, ran):
             assert devices == n and (n == 1 or lanes * width < len(run["rows"]))  # real members on 2 devices or more
             assert run["rows"] == one["rows"], (precision, n)
             assert run["source"] == one["source"] and run["hp"] == one["hp"]
+        assert got[f"{precision}/resumed"] == {"rows": one["rows"], "steps_resumed": 1}
     assert got["float64/1"]["rows"] == json.loads(json.dumps(result.rows))
     assert got["float64/1"]["source"] == res.record["source"].tolist()
     assert got["float64/1"]["hp"] == {k: v.tolist() for k, v in res.record["hp"].items()}
