@@ -348,6 +348,24 @@ def _compile(fns: Mapping[str, Any], layout: Layout, seeds: np.ndarray, hp: Mapp
     return programs
 
 
+def _latest_save(folder: Path, n_steps: int, resume: bool, programs: Mapping[str, Any], hp: Any,
+                 options: str) -> tuple[Any, Any, list, int] | None:
+    """``(state, hparams, rows, next step)`` of the latest step saved in `folder` (its real members, on
+    the host), or None when it holds none; `ValueError` when it holds some and `resume` is false, or
+    they are another run's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = [s for s in range(n_steps) if _step_path(folder, s).exists()]
+    if not done:
+        return None
+    if not resume:
+        raise ValueError(f"{folder} holds the steps of an earlier PBT run: resume it, or remove it")
+    like = {"state": programs["state_shape"], "hp": hp, "rows": [programs["row_shape"]] * (done[-1] + 1)}
+    tree, meta = checkpoint.load(_step_path(folder, done[-1]), like=like)
+    if meta.get("options") != options:
+        raise ValueError(f"--resume: the PBT run saved in {folder} had other options")
+    return tree["state"], tree["hp"], list(tree["rows"]), done[-1] + 1
+
+
 def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distribution],
             fixed: Mapping[str, Any] | None = None, *, cache_key: Any = None, dtype: Any = None,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
@@ -403,21 +421,12 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
     keep_padding = np.arange(opts.population, layout.padded)
     lanes = jax.device_put(np.int32(layout.lanes), replicated)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    rows: list[Any] = []
-    start, state = 0, None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        done = [s for s in range(len(stops)) if _step_path(folder, s).exists()]
-        if done and not resume:
-            raise ValueError(f"{folder} holds the steps of an earlier PBT run: resume it, or remove it")
-        if done:
-            like = {"state": programs["state_shape"], "hp": hp, "rows": [programs["row_shape"]] * (done[-1] + 1)}
-            tree, meta = checkpoint.load(_step_path(folder, done[-1]), like=like)
-            if meta.get("options") != repr(ck[1:]):
-                raise ValueError(f"--resume: the PBT run saved in {folder} had other options")
-            state, hp, rows, start = tree["state"], tree["hp"], list(tree["rows"]), done[-1] + 1
-            state = jax.device_put(_members(state, pad), runs)
-    if state is None:
+    saved = _latest_save(folder, len(stops), resume, programs, hp, repr(ck[1:])) if folder is not None else None
+    state, rows, start = None, [], 0
+    if saved is not None:
+        state, hp, rows, start = saved
+        state = jax.device_put(_members(state, pad), runs)
+    else:
         state = programs["init"](lanes, jax.device_put(seeds[pad], runs), jax.device_put(_members(hp, pad), runs),
                                  *data)
     for step in range(start, len(stops)):
