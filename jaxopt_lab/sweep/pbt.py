@@ -327,6 +327,22 @@ def _members(tree: Any, index: np.ndarray) -> Any:
     return jax.tree.map(lambda a: np.asarray(a)[index], tree)
 
 
+@jax.jit
+def _take_members(tree: Any, index: jax.Array) -> Any:
+    return jax.tree.map(lambda a: a[index], tree)
+
+
+def _copied(state: Any, index: np.ndarray, runs: NamedSharding, n_devices: int) -> Any:
+    """The population after the exploit step's copies (member i becomes member `index[i]`), on the devices.
+
+    A gather is exact wherever it runs. On one device it stays there; over several it goes through the
+    host, because an on-device gather across the sharded member axis would be a collective (see above).
+    """
+    if n_devices == 1:
+        return _take_members(state, jnp.asarray(index))
+    return jax.device_put(_members(jax.device_get(state), index), runs)
+
+
 def _compile(fns: Mapping[str, Any], layout: Layout, seeds: np.ndarray, hp: Mapping[str, np.ndarray],
              data: tuple, key_shape: Any) -> dict[str, Any]:
     """The run's compiled programs (``exploit`` only when there are exploit steps), and the shapes of
@@ -436,11 +452,11 @@ def run_pbt(stepper: Any, opts: PBTOptions, dists: Mapping[str, space_mod.Distri
         # Selection and exploration on the real members only, on one device; then the copies, on the host.
         source, hp = jax.device_get(programs["exploit"](score, hp, keys[step]))
         rows.append({"source": source, "score": score, "hp": hp})
-        state = _members(jax.device_get(state), np.concatenate([source, keep_padding]))
+        state = _copied(state, np.concatenate([source, keep_padding]), runs, len(devices))
         if folder is not None:
-            checkpoint.save(_step_path(folder, step), {"state": _members(state, real), "hp": hp, "rows": rows},
+            checkpoint.save(_step_path(folder, step),
+                            {"state": _members(jax.device_get(state), real), "hp": hp, "rows": rows},
                             {"options": repr(ck[1:]), "step": step})
-        state = jax.device_put(state, runs)
     outputs = _members(jax.device_get(programs["final"](lanes, state, jax.device_put(_members(hp, pad), runs),
                                                         *data)), real)
     record = {"source": np.asarray([r["source"] for r in rows]).reshape(len(rows), opts.population),
